@@ -1,0 +1,52 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+GO      ?= go
+BIN     := bin/voicemail
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+DATA    ?= ./data
+
+.PHONY: all build run test unit e2e bench vet fmt pcaps prompts clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/voicemail
+
+# The server on its embedded defaults (SQLite + ./data), demo tenant and
+# mailboxes, everything on loopback.
+run: build
+	$(BIN) serve --demo --data-dir $(DATA) \
+		--sip-listen udp:127.0.0.1:5060,tcp:127.0.0.1:5060 \
+		--sip-public-addr 127.0.0.1 --http-listen 127.0.0.1:8080 --log-format text
+
+# Everything: formatting, vet, unit tests (race detector) and the end-to-end
+# calls driven by sipp under testcalls/.
+test: vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /testcalls)
+	$(GO) test -count=1 -timeout 15m ./testcalls/...
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /testcalls)
+
+e2e:
+	$(GO) test -count=1 -v -timeout 15m ./testcalls/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./media/ ./sip/ ./ivr/
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# Regenerate the committed test pcaps and prompts.
+pcaps:
+	$(GO) run ./testcalls/mkpcap -out testcalls/pcap
+
+prompts:
+	bash prompts/generate.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,52 @@
+// Command voicemail is the SIP voicemail server and its command-line client
+// (SPEC §1).
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+)
+
+// version is set by the linker: -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `usage: voicemail <command> [flags]
+
+commands:
+  serve     run the SIP voicemail server (voicemail serve -h for flags)
+  version   print the version
+`
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:])
+	case "version", "--version", "-v":
+		fmt.Printf("voicemail %s (commit %s, %s)\n", version, commit(), runtime.Version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "voicemail: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func commit() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}

@@ -1,0 +1,355 @@
+// Package config loads the server configuration of SPEC §2: a YAML file whose
+// every key may be overridden by an environment variable and a flag.
+// Precedence: flag > env > file > default. Unknown keys and invalid values
+// stop start-up with an error that names the key.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the server configuration.
+type Config struct {
+	SIPListen      []Listen
+	SIPPublicAddr  string
+	SIPTLSCert     string
+	SIPTLSKey      string
+	SIPAnswerDelay time.Duration
+	SIPMaxCalls    int
+	RTPPortMin     int
+	RTPPortMax     int
+	HTTPListen     string
+	DataDir        string
+	DB             string
+	Media          string
+	AccessNumbers  []string
+
+	RecordingMaxSeconds     int
+	RecordingMinSeconds     int
+	RecordingSilenceSeconds int
+	RecordingFormat         string
+
+	LoginMaxAttempts int
+	LoginLockout     time.Duration
+
+	AdminToken string
+	PromptsDir string
+
+	SMTPHost     string
+	SMTPPort     int
+	SMTPTLS      string
+	SMTPUsername string
+	SMTPPassword string
+	SMTPFrom     string
+
+	GDPRForgetGrace time.Duration
+	RetentionDays   int
+
+	LogLevel  string
+	LogFormat string
+}
+
+// Listen is one SIP transport and address, e.g. "udp:0.0.0.0:5060".
+type Listen struct {
+	Transport string // udp, tcp or tls
+	Addr      string
+}
+
+func (l Listen) String() string { return l.Transport + ":" + l.Addr }
+
+// option binds one configuration key to a field.
+type option struct {
+	key   string
+	def   string
+	usage string
+	set   func(c *Config, v string) error
+}
+
+func options() []option {
+	return []option{
+		{"sip.listen", "udp:0.0.0.0:5060,tcp:0.0.0.0:5060", "SIP transports and addresses", func(c *Config, v string) (err error) {
+			c.SIPListen, err = parseListen(v)
+			return err
+		}},
+		{"sip.public_addr", "", "host put in Contact and SDP c= (default: first non-loopback address)", str(func(c *Config) *string { return &c.SIPPublicAddr })},
+		{"sip.tls_cert", "", "TLS certificate file for tls: listeners", str(func(c *Config) *string { return &c.SIPTLSCert })},
+		{"sip.tls_key", "", "TLS key file for tls: listeners", str(func(c *Config) *string { return &c.SIPTLSKey })},
+		{"sip.answer_delay", "0s", "ring (180) this long before answering a deposit call", dur(func(c *Config) *time.Duration { return &c.SIPAnswerDelay })},
+		{"sip.max_calls", "1000", "concurrent calls before new ones get 503", intv(func(c *Config) *int { return &c.SIPMaxCalls }, 1)},
+		{"rtp.ports", "10000-20000", "UDP port range for media", func(c *Config, v string) error {
+			lo, hi, ok := strings.Cut(v, "-")
+			a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+			b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+			if !ok || err1 != nil || err2 != nil || a < 1024 || b > 65535 || b-a < 1 {
+				return fmt.Errorf("want a range like 10000-20000 within 1024-65535, got %q", v)
+			}
+			c.RTPPortMin, c.RTPPortMax = a, b
+			return nil
+		}},
+		{"http.listen", "127.0.0.1:8080", "REST API, /metrics, /healthz address", func(c *Config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("want host:port, got %q", v)
+			}
+			c.HTTPListen = v
+			return nil
+		}},
+		{"data_dir", "./data", "the local state folder", str(func(c *Config) *string { return &c.DataDir })},
+		{"db", "", "database: sqlite://<path> (default sqlite://<data_dir>/voicemail.db)", str(func(c *Config) *string { return &c.DB })},
+		{"media", "", "media volume: file://<path> (default file://<data_dir>/media)", str(func(c *Config) *string { return &c.Media })},
+		{"access_numbers", "5555", "numbers that reach the access IVR", func(c *Config, v string) error {
+			c.AccessNumbers = splitList(v)
+			for _, n := range c.AccessNumbers {
+				if !isDigits(n) {
+					return fmt.Errorf("want digits, got %q", n)
+				}
+			}
+			return nil
+		}},
+		{"recording.max_seconds", "180", "longest message", intv(func(c *Config) *int { return &c.RecordingMaxSeconds }, 1)},
+		{"recording.min_seconds", "2", "shorter messages are discarded", intv(func(c *Config) *int { return &c.RecordingMinSeconds }, 0)},
+		{"recording.silence_seconds", "10", "silence that ends a recording (0 = off)", intv(func(c *Config) *int { return &c.RecordingSilenceSeconds }, 0)},
+		{"recording.format", "pcm16", "WAV format: pcm16, ulaw or alaw", func(c *Config, v string) error {
+			switch v {
+			case "pcm16", "ulaw", "alaw":
+				c.RecordingFormat = v
+				return nil
+			}
+			return fmt.Errorf("want pcm16, ulaw or alaw, got %q", v)
+		}},
+		{"login.max_attempts", "3", "PIN attempts per call", intv(func(c *Config) *int { return &c.LoginMaxAttempts }, 1)},
+		{"login.lockout", "15m", "how long a mailbox stays locked", dur(func(c *Config) *time.Duration { return &c.LoginLockout })},
+		{"auth.admin_token", "", "operator token (default: generated at first start and kept in data_dir)", str(func(c *Config) *string { return &c.AdminToken })},
+		{"prompts.dir", "", "folder of WAV prompts overriding the embedded set", str(func(c *Config) *string { return &c.PromptsDir })},
+		{"smtp.host", "", "SMTP server (empty = no email)", str(func(c *Config) *string { return &c.SMTPHost })},
+		{"smtp.port", "587", "SMTP port", intv(func(c *Config) *int { return &c.SMTPPort }, 1)},
+		{"smtp.tls", "starttls", "none, starttls or tls", func(c *Config, v string) error {
+			switch v {
+			case "none", "starttls", "tls":
+				c.SMTPTLS = v
+				return nil
+			}
+			return fmt.Errorf("want none, starttls or tls, got %q", v)
+		}},
+		{"smtp.username", "", "SMTP user", str(func(c *Config) *string { return &c.SMTPUsername })},
+		{"smtp.password", "", "SMTP password", str(func(c *Config) *string { return &c.SMTPPassword })},
+		{"smtp.from", "", "sender address", str(func(c *Config) *string { return &c.SMTPFrom })},
+		{"gdpr.forget_grace", "24h", "how long a forgotten message can be restored", dur(func(c *Config) *time.Duration { return &c.GDPRForgetGrace })},
+		{"retention.days", "0", "delete messages older than this (0 = keep)", intv(func(c *Config) *int { return &c.RetentionDays }, 0)},
+		{"log.level", "info", "debug, info, warn or error", func(c *Config, v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.LogLevel = v
+				return nil
+			}
+			return fmt.Errorf("want debug, info, warn or error, got %q", v)
+		}},
+		{"log.format", "json", "json or text", func(c *Config, v string) error {
+			switch v {
+			case "json", "text":
+				c.LogFormat = v
+				return nil
+			}
+			return fmt.Errorf("want json or text, got %q", v)
+		}},
+	}
+}
+
+// FlagName is the flag for a key: dots and underscores become dashes.
+func FlagName(key string) string {
+	return strings.NewReplacer(".", "-", "_", "-").Replace(key)
+}
+
+// EnvName is the environment variable for a key.
+func EnvName(key string) string {
+	return "VOICEMAIL_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// Register adds one flag per key to fs. Call Load with the same set after
+// fs.Parse.
+func Register(fs *flag.FlagSet) {
+	for _, o := range options() {
+		def := o.def
+		fs.String(FlagName(o.key), def, o.usage+" ("+EnvName(o.key)+")")
+	}
+	fs.String("config", "", "YAML configuration file")
+}
+
+// Load builds the configuration from defaults, the file named by --config,
+// the environment and the flags set on fs.
+func Load(fs *flag.FlagSet, env func(string) (string, bool)) (*Config, error) {
+	values := map[string]string{}
+	opts := options()
+	known := map[string]bool{}
+	for _, o := range opts {
+		values[o.key] = o.def
+		known[o.key] = true
+	}
+	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+		file, err := readFile(f.Value.String())
+		if err != nil {
+			return nil, err
+		}
+		var unknown []string
+		for k, v := range file {
+			if !known[k] {
+				unknown = append(unknown, k)
+				continue
+			}
+			values[k] = v
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return nil, fmt.Errorf("config %s: unknown key %q", f.Value.String(), unknown[0])
+		}
+	}
+	for _, o := range opts {
+		if v, ok := env(EnvName(o.key)); ok {
+			values[o.key] = v
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		for _, o := range opts {
+			if FlagName(o.key) == f.Name {
+				values[o.key] = f.Value.String()
+			}
+		}
+	})
+	c := &Config{}
+	for _, o := range opts {
+		if err := o.set(c, strings.TrimSpace(values[o.key])); err != nil {
+			return nil, fmt.Errorf("config key %s: %w", o.key, err)
+		}
+	}
+	if c.DB == "" {
+		c.DB = "sqlite://" + filepath.Join(c.DataDir, "voicemail.db")
+	}
+	if c.Media == "" {
+		c.Media = "file://" + filepath.Join(c.DataDir, "media")
+	}
+	if c.RecordingMinSeconds > c.RecordingMaxSeconds {
+		return nil, errors.New("config key recording.min_seconds: larger than recording.max_seconds")
+	}
+	return c, nil
+}
+
+// readFile flattens a YAML document into dotted keys; lists become
+// comma-separated values.
+func readFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	out := map[string]string{}
+	var walk func(prefix string, v any) error
+	walk = func(prefix string, v any) error {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, vv := range t {
+				key := k
+				if prefix != "" {
+					key = prefix + "." + k
+				}
+				if err := walk(key, vv); err != nil {
+					return err
+				}
+			}
+		case []any:
+			parts := make([]string, 0, len(t))
+			for _, e := range t {
+				parts = append(parts, fmt.Sprint(e))
+			}
+			out[prefix] = strings.Join(parts, ",")
+		case nil:
+			out[prefix] = ""
+		default:
+			out[prefix] = fmt.Sprint(t)
+		}
+		return nil
+	}
+	if err := walk("", doc); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func str(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+func intv(field func(*Config) *int, min int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			return fmt.Errorf("want a whole number >= %d, got %q", min, v)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func dur(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration like 15m, got %q", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func parseListen(v string) ([]Listen, error) {
+	var out []Listen
+	for _, part := range splitList(v) {
+		tr, addr, ok := strings.Cut(part, ":")
+		tr = strings.ToLower(tr)
+		if !ok || (tr != "udp" && tr != "tcp" && tr != "tls") {
+			return nil, fmt.Errorf("want transport:host:port (udp, tcp or tls), got %q", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("want transport:host:port, got %q", part)
+		}
+		out = append(out, Listen{Transport: tr, Addr: addr})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no listener")
+	}
+	return out, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,79 @@
+package media
+
+import (
+	"sync"
+	"time"
+)
+
+// clockTick is the period of the shared pacing clock. Every ptime used in
+// practice (10, 20, 30, 40, 60 ms) is a multiple of it.
+const clockTick = 10 * time.Millisecond
+
+// ticker is what the clock drives: one call per tick with the tick index
+// (time since the clock started, in ticks, so dropped ticks show up).
+type ticker interface{ tick(idx uint64) }
+
+// clock is the one pacing goroutine for all players: a single
+// time.Ticker instead of one per call, so a thousand calls cost one timer.
+type clock struct {
+	mu    sync.Mutex
+	subs  []ticker
+	snap  []ticker // reused copy, so ticks run without the lock
+	start time.Time
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newClock() *clock {
+	c := &clock{start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *clock) run() {
+	defer close(c.done)
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-t.C:
+			idx := uint64((now.Sub(c.start) + clockTick/2) / clockTick)
+			c.mu.Lock()
+			c.snap = append(c.snap[:0], c.subs...)
+			c.mu.Unlock()
+			for i, s := range c.snap {
+				s.tick(idx)
+				c.snap[i] = nil
+			}
+		}
+	}
+}
+
+func (c *clock) add(t ticker) {
+	c.mu.Lock()
+	c.subs = append(c.subs, t)
+	c.mu.Unlock()
+}
+
+// remove deregisters t. A tick already in progress may still call t once;
+// tickers ignore ticks after they stop.
+func (c *clock) remove(t ticker) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, s := range c.subs {
+		if s == t {
+			last := len(c.subs) - 1
+			c.subs[i] = c.subs[last]
+			c.subs[last] = nil
+			c.subs = c.subs[:last]
+			return
+		}
+	}
+}
+
+func (c *clock) close() {
+	close(c.stop)
+	<-c.done
+}

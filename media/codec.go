@@ -1,0 +1,64 @@
+package media
+
+import "github.com/zaf/g711"
+
+// Codec is the static RTP payload type of a G.711 codec (RFC 3551 §6).
+type Codec uint8
+
+// The codecs the server speaks.
+const (
+	PCMU Codec = 0 // G.711 µ-law
+	PCMA Codec = 8 // G.711 A-law
+)
+
+// String returns the encoding name used in SDP rtpmap lines.
+func (c Codec) String() string {
+	switch c {
+	case PCMU:
+		return "PCMU"
+	case PCMA:
+		return "PCMA"
+	}
+	return "unknown"
+}
+
+// Valid reports whether c is one of the supported codecs.
+func (c Codec) Valid() bool { return c == PCMU || c == PCMA }
+
+// Decode turns len(src) G.711 bytes into linear samples in dst.
+// len(dst) must be >= len(src). Any codec other than PCMA decodes as PCMU.
+func (c Codec) Decode(dst []int16, src []byte) {
+	dst = dst[:len(src)] // one bounds check up front
+	if c == PCMA {
+		for i, b := range src {
+			dst[i] = g711.DecodeAlawFrame(b)
+		}
+		return
+	}
+	for i, b := range src {
+		dst[i] = g711.DecodeUlawFrame(b)
+	}
+}
+
+// Encode turns len(src) linear samples into G.711 bytes in dst.
+// len(dst) must be >= len(src). Any codec other than PCMA encodes as PCMU.
+func (c Codec) Encode(dst []byte, src []int16) {
+	dst = dst[:len(src)]
+	if c == PCMA {
+		for i, s := range src {
+			dst[i] = g711.EncodeAlawFrame(s)
+		}
+		return
+	}
+	for i, s := range src {
+		dst[i] = g711.EncodeUlawFrame(s)
+	}
+}
+
+// SilenceByte is the code for a zero sample (0xFF in µ-law, 0xD5 in A-law).
+func (c Codec) SilenceByte() byte {
+	if c == PCMA {
+		return g711.EncodeAlawFrame(0)
+	}
+	return g711.EncodeUlawFrame(0)
+}

@@ -1,0 +1,113 @@
+package media
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+)
+
+// ErrClosed is returned by an Engine after Close.
+var ErrClosed = errors.New("media: engine closed")
+
+// Default RTP port range when EngineConfig leaves both bounds zero.
+const (
+	DefaultPortMin = 10000
+	DefaultPortMax = 20000
+)
+
+// EngineConfig configures an Engine.
+type EngineConfig struct {
+	IP               net.IP // address to bind RTP sockets on; nil = all
+	PortMin, PortMax int    // even ports in [PortMin, PortMax]; 0,0 = 10000-20000
+	Logger           *slog.Logger
+}
+
+// Engine owns the RTP port pool and the single pacing clock shared by the
+// players of all sessions.
+type Engine struct {
+	log   *slog.Logger
+	ports *portPool
+	clock *clock
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[*Session]struct{}
+}
+
+// NewEngine validates cfg and starts the pacing clock.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.PortMin == 0 && cfg.PortMax == 0 {
+		cfg.PortMin, cfg.PortMax = DefaultPortMin, DefaultPortMax
+	}
+	ports, err := newPortPool(cfg.IP, cfg.PortMin, cfg.PortMax)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Engine{
+		log:      log,
+		ports:    ports,
+		clock:    newClock(),
+		sessions: map[*Session]struct{}{},
+	}, nil
+}
+
+// NewSession binds an even port from the pool and starts the session's
+// receive goroutine and its player on the shared clock.
+func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	conn, port, err := e.ports.bind()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = e.log
+	}
+	s := newSession(e, conn, port, cfg)
+	e.sessions[s] = struct{}{}
+	e.clock.add(s)
+	return s, nil
+}
+
+// FreePorts returns how many ports the pool holds (for tests and metrics).
+func (e *Engine) FreePorts() int { return e.ports.available() }
+
+// release is called by Session.Close.
+func (e *Engine) release(s *Session) {
+	e.mu.Lock()
+	delete(e.sessions, s)
+	e.mu.Unlock()
+	e.ports.release(s.port)
+}
+
+// Close closes every session and stops the clock.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	live := make([]*Session, 0, len(e.sessions))
+	for s := range e.sessions {
+		live = append(live, s)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, s := range live {
+		errs = append(errs, s.Close())
+	}
+	e.clock.close()
+	return errors.Join(errs...)
+}

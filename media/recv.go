@@ -1,0 +1,277 @@
+package media
+
+import "sync/atomic"
+
+// FrameSink receives decoded, in-order, gap-filled PCM. It is called on
+// the session's receive goroutine (and by StopRecord/Flush on the caller's
+// goroutine, never concurrently) and must not block long. The slice is
+// reused after WriteFrame returns: copy what you keep.
+type FrameSink interface{ WriteFrame(pcm []int16) }
+
+// Receive limits.
+const (
+	// DefaultReorderDepth is the reorder window in packets: 80 ms at 20 ms ptime.
+	DefaultReorderDepth = 4
+	// DefaultMaxGap is the largest timestamp jump (in samples, 30 s) filled
+	// with silence; a larger one is a discontinuity, not a pause.
+	DefaultMaxGap = 30 * SampleRate
+	// MaxPayload is the largest RTP payload accepted (an Ethernet MTU).
+	MaxPayload = 1500
+
+	maxDropout  = 3000 // RFC 3550 App. A.1 MAX_DROPOUT
+	maxMisorder = 100  // RFC 3550 App. A.1 MAX_MISORDER
+	seqMod      = 1 << 16
+	noBadSeq    = seqMod + 1
+)
+
+// ReceiverConfig configures a Receiver.
+type ReceiverConfig struct {
+	Codec  Codec
+	Depth  int // reorder window in packets; 0 = DefaultReorderDepth
+	MaxGap int // samples; 0 = DefaultMaxGap
+}
+
+// ReceiverStats counts what happened to the packets given to a Receiver.
+type ReceiverStats struct {
+	Received    uint64 // packets pushed
+	Lost        uint64 // sequence numbers skipped (their time filled with silence)
+	Late        uint64 // arrived after their place was played out
+	Duplicate   uint64 // seen before
+	Dropped     uint64 // empty, oversized, or a sequence jump (App. A.1 bad_seq)
+	SSRCChanges uint64
+}
+
+type rxSlot struct {
+	ext  int64
+	ts   uint32
+	n    int
+	used bool
+	buf  []byte
+}
+
+// Receiver turns RTP packets of one audio stream into in-order PCM.
+//
+// It tracks sequence numbers as RFC 3550 App. A.1 does (wrap, MAX_DROPOUT,
+// MAX_MISORDER, restart after two sequential packets following a jump),
+// but without the probation period: the first packet already counts, so
+// the start of a message is not cut. In-order packets are played out at
+// once; after a hole it waits for up to Depth packets for the missing one,
+// then gives up and fills the hole with silence sized by the RTP timestamp
+// difference (so any ptime works, including silence suppression). A new
+// SSRC flushes the buffer and restarts tracking without a gap.
+//
+// A Receiver is not safe for concurrent use (the Stats are). Push does not
+// allocate.
+type Receiver struct {
+	codec  Codec
+	sink   FrameSink
+	depth  int64
+	maxGap uint32
+
+	// RFC 3550 App. A.1 state.
+	started bool
+	ssrc    uint32
+	maxSeq  uint16
+	cycles  int64 // starts at seqMod so extended numbers of misordered packets stay positive
+	badSeq  uint32
+
+	next     int64  // extended sequence number to play out next
+	hist     uint64 // bit i: next-1-i was played out (tells duplicates from late packets)
+	slots    []rxSlot
+	buffered int
+	haveTS   bool
+	nextTS   uint32 // timestamp right after the last played packet
+
+	pcm  []int16
+	zero [FrameSamples]int16
+
+	received, lost, late, dup, dropped, ssrcChanges atomic.Uint64
+}
+
+// NewReceiver returns a Receiver that writes to sink (which may be nil and
+// set later).
+func NewReceiver(cfg ReceiverConfig, sink FrameSink) *Receiver {
+	if cfg.Depth <= 0 {
+		cfg.Depth = DefaultReorderDepth
+	}
+	if cfg.MaxGap <= 0 {
+		cfg.MaxGap = DefaultMaxGap
+	}
+	r := &Receiver{
+		codec:  cfg.Codec,
+		sink:   sink,
+		depth:  int64(cfg.Depth),
+		maxGap: uint32(cfg.MaxGap),
+		slots:  make([]rxSlot, cfg.Depth),
+		pcm:    make([]int16, MaxPayload),
+	}
+	for i := range r.slots {
+		r.slots[i].buf = make([]byte, MaxPayload)
+	}
+	return r
+}
+
+// SetSink changes where frames go (nil discards them).
+func (r *Receiver) SetSink(s FrameSink) { r.sink = s }
+
+// SetCodec changes the codec used to decode the following packets.
+func (r *Receiver) SetCodec(c Codec) { r.codec = c }
+
+// Stats returns the counters; safe to call from any goroutine.
+func (r *Receiver) Stats() ReceiverStats {
+	return ReceiverStats{
+		Received:    r.received.Load(),
+		Lost:        r.lost.Load(),
+		Late:        r.late.Load(),
+		Duplicate:   r.dup.Load(),
+		Dropped:     r.dropped.Load(),
+		SSRCChanges: r.ssrcChanges.Load(),
+	}
+}
+
+// Push takes one audio packet. The payload is copied, so it may alias a
+// read buffer that is reused afterwards.
+func (r *Receiver) Push(ssrc uint32, seq uint16, timestamp uint32, payload []byte) {
+	r.received.Add(1)
+	if len(payload) == 0 || len(payload) > MaxPayload {
+		r.dropped.Add(1)
+		return
+	}
+	if !r.started || ssrc != r.ssrc {
+		if r.started {
+			r.Flush()
+			r.ssrcChanges.Add(1)
+		}
+		r.started, r.ssrc, r.haveTS = true, ssrc, false
+		r.initSeq(seq)
+	}
+	ext, ok := r.updateSeq(seq)
+	if !ok {
+		r.dropped.Add(1)
+		return
+	}
+	if ext < r.next {
+		if d := r.next - 1 - ext; d < 64 && r.hist>>d&1 == 1 {
+			r.dup.Add(1)
+		} else {
+			r.late.Add(1)
+		}
+		return
+	}
+	if ext-r.next >= r.depth {
+		// The window is full: stop waiting for the oldest holes.
+		r.advanceTo(ext - r.depth + 1)
+	}
+	s := &r.slots[ext%r.depth]
+	if s.used {
+		r.dup.Add(1) // the window holds one packet per sequence number
+		return
+	}
+	s.ext, s.ts, s.n, s.used = ext, timestamp, copy(s.buf, payload), true
+	r.buffered++
+	for r.buffered > 0 {
+		s := &r.slots[r.next%r.depth]
+		if !s.used || s.ext != r.next {
+			break
+		}
+		r.play(s)
+		r.next++
+	}
+}
+
+// Flush plays out everything buffered, filling holes with silence. Later
+// packets older than the flushed ones are then late.
+func (r *Receiver) Flush() {
+	for r.buffered > 0 {
+		r.advanceTo(r.next + 1)
+	}
+}
+
+// initSeq is App. A.1 init_seq.
+func (r *Receiver) initSeq(seq uint16) {
+	r.maxSeq = seq
+	r.badSeq = noBadSeq
+	r.cycles = seqMod
+	r.next = r.cycles + int64(seq)
+	r.hist = 0
+}
+
+// updateSeq is App. A.1 update_seq; it returns the extended sequence number.
+func (r *Receiver) updateSeq(seq uint16) (int64, bool) {
+	udelta := seq - r.maxSeq
+	switch {
+	case udelta < maxDropout:
+		// In order, with a permissible gap.
+		if seq < r.maxSeq {
+			r.cycles += seqMod // wrapped
+		}
+		r.maxSeq = seq
+		return r.cycles + int64(seq), true
+	case int(udelta) <= seqMod-maxMisorder:
+		// A very large jump: restart on the second sequential packet.
+		if uint32(seq) == r.badSeq {
+			r.Flush()
+			r.initSeq(seq)
+			return r.next, true
+		}
+		r.badSeq = (uint32(seq) + 1) & (seqMod - 1)
+		return 0, false
+	default:
+		// A duplicate or a reordered packet.
+		return r.cycles + int64(r.maxSeq) - int64(r.maxSeq-seq), true
+	}
+}
+
+// advanceTo plays out or skips everything before target.
+func (r *Receiver) advanceTo(target int64) {
+	for r.next < target {
+		if r.buffered == 0 {
+			n := target - r.next
+			r.lost.Add(uint64(n))
+			if n >= 64 {
+				r.hist = 0
+			} else {
+				r.hist <<= uint(n)
+			}
+			r.next = target
+			return
+		}
+		if s := &r.slots[r.next%r.depth]; s.used && s.ext == r.next {
+			r.play(s)
+		} else {
+			r.lost.Add(1)
+			r.hist <<= 1
+		}
+		r.next++
+	}
+}
+
+// play decodes one buffered packet into the sink, after the silence its
+// timestamp says is missing.
+func (r *Receiver) play(s *rxSlot) {
+	s.used = false
+	r.buffered--
+	r.hist = r.hist<<1 | 1
+	if r.haveTS {
+		if gap := s.ts - r.nextTS; int32(gap) > 0 && gap <= r.maxGap {
+			r.silence(int(gap))
+		}
+	}
+	r.haveTS, r.nextTS = true, s.ts+uint32(s.n)
+	if r.sink == nil {
+		return
+	}
+	r.codec.Decode(r.pcm, s.buf[:s.n])
+	r.sink.WriteFrame(r.pcm[:s.n])
+}
+
+func (r *Receiver) silence(n int) {
+	if r.sink == nil {
+		return
+	}
+	for n > 0 {
+		c := min(n, len(r.zero))
+		r.sink.WriteFrame(r.zero[:c])
+		n -= c
+	}
+}

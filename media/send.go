@@ -1,0 +1,50 @@
+package media
+
+import (
+	"math/rand/v2"
+
+	"github.com/pion/rtp"
+)
+
+// rtpHeaderLen is the size of the header we send: no CSRC, no extension.
+const rtpHeaderLen = 12
+
+// packetizer builds outgoing RTP packets into one reused buffer.
+type packetizer struct {
+	hdr rtp.Header
+	out [rtpHeaderLen + MaxPayload]byte
+}
+
+// newPacketizer picks random SSRC, sequence and timestamp bases
+// (RFC 3550 §5.1, §8), so streams are hard to guess and do not collide.
+func newPacketizer() *packetizer {
+	p := &packetizer{}
+	p.hdr.Version = 2
+	p.hdr.SSRC = rand.Uint32()
+	p.hdr.SequenceNumber = uint16(rand.Uint32())
+	p.hdr.Timestamp = rand.Uint32()
+	return p
+}
+
+// build encodes pcm as one packet of `samples` samples (padding a short
+// last frame with silence) and returns the packet, valid until the next
+// call. It does not advance the sequence number or timestamp.
+func (p *packetizer) build(c Codec, pcm []int16, samples int, marker bool) []byte {
+	samples = min(samples, MaxPayload)
+	p.hdr.PayloadType = uint8(c)
+	p.hdr.Marker = marker
+	n, err := p.hdr.MarshalTo(p.out[:])
+	if err != nil { // cannot happen: the buffer always fits a 12-byte header
+		panic(err)
+	}
+	payload := p.out[n : n+samples]
+	k := min(len(pcm), samples)
+	c.Encode(payload, pcm[:k])
+	if k < samples {
+		sil := c.SilenceByte()
+		for i := k; i < samples; i++ {
+			payload[i] = sil
+		}
+	}
+	return p.out[:n+samples]
+}

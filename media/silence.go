@@ -1,0 +1,52 @@
+package media
+
+// DefaultSilenceThreshold is the mean absolute amplitude (of 32768) under
+// which a frame counts as silent: about -42 dBFS, above line noise and
+// comfort noise, below quiet speech.
+const DefaultSilenceThreshold int16 = 256
+
+// SilenceDetector classifies frames (usually 20 ms) by their mean absolute
+// amplitude and counts the run of trailing silent samples. It is used to
+// end a recording after a long pause and to trim that pause from the file
+// (WAVWriter.Truncate(d.SilentRun())). It does not allocate.
+type SilenceDetector struct {
+	threshold int64
+	run       int64
+}
+
+// NewSilenceDetector returns a detector; threshold <= 0 means
+// DefaultSilenceThreshold.
+func NewSilenceDetector(threshold int16) *SilenceDetector {
+	if threshold <= 0 {
+		threshold = DefaultSilenceThreshold
+	}
+	return &SilenceDetector{threshold: int64(threshold)}
+}
+
+// Feed classifies one frame and returns the number of consecutive silent
+// samples at the end of the audio fed so far (0 if this frame was loud).
+func (d *SilenceDetector) Feed(frame []int16) (silentRun int64) {
+	if len(frame) == 0 {
+		return d.run
+	}
+	var sum int64
+	for _, s := range frame {
+		v := int64(s)
+		if v < 0 {
+			v = -v
+		}
+		sum += v
+	}
+	if sum < d.threshold*int64(len(frame)) {
+		d.run += int64(len(frame))
+	} else {
+		d.run = 0
+	}
+	return d.run
+}
+
+// SilentRun returns the current run of trailing silent samples.
+func (d *SilenceDetector) SilentRun() int64 { return d.run }
+
+// Reset forgets the run (for example when a new recording starts).
+func (d *SilenceDetector) Reset() { d.run = 0 }

@@ -1,0 +1,330 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vmserver/voicemail/ivr"
+	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/store"
+)
+
+// greetingKinds are the recorded greetings a mailbox may have (SPEC §7).
+var greetingKinds = []string{"temporary", "busy", "unavailable", "name"}
+
+// depositCall connects one ivr.Deposit to a media session and the store.
+// It runs on the call's goroutine only.
+type depositCall struct {
+	d         *dialog
+	sess      *media.Session
+	m         *ivr.Deposit
+	queue     []ivr.Event // events produced by our own actions
+	timer     *time.Timer
+	rec       *recorder
+	recMax    *time.Timer // wall-clock guard when RTP stops flowing
+	recording bool        // media feeds c.rec
+	playing   bool
+}
+
+// drive runs the call's IVR until it ends or the caller hangs up.
+func (d *dialog) drive(ctx context.Context) {
+	if d.access {
+		// The access IVR (SPEC §5) takes these calls once it exists.
+		d.playThenEnd(ctx, "vm-login-unavailable", "vm-goodbye")
+		return
+	}
+	cfg, err := d.depositConfig(ctx)
+	if err != nil {
+		d.log.Error("deposit setup", "err", err)
+		return
+	}
+	c := &depositCall{d: d, sess: d.session(), m: ivr.NewDeposit(cfg), timer: stoppedTimer(), recMax: stoppedTimer()}
+	defer c.timer.Stop()
+	defer c.recMax.Stop()
+	defer c.cleanup()
+	c.queue = append(c.queue, ivr.Start{})
+	hungUp := false
+	for !c.m.Done() {
+		if len(c.queue) > 0 {
+			ev := c.queue[0]
+			c.queue = c.queue[1:]
+			c.exec(ctx, c.m.Handle(ev))
+			continue
+		}
+		var hangup <-chan struct{}
+		if !hungUp {
+			hangup = ctx.Done()
+		}
+		select {
+		case ev := <-c.sess.Events():
+			switch ev.Kind {
+			case media.EventDigit:
+				d.log.Debug("digit", "key", string(ev.Digit))
+				c.queue = append(c.queue, ivr.Digit{Key: ev.Digit})
+			case media.EventPlayDone:
+				if c.playing {
+					c.playing = false
+					c.queue = append(c.queue, ivr.PlayDone{})
+				}
+			}
+		case <-c.timer.C:
+			c.queue = append(c.queue, ivr.Timeout{})
+		case e := <-c.recEnded():
+			reason := ivr.RecordSilence
+			if e == endMax {
+				reason = ivr.RecordMax
+			}
+			c.endRecording(reason)
+		case <-c.recMax.C:
+			c.endRecording(ivr.RecordMax)
+		case <-d.hangCh:
+			// Drain timeout: keep what was recorded, then we hang up.
+			hungUp = true
+			c.endRecording(ivr.RecordHangup)
+			c.queue = append(c.queue, ivr.Hangup{})
+		case <-hangup:
+			hungUp = true
+			c.endRecording(ivr.RecordHangup)
+			c.queue = append(c.queue, ivr.Hangup{})
+		}
+	}
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+func (c *depositCall) recEnded() <-chan recordEnd {
+	if c.rec == nil {
+		return nil
+	}
+	return c.rec.ended
+}
+
+func (d *dialog) depositConfig(ctx context.Context) (ivr.DepositConfig, error) {
+	s, mb := d.s, d.mailbox
+	rc := s.cfg.Recording
+	cfg := ivr.DepositConfig{
+		Mailbox: mb.Number, Busy: d.target.Busy, Greetings: map[string]bool{},
+		Review: mb.Review, Operator: mb.Operator,
+		MaxSeconds: rc.MaxSeconds, MinSeconds: rc.MinSeconds, SilenceSeconds: rc.SilenceSeconds,
+	}
+	if mb.MaxSeconds > 0 {
+		cfg.MaxSeconds = mb.MaxSeconds
+	}
+	for _, k := range greetingKinds {
+		cfg.Greetings[k] = s.deps.Blobs.Exists(store.GreetingKey(d.tenant, mb.Number, k))
+	}
+	if mb.MaxMessages > 0 {
+		n, err := s.deps.Store.CountMessages(ctx, d.tenant, mb.Number)
+		if err != nil {
+			return cfg, fmt.Errorf("count messages: %w", err)
+		}
+		cfg.Full = n.New+n.Old >= mb.MaxMessages
+	}
+	return cfg, nil
+}
+
+func (c *depositCall) exec(ctx context.Context, actions []ivr.Action) {
+	d := c.d
+	for _, a := range actions {
+		switch a := a.(type) {
+		case ivr.Play:
+			pcm, err := c.audio(a.Items)
+			if err != nil {
+				d.log.Error("audio for prompt", "err", err)
+			}
+			if len(pcm) == 0 {
+				c.playing = false
+				c.queue = append(c.queue, ivr.PlayDone{})
+				continue
+			}
+			c.playing = true
+			c.sess.Play(pcm)
+		case ivr.StopPlay:
+			c.playing = false
+			c.sess.StopPlay()
+		case ivr.StartRecording:
+			if err := c.startRecording(a); err != nil {
+				d.log.Error("start recording", "err", err)
+				c.queue = append(c.queue, ivr.RecordDone{Reason: ivr.RecordDigit})
+			}
+		case ivr.StopRecording:
+			c.endRecording(ivr.RecordDigit)
+		case ivr.SaveRecording:
+			c.save(a.Urgent)
+		case ivr.DiscardRecording:
+			if c.rec != nil {
+				if err := c.rec.discard(); err != nil {
+					d.log.Warn("discard recording", "err", err)
+				}
+				d.log.Info("recording discarded")
+				c.rec = nil
+			}
+		case ivr.StartTimer:
+			c.timer.Reset(time.Duration(a.Seconds) * time.Second)
+		case ivr.CancelTimer:
+			c.timer.Stop()
+		case ivr.Transfer:
+			rctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+			err := d.refer(rctx, a.Target)
+			cancel()
+			if err != nil {
+				d.log.Warn("transfer to operator failed", "target", a.Target, "err", err)
+			} else {
+				d.log.Info("call transferred to operator", "target", a.Target)
+			}
+		case ivr.Login:
+			d.playThenEnd(ctx, "vm-login-unavailable", "vm-goodbye")
+		case ivr.EndCall:
+		}
+	}
+}
+
+// audio turns Play items into one PCM buffer.
+func (c *depositCall) audio(items []ivr.Audio) ([]int16, error) {
+	d := c.d
+	var out []int16
+	var errs []error
+	for _, it := range items {
+		switch it.Kind {
+		case ivr.AudioPrompt:
+			p, ok := d.s.deps.Prompts.Get(it.Name)
+			if !ok {
+				errs = append(errs, fmt.Errorf("no prompt %q", it.Name))
+			}
+			out = append(out, p...)
+		case ivr.AudioGreeting:
+			p, err := d.greeting(it.Name)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			out = append(out, p...)
+		case ivr.AudioBeep:
+			out = append(out, media.Beep()...)
+		case ivr.AudioRecording:
+			if c.rec != nil {
+				p, err := c.rec.audio()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				out = append(out, p...)
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (d *dialog) greeting(kind string) ([]int16, error) {
+	f, err := d.s.deps.Blobs.Open(store.GreetingKey(d.tenant, d.mailbox.Number, kind))
+	if err != nil {
+		return nil, fmt.Errorf("greeting %s: %w", kind, err)
+	}
+	defer f.Close()
+	pcm, err := media.ReadWAV(f)
+	if err != nil {
+		return nil, fmt.Errorf("greeting %s: %w", kind, err)
+	}
+	return pcm, nil
+}
+
+func (c *depositCall) startRecording(a ivr.StartRecording) error {
+	d := c.d
+	if c.rec != nil {
+		_ = c.rec.discard()
+		c.rec = nil
+	}
+	number, name := callerOf(d.invite)
+	meta := partMeta{
+		Tenant: d.tenant, Mailbox: d.mailbox.Number, ID: store.NewMessageID(),
+		CallerID: number, CallerName: name, ReceivedAt: time.Now().UTC(),
+		Format: d.s.cfg.Recording.Format.String(),
+	}
+	rec, err := newRecorder(d.s.deps.Blobs, meta, d.s.cfg.Recording.Format, a.MaxSeconds, a.SilenceSeconds)
+	if err != nil {
+		return err
+	}
+	c.rec = rec
+	c.recording = true
+	if a.MaxSeconds > 0 {
+		c.recMax.Reset(time.Duration(a.MaxSeconds)*time.Second + 2*time.Second)
+	}
+	c.sess.Record(rec)
+	d.log.Info("recording", "message_id", meta.ID)
+	return nil
+}
+
+// endRecording stops the media feed, closes the WAV and tells the machine.
+func (c *depositCall) endRecording(reason ivr.RecordReason) {
+	if c.rec == nil || !c.recording {
+		return
+	}
+	c.recording = false
+	c.recMax.Stop()
+	c.sess.StopRecord()
+	dur, err := c.rec.finish()
+	if err != nil {
+		c.d.log.Error("finish recording", "err", err)
+	}
+	c.queue = append(c.queue, ivr.RecordDone{Reason: reason, DurationMS: dur})
+	c.rec.durationMS = dur
+}
+
+func (c *depositCall) save(urgent bool) {
+	if c.rec == nil {
+		return
+	}
+	// The caller may be gone: the save must not die with the call.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := c.rec.commit(ctx, c.d.s.deps.Store, c.rec.durationMS, urgent)
+	if err != nil {
+		c.d.log.Error("saving message", "err", err)
+	} else {
+		c.d.log.Info("message saved", "message_id", m.ID, "duration_ms", m.DurationMS, "caller", m.CallerID)
+	}
+	c.rec = nil
+}
+
+// cleanup removes a recording the machine neither saved nor discarded.
+func (c *depositCall) cleanup() {
+	if c.rec != nil {
+		if c.recording {
+			c.sess.StopRecord()
+		}
+		_ = c.rec.discard()
+		c.rec = nil
+	}
+}
+
+// playThenEnd plays prompts and returns when they finished or the caller
+// hung up.
+func (d *dialog) playThenEnd(ctx context.Context, names ...string) {
+	pcm, err := d.s.deps.Prompts.Concat(names...)
+	if err != nil {
+		d.log.Error("prompts", "err", err)
+		return
+	}
+	sess := d.session()
+	sess.Play(pcm)
+	guard := time.NewTimer(time.Duration(len(pcm)/media.SampleRate+5) * time.Second)
+	defer guard.Stop()
+	for {
+		select {
+		case ev := <-sess.Events():
+			if ev.Kind == media.EventPlayDone {
+				return
+			}
+		case <-guard.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-d.hangCh:
+			return
+		}
+	}
+}

@@ -1,0 +1,519 @@
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/store"
+)
+
+// dialog is one UAS dialog created by an INVITE (RFC 3261 §12.1.1).
+type dialog struct {
+	s         *Server
+	log       *slog.Logger
+	callID    string
+	localTag  string
+	remoteTag string
+	invite    *sip.Request
+	tx        sip.ServerTransaction
+
+	remoteCSeq atomic.Uint32
+	localCSeq  atomic.Uint32
+
+	ackCh     chan *sip.Request
+	byeOnce   sync.Once
+	byeCh     chan struct{} // closed when the caller hung up
+	hangOnce  sync.Once
+	hangCh    chan struct{} // closed when we must end the call (drain)
+	reinvite  sync.Mutex    // one re-INVITE at a time (RFC 3261 §14.2)
+	sessMu    sync.Mutex
+	sess      *media.Session
+	offer     *Offer
+	sdpVer    uint64
+	sdpID     uint64
+	tenant    string
+	mailbox   *store.Mailbox
+	target    Target
+	access    bool
+	answered  atomic.Bool
+	confirmed atomic.Bool
+}
+
+func newTag() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randUint64() uint64 {
+	n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	return n.Uint64()
+}
+
+func (d *dialog) matches(req *sip.Request) bool {
+	from, to := req.From(), req.To()
+	if from == nil || to == nil {
+		return false
+	}
+	ft, _ := from.Params.Get("tag")
+	tt, _ := to.Params.Get("tag")
+	return ft == d.remoteTag && tt == d.localTag
+}
+
+// checkCSeq enforces increasing CSeq within the dialog (RFC 3261 §12.2.2).
+func (d *dialog) checkCSeq(req *sip.Request) bool {
+	c := req.CSeq()
+	if c == nil {
+		return false
+	}
+	for {
+		last := d.remoteCSeq.Load()
+		if c.SeqNo < last {
+			return false
+		}
+		if c.SeqNo == last && req.Method != sip.ACK && req.Method != sip.CANCEL {
+			// A retransmission would have been absorbed by its transaction.
+			return false
+		}
+		if d.remoteCSeq.CompareAndSwap(last, c.SeqNo) {
+			return true
+		}
+	}
+}
+
+func (d *dialog) acked(req *sip.Request) {
+	select {
+	case d.ackCh <- req:
+	default:
+	}
+}
+
+func (d *dialog) remoteHangup() { d.byeOnce.Do(func() { close(d.byeCh) }) }
+func (d *dialog) hangup()       { d.hangOnce.Do(func() { close(d.hangCh) }) }
+
+func (d *dialog) session() *media.Session {
+	d.sessMu.Lock()
+	defer d.sessMu.Unlock()
+	return d.sess
+}
+
+func (d *dialog) digit(key rune) {
+	if s := d.session(); s != nil {
+		s.InjectDigit(key)
+	}
+}
+
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil {
+		if _, ok := to.Params.Get("tag"); ok {
+			s.onReInvite(req, tx)
+			return
+		}
+	}
+	cid := req.CallID()
+	if cid == nil || req.From() == nil || req.CSeq() == nil {
+		_ = respond(tx, req, 400, "Bad Request", nil, "")
+		return
+	}
+	log := s.log.With("call_id", cid.Value())
+	if s.draining.Load() {
+		_ = respond(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "30"))
+		return
+	}
+	if n := s.active.Add(1); n > int64(s.cfg.MaxCalls) {
+		s.active.Add(-1)
+		log.Warn("call limit reached", "max_calls", s.cfg.MaxCalls)
+		_ = respond(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "5"))
+		return
+	}
+	started := false
+	defer func() {
+		if !started {
+			s.active.Add(-1)
+		}
+	}()
+	if unsup := unsupportedRequire(req); unsup != "" {
+		_ = respond(tx, req, 420, "Bad Extension", nil, "", sip.NewHeader("Unsupported", unsup))
+		return
+	}
+	var offer *Offer
+	if body := req.Body(); len(body) > 0 {
+		if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
+			_ = respond(tx, req, 415, "Unsupported Media Type", nil, "", sip.NewHeader("Accept", "application/sdp"))
+			return
+		}
+		o, err := ParseOffer(body)
+		if err != nil {
+			log.Info("rejecting offer", "err", err)
+			_ = respond(tx, req, 488, "Not Acceptable Here", nil, "", sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(err.Error(), `"`, "'")+`"`))
+			return
+		}
+		offer = o
+	}
+	ctx := context.Background()
+	tenant, err := s.deps.Store.TenantForDomain(ctx, req.Recipient.Host)
+	if err != nil {
+		log.Error("tenant lookup", "err", err)
+		_ = respond(tx, req, 500, "Server Internal Error", nil, "")
+		return
+	}
+	d := &dialog{
+		s: s, callID: cid.Value(), localTag: newTag(), invite: req, tx: tx, tenant: tenant,
+		ackCh: make(chan *sip.Request, 1), byeCh: make(chan struct{}), hangCh: make(chan struct{}),
+		offer: offer, sdpID: randUint64(), sdpVer: 1,
+	}
+	d.remoteTag, _ = req.From().Params.Get("tag")
+	d.remoteCSeq.Store(req.CSeq().SeqNo)
+	d.localCSeq.Store(uint32(randUint64() % 10000))
+	if isAccess(req.Recipient.User, s.cfg.AccessNumbers) {
+		d.access = true
+	} else {
+		d.target = SelectTarget(req)
+		mb, err := s.deps.Store.GetMailbox(ctx, tenant, d.target.Mailbox)
+		if errors.Is(err, store.ErrNotFound) {
+			log.Info("unknown mailbox", "tenant", tenant, "mailbox", d.target.Mailbox, "source", d.target.Source)
+			_ = respond(tx, req, 404, "Not Found", nil, d.localTag)
+			return
+		}
+		if err != nil {
+			log.Error("mailbox lookup", "err", err)
+			_ = respond(tx, req, 500, "Server Internal Error", nil, d.localTag)
+			return
+		}
+		d.mailbox = mb
+	}
+	d.log = log.With("tenant", tenant, "mailbox", d.target.Mailbox)
+	if !s.addDialog(d) {
+		// Same Call-ID, new transaction, no To-tag: a merged request (§8.2.2.2).
+		_ = respond(tx, req, 482, "Loop Detected", nil, "")
+		return
+	}
+	started = true
+	s.calls.Add(1)
+	// sipgo ends a transaction without a final response when its handler
+	// returns, and gives every request its own goroutine: the call lives
+	// here.
+	d.run()
+}
+
+// unsupportedRequire lists the Require option tags we do not support.
+func unsupportedRequire(req *sip.Request) string {
+	var out []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			if tag = strings.TrimSpace(tag); tag != "" {
+				out = append(out, tag)
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func isAccess(user string, numbers []string) bool {
+	for _, n := range numbers {
+		if user == n {
+			return true
+		}
+	}
+	return false
+}
+
+// run answers the call, drives it and cleans up.
+func (d *dialog) run() {
+	s := d.s
+	defer func() {
+		if sess := d.session(); sess != nil {
+			_ = sess.Close()
+		}
+		s.removeDialog(d)
+		s.active.Add(-1)
+		s.calls.Done()
+	}()
+	_ = respond(d.tx, d.invite, 100, "Trying", nil, "")
+
+	cfg := media.SessionConfig{Codec: media.PCMU, Logger: d.log}
+	if d.offer != nil {
+		cfg.Codec, cfg.DTMFPayload, cfg.Ptime = d.offer.Codec, d.offer.DTMF, d.offer.Ptime
+		if !d.offer.Hold() {
+			cfg.Remote = d.offer.Remote
+		}
+	}
+	sess, err := s.deps.Engine.NewSession(cfg)
+	if err != nil {
+		d.log.Error("no media port", "err", err)
+		_ = respond(d.tx, d.invite, 503, "Service Unavailable", nil, d.localTag, sip.NewHeader("Retry-After", "5"))
+		return
+	}
+	d.sessMu.Lock()
+	d.sess = sess
+	d.sessMu.Unlock()
+
+	if s.cfg.AnswerDelay > 0 {
+		_ = respond(d.tx, d.invite, 180, "Ringing", nil, d.localTag)
+		select {
+		case <-time.After(s.cfg.AnswerDelay):
+		case <-d.tx.Done():
+			d.log.Info("call cancelled before answer", "err", d.tx.Err())
+			return
+		}
+	}
+	select {
+	case <-d.tx.Done():
+		d.log.Info("call cancelled before answer", "err", d.tx.Err())
+		return
+	default:
+	}
+	if !d.answer() {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-d.byeCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	d.drive(ctx)
+	select {
+	case <-d.byeCh:
+	default:
+		bctx, bcancel := context.WithTimeout(context.Background(), 32*sip.T1)
+		if err := d.bye(bctx); err != nil {
+			d.log.Warn("BYE failed", "err", err)
+		}
+		bcancel()
+	}
+}
+
+// answer sends 200 OK and waits for the ACK, retransmitting the 2xx over
+// unreliable transports (RFC 3261 §13.3.1.4). Without an ACK in 64*T1 the
+// call is ended with a BYE.
+func (d *dialog) answer() bool {
+	l := d.local()
+	var body []byte
+	if d.offer != nil {
+		body = Answer(d.offer, l)
+	} else {
+		body = NewOffer(l)
+	}
+	res := sip.NewResponseFromRequest(d.invite, 200, "OK", body)
+	res.To().Params.Add("tag", d.localTag)
+	res.AppendHeader(d.s.contact(d.invite.Transport()))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	for _, h := range capabilityHeaders() {
+		if h.Name() != "Accept" {
+			res.AppendHeader(h)
+		}
+	}
+	if err := d.tx.Respond(res); err != nil {
+		d.log.Warn("sending 200 failed", "err", err)
+		return false
+	}
+	d.answered.Store(true)
+	d.log.Info("call answered", "transport", d.invite.Transport(), "codec", d.codecName())
+
+	reliable := sip.IsReliable(d.invite.Transport())
+	interval := sip.T1
+	retransmit := time.NewTimer(interval)
+	defer retransmit.Stop()
+	deadline := time.NewTimer(64 * sip.T1)
+	defer deadline.Stop()
+	for {
+		select {
+		case ack := <-d.ackCh:
+			return d.confirm(ack)
+		case ack := <-d.tx.Acks():
+			return d.confirm(ack)
+		case <-retransmit.C:
+			if !reliable {
+				_ = d.tx.Respond(res)
+			}
+			interval = min(2*interval, sip.T2)
+			retransmit.Reset(interval)
+		case <-deadline.C:
+			d.log.Warn("no ACK for 200 OK; ending the call")
+			ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
+			_ = d.bye(ctx)
+			cancel()
+			return false
+		case <-d.byeCh:
+			return false
+		}
+	}
+}
+
+// confirm completes the dialog; when the INVITE had no SDP the ACK carries
+// the answer (RFC 3264 §5).
+func (d *dialog) confirm(ack *sip.Request) bool {
+	d.confirmed.Store(true)
+	if d.offer != nil {
+		return true
+	}
+	o, err := ParseOffer(ack.Body())
+	if err != nil {
+		d.log.Info("ACK without a usable SDP answer; ending the call", "err", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
+		_ = d.bye(ctx)
+		cancel()
+		return false
+	}
+	d.offer = o
+	var remote = o.Remote
+	if o.Hold() {
+		remote = nil
+	}
+	d.session().SetRemote(remote, o.Codec, o.DTMF)
+	return true
+}
+
+func (d *dialog) codecName() string {
+	if d.offer == nil {
+		return "offer-in-200"
+	}
+	return d.offer.Codec.String()
+}
+
+func (d *dialog) local() Local {
+	return Local{IP: d.s.cfg.PublicIP, Port: d.session().LocalPort(), SessionID: d.sdpID, Version: d.sdpVer}
+}
+
+// onReInvite handles hold, resume and codec changes (RFC 3264 §8).
+func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
+	d := s.inDialog(req, tx)
+	if d == nil {
+		return
+	}
+	if !d.reinvite.TryLock() {
+		_ = respond(tx, req, 500, "Server Internal Error", nil, d.localTag, sip.NewHeader("Retry-After", "2"))
+		return
+	}
+	defer d.reinvite.Unlock()
+	if len(req.Body()) == 0 {
+		// An offerless re-INVITE: offer what we have now; the ACK answers.
+		// Keep the current media; we only refresh the session.
+		_ = respond(tx, req, 488, "Not Acceptable Here", nil, d.localTag, sip.NewHeader("Warning", `305 voicemail "re-INVITE without SDP is not supported"`))
+		return
+	}
+	o, err := ParseOffer(req.Body())
+	if err != nil {
+		_ = respond(tx, req, 488, "Not Acceptable Here", nil, d.localTag, sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(err.Error(), `"`, "'")+`"`))
+		return
+	}
+	d.offer = o
+	d.sdpVer++ // RFC 4566 §5.2: the version changes with the description
+	remote := o.Remote
+	if o.Hold() {
+		remote = nil
+	}
+	d.session().SetRemote(remote, o.Codec, o.DTMF)
+	res := sip.NewResponseFromRequest(req, 200, "OK", Answer(o, d.local()))
+	res.AppendHeader(s.contact(req.Transport()))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	_ = tx.Respond(res)
+	d.log.Info("re-INVITE", "direction", o.Direction, "codec", o.Codec.String())
+}
+
+// request builds an in-dialog request from us (RFC 3261 §12.2.1.1).
+func (d *dialog) request(method sip.RequestMethod, body []byte, hdrs ...sip.Header) *sip.Request {
+	target := d.invite.Recipient
+	if c := d.invite.Contact(); c != nil {
+		target = *c.Address.Clone()
+	}
+	req := sip.NewRequest(method, target)
+	from := &sip.FromHeader{Address: d.invite.To().Address, Params: sip.NewParams()}
+	from.Params.Add("tag", d.localTag)
+	to := &sip.ToHeader{DisplayName: d.invite.From().DisplayName, Address: d.invite.From().Address, Params: sip.NewParams()}
+	to.Params.Add("tag", d.remoteTag)
+	cseq := &sip.CSeqHeader{SeqNo: d.localCSeq.Add(1), MethodName: method}
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(sip.NewHeader("Call-ID", d.callID))
+	req.AppendHeader(cseq)
+	req.AppendHeader(&mf)
+	// The UAS route set is the Record-Route list in order (§12.1.1).
+	rrs := d.invite.GetHeaders("Record-Route")
+	for _, rr := range rrs {
+		req.AppendHeader(sip.NewHeader("Route", rr.Value()))
+	}
+	req.AppendHeader(d.s.contact(d.invite.Transport()))
+	for _, h := range hdrs {
+		req.AppendHeader(h)
+	}
+	req.SetBody(body)
+	req.SetTransport(d.invite.Transport())
+	if r := req.Route(); r != nil {
+		req.SetDestination(r.Address.HostPort())
+	} else {
+		// Symmetric signalling: reply where the INVITE came from, so that
+		// callers behind NAT get our BYE.
+		req.SetDestination(d.invite.Source())
+	}
+	return req
+}
+
+// do sends an in-dialog request and waits for its final response.
+func (d *dialog) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := d.s.client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", req.Method, err)
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-tx.Done():
+			return nil, fmt.Errorf("%s: %w", req.Method, tx.Err())
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (d *dialog) bye(ctx context.Context) error {
+	d.remoteHangup() // the dialog is over for us too
+	res, err := d.do(ctx, d.request(sip.BYE, nil))
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 300 && res.StatusCode != 481 {
+		return fmt.Errorf("BYE answered %d", res.StatusCode)
+	}
+	d.log.Info("call ended by us")
+	return nil
+}
+
+// refer asks the caller to call target (blind transfer, RFC 3515).
+func (d *dialog) refer(ctx context.Context, target string) error {
+	host := d.invite.Recipient.Host
+	referTo := fmt.Sprintf("<sip:%s@%s>", target, host)
+	res, err := d.do(ctx, d.request(sip.REFER, nil,
+		sip.NewHeader("Refer-To", referTo),
+		sip.NewHeader("Referred-By", fmt.Sprintf("<sip:%s@%s>", d.target.Mailbox, host))))
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("REFER answered %d", res.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/store"
+)
+
+// partMeta is the sidecar of a recording in progress: what start-up
+// recovery needs to turn a crashed recording into a message (SPEC §7).
+type partMeta struct {
+	Tenant     string    `json:"tenant"`
+	Mailbox    string    `json:"mailbox"`
+	ID         string    `json:"id"`
+	CallerID   string    `json:"caller_id"`
+	CallerName string    `json:"caller_name"`
+	ReceivedAt time.Time `json:"received_at"`
+	Format     string    `json:"format"`
+}
+
+// recorder streams received audio into a WAV part on the volume and watches
+// for the limits that end a recording. WriteFrame runs on the media receive
+// goroutine, the rest on the call goroutine.
+type recorder struct {
+	meta partMeta
+	file *store.BlobFile
+	wav  *media.WAVWriter
+
+	mu           sync.Mutex
+	sil          *media.SilenceDetector
+	silenceLimit int64 // samples; 0 = off
+	maxSamples   int64
+	err          error
+	ended        chan recordEnd // buffered 1: silence or max reached
+	durationMS   int64
+	signalled    bool
+}
+
+type recordEnd uint8
+
+const (
+	endSilence recordEnd = iota + 1
+	endMax
+)
+
+func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds int) (*recorder, error) {
+	key := store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID)
+	file, err := blobs.Create(key)
+	if err != nil {
+		return nil, fmt.Errorf("recording %s: %w", key, err)
+	}
+	if err := blobs.WritePartMeta(key, meta); err != nil {
+		_ = file.Abort()
+		return nil, fmt.Errorf("recording %s: %w", key, err)
+	}
+	w, err := media.NewWAVWriter(file, f)
+	if err != nil {
+		_ = file.Abort()
+		return nil, fmt.Errorf("recording %s: %w", key, err)
+	}
+	return &recorder{
+		meta: meta, file: file, wav: w,
+		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
+		silenceLimit: int64(silenceSeconds) * media.SampleRate,
+		maxSamples:   int64(maxSeconds) * media.SampleRate,
+		ended:        make(chan recordEnd, 1),
+	}, nil
+}
+
+// WriteFrame implements media.FrameSink.
+func (r *recorder) WriteFrame(pcm []int16) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil || r.signalled {
+		return
+	}
+	if r.maxSamples > 0 {
+		if room := r.maxSamples - r.wav.Samples(); int64(len(pcm)) > room {
+			pcm = pcm[:max(room, 0)]
+		}
+	}
+	if err := r.wav.Write(pcm); err != nil {
+		r.err = err
+		return
+	}
+	run := r.sil.Feed(pcm)
+	switch {
+	case r.maxSamples > 0 && r.wav.Samples() >= r.maxSamples:
+		r.signal(endMax)
+	case r.silenceLimit > 0 && run >= r.silenceLimit:
+		r.signal(endSilence)
+	}
+}
+
+func (r *recorder) signal(e recordEnd) {
+	r.signalled = true
+	r.ended <- e
+}
+
+// finish closes the WAV with trailing silence trimmed and returns its
+// duration. The part stays until commit or discard.
+func (r *recorder) finish() (durationMS int64, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return 0, r.err
+	}
+	r.signalled = true // no more frames
+	if err := r.wav.Truncate(r.sil.SilentRun()); err != nil {
+		return 0, err
+	}
+	if err := r.wav.Close(); err != nil {
+		return 0, err
+	}
+	return r.wav.Samples() * 1000 / media.SampleRate, nil
+}
+
+// audio reads the finished recording back for review playback.
+func (r *recorder) audio() ([]int16, error) {
+	if _, err := r.file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return media.ReadWAV(r.file)
+}
+
+func (r *recorder) discard() error { return r.file.Abort() }
+
+// commit makes the audio durable, then the message row visible.
+func (r *recorder) commit(ctx context.Context, st store.Store, durationMS int64, urgent bool) (*store.Message, error) {
+	size, err := r.file.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.file.Commit(); err != nil {
+		return nil, err
+	}
+	m := messageFrom(r.meta, durationMS, size, urgent)
+	if err := st.CreateMessage(ctx, m); err != nil {
+		return nil, fmt.Errorf("recording %s: save message: %w", m.ID, err)
+	}
+	return m, nil
+}
+
+func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Message {
+	return &store.Message{
+		ID: meta.ID, Tenant: meta.Tenant, Mailbox: meta.Mailbox, Folder: "new",
+		CallerID: meta.CallerID, CallerE164: E164(meta.CallerID), CallerName: meta.CallerName,
+		ReceivedAt: meta.ReceivedAt, DurationMS: durationMS, Urgent: urgent, Size: size,
+		MediaKey: store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID),
+	}
+}
+
+// Recover finalizes the recordings that a crash left behind (SPEC §7): each
+// part long enough becomes a message, the others are removed. Parts that
+// another live instance is still writing are left alone.
+func Recover(ctx context.Context, st store.Store, blobs store.Blobs, minSeconds int, log *slog.Logger) (recovered, removed int, err error) {
+	keys, err := blobs.Parts()
+	if err != nil {
+		return 0, 0, fmt.Errorf("recover: %w", err)
+	}
+	for _, key := range keys {
+		var meta partMeta
+		if err := blobs.ReadPartMeta(key, &meta); err != nil {
+			log.Warn("recover: part without metadata; removing", "key", key, "err", err)
+			_ = blobs.RemovePart(key)
+			removed++
+			continue
+		}
+		f, err := blobs.OpenPart(key)
+		if err != nil {
+			if errors.Is(err, store.ErrBusy) {
+				continue // another live instance is still recording it
+			}
+			log.Warn("recover: open part", "key", key, "err", err)
+			continue
+		}
+		// The open part holds the lock: keep it until commit or removal.
+		samples, ferr := media.FixWAV(f)
+		size, _ := f.Seek(0, io.SeekEnd)
+		if ferr != nil || samples < int64(minSeconds)*media.SampleRate || samples == 0 {
+			log.Info("recover: removing short or broken recording", "key", key, "samples", samples, "err", ferr)
+			_ = blobs.RemovePart(key)
+			f.Close()
+			removed++
+			continue
+		}
+		err = blobs.CommitPart(key)
+		f.Close()
+		if err != nil {
+			return recovered, removed, fmt.Errorf("recover %s: %w", key, err)
+		}
+		m := messageFrom(meta, samples*1000/media.SampleRate, size, false)
+		if err := st.CreateMessage(ctx, m); err != nil && !errors.Is(err, store.ErrExists) {
+			return recovered, removed, fmt.Errorf("recover %s: %w", key, err)
+		}
+		log.Info("recover: recording saved as a message", "key", key, "duration_ms", m.DurationMS)
+		recovered++
+	}
+	return recovered, removed, nil
+}

@@ -1,0 +1,82 @@
+package sip
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmserver/voicemail/media"
+)
+
+const offerPCMU = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n" +
+	"m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:30\r\n"
+
+func TestOfferAnswer(t *testing.T) {
+	cases := []struct {
+		name, sdp string
+		codec     media.Codec
+		dtmf      uint8
+		ptime     time.Duration
+		remote    string
+		dir       string
+		answer    []string // substrings of the answer
+	}{
+		{"pcmu first", offerPCMU, media.PCMU, 101, 30 * time.Millisecond, "10.0.0.1:4000", "sendrecv",
+			[]string{"m=audio 20000 RTP/AVP 0 101", "a=rtpmap:0 PCMU/8000", "a=fmtp:101 0-15", "a=ptime:30", "a=sendrecv", "c=IN IP4 192.0.2.1"}},
+		{"pcma preferred", "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18 8 0 96\r\nc=IN IP4 10.0.0.2\r\na=rtpmap:96 telephone-event/8000\r\n",
+			media.PCMA, 96, 20 * time.Millisecond, "10.0.0.2:4000", "sendrecv", []string{"m=audio 20000 RTP/AVP 8 96", "a=fmtp:96 0-15"}},
+		{"hold sendonly", strings.Replace(offerPCMU, "a=ptime:30\r\n", "a=sendonly\r\n", 1), media.PCMU, 101, 20 * time.Millisecond, "10.0.0.1:4000", "sendonly", []string{"a=recvonly"}},
+		{"video rejected", offerPCMU + "m=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n", media.PCMU, 101, 30 * time.Millisecond, "10.0.0.1:4000", "sendrecv",
+			[]string{"m=audio 20000 RTP/AVP 0 101", "m=video 0 RTP/AVP 96"}},
+		{"video first", "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\nm=audio 4000 RTP/AVP 8\r\n", media.PCMA, 0, 20 * time.Millisecond, "10.0.0.1:4000", "sendrecv",
+			[]string{"m=video 0 RTP/AVP 96\r\nm=audio 20000 RTP/AVP 8\r\n"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := ParseOffer([]byte(c.sdp))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Codec != c.codec || o.DTMF != c.dtmf || o.Ptime != c.ptime || o.Remote.String() != c.remote || o.Direction != c.dir {
+				t.Fatalf("offer = %+v", o)
+			}
+			ans := string(Answer(o, Local{IP: net.ParseIP("192.0.2.1"), Port: 20000, SessionID: 7, Version: 1}))
+			for _, want := range c.answer {
+				if !strings.Contains(ans, want) {
+					t.Errorf("answer lacks %q:\n%s", want, ans)
+				}
+			}
+			if _, err := ParseOffer([]byte(ans)); c.name != "hold sendonly" && err != nil {
+				t.Errorf("answer does not parse: %v", err)
+			}
+		})
+	}
+}
+
+func TestOfferRejected(t *testing.T) {
+	for name, sdp := range map[string]string{
+		"g729 only": "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n",
+		"no audio":  "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=video 4000 RTP/AVP 96\r\n",
+		"garbage":   "hello",
+		"srtp":      "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n",
+	} {
+		if _, err := ParseOffer([]byte(sdp)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestNewOffer(t *testing.T) {
+	b := NewOffer(Local{IP: net.ParseIP("192.0.2.1"), Port: 20002, SessionID: 1, Version: 1})
+	o, err := ParseOffer(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Codec != media.PCMU || o.DTMF != 101 || o.Remote.Port != 20002 {
+		t.Errorf("offer %+v\n%s", o, b)
+	}
+	if !strings.Contains(string(b), "m=audio 20002 RTP/AVP 0 8 101") {
+		t.Errorf("formats:\n%s", b)
+	}
+}

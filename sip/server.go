@@ -1,0 +1,394 @@
+// Package sip is the only package that speaks SIP. It answers deposit calls
+// (RFC 3261 UAS on github.com/emiago/sipgo), negotiates media (RFC 3264),
+// and drives one IVR state machine per call over a media session.
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/prompts"
+	"github.com/vmserver/voicemail/store"
+)
+
+// allowed is the Allow header value: what we answer.
+const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
+
+// knownMethods are methods we recognise but do not serve: 405, not 501.
+var knownMethods = map[string]bool{
+	"REGISTER": true, "MESSAGE": true, "PUBLISH": true, "UPDATE": true,
+	"PRACK": true, "REFER": true, "SUBSCRIBE": true,
+}
+
+// Listener is one transport to serve.
+type Listener struct {
+	Transport string // udp, tcp, tls
+	Addr      string
+}
+
+// Recording holds the server-wide recording defaults (SPEC §2).
+type Recording struct {
+	MaxSeconds, MinSeconds, SilenceSeconds int
+	Format                                 media.Format
+}
+
+// Config is what the SIP layer needs from the server configuration.
+type Config struct {
+	Listeners     []Listener
+	TLS           *tls.Config
+	PublicIP      net.IP
+	AccessNumbers []string
+	AnswerDelay   time.Duration
+	MaxCalls      int
+	Recording     Recording
+}
+
+// Deps are the collaborators of the SIP server.
+type Deps struct {
+	Store   store.Store
+	Blobs   store.Blobs
+	Engine  *media.Engine
+	Prompts *prompts.Set
+	Logger  *slog.Logger
+}
+
+// Server is the SIP user agent of the voicemail server.
+type Server struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+
+	mu      sync.Mutex
+	dialogs map[string]*dialog // by Call-ID
+	calls   sync.WaitGroup
+	active  atomic.Int64
+
+	draining atomic.Bool
+	ports    map[string]int // transport -> listening port, for Contact
+}
+
+// New builds the server; Serve starts it.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if cfg.MaxCalls <= 0 {
+		cfg.MaxCalls = 1000
+	}
+	if cfg.PublicIP == nil {
+		cfg.PublicIP = firstNonLoopback()
+	}
+	// NOTIFY and INVITE with big SDP must not be refused over UDP.
+	sip.UDPMTUSize = 8192
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("voicemail"), sipgo.WithUserAgentHostname(cfg.PublicIP.String()))
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(deps.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.PublicIP.String()), sipgo.WithClientLogger(deps.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
+		dialogs: map[string]*dialog{}, ports: map[string]int{}}
+	srv.OnInvite(s.onInvite)
+	srv.OnAck(s.onAck)
+	srv.OnBye(s.onBye)
+	srv.OnCancel(s.onCancel)
+	srv.OnOptions(s.onOptions)
+	srv.OnInfo(s.onInfo)
+	srv.OnNotify(s.onNotify)
+	srv.OnNoRoute(s.onNoRoute)
+	return s, nil
+}
+
+// Listen binds every listener; it returns once they are all bound, and
+// serves them until ctx ends.
+func (s *Server) Listen(ctx context.Context) error {
+	for _, l := range s.cfg.Listeners {
+		switch l.Transport {
+		case "udp":
+			pc, err := net.ListenPacket("udp", l.Addr)
+			if err != nil {
+				return fmt.Errorf("sip: listen udp %s: %w", l.Addr, err)
+			}
+			s.setPort("udp", pc.LocalAddr())
+			go func() { <-ctx.Done(); pc.Close() }()
+			go s.serve(func() error { return s.srv.ServeUDP(pc) }, l)
+		case "tcp", "tls":
+			var ln net.Listener
+			var err error
+			if l.Transport == "tls" {
+				ln, err = tls.Listen("tcp", l.Addr, s.cfg.TLS)
+			} else {
+				ln, err = net.Listen("tcp", l.Addr)
+			}
+			if err != nil {
+				return fmt.Errorf("sip: listen %s %s: %w", l.Transport, l.Addr, err)
+			}
+			s.setPort(l.Transport, ln.Addr())
+			go func() { <-ctx.Done(); ln.Close() }()
+			if l.Transport == "tls" {
+				go s.serve(func() error { return s.srv.ServeTLS(ln) }, l)
+			} else {
+				go s.serve(func() error { return s.srv.ServeTCP(ln) }, l)
+			}
+		default:
+			return fmt.Errorf("sip: unknown transport %q", l.Transport)
+		}
+		s.log.Info("sip listening", "transport", l.Transport, "addr", l.Addr)
+	}
+	return nil
+}
+
+func (s *Server) serve(f func() error, l Listener) {
+	if err := f(); err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Error("sip listener stopped", "transport", l.Transport, "addr", l.Addr, "err", err)
+	}
+}
+
+func (s *Server) setPort(transport string, a net.Addr) {
+	_, p, _ := net.SplitHostPort(a.String())
+	n, _ := strconv.Atoi(p)
+	s.mu.Lock()
+	s.ports[transport] = n
+	s.mu.Unlock()
+}
+
+// Drain refuses new calls with 503 and waits for the calls in progress to
+// end, or for ctx to end (then they are hung up and their recordings kept).
+func (s *Server) Drain(ctx context.Context) {
+	s.draining.Store(true)
+	done := make(chan struct{})
+	go func() { s.calls.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for _, d := range s.dialogs {
+		d.hangup()
+	}
+	s.mu.Unlock()
+	<-done
+}
+
+// Close releases the user agent.
+func (s *Server) Close() error { return s.ua.Close() }
+
+// ActiveCalls is the number of calls in progress.
+func (s *Server) ActiveCalls() int { return int(s.active.Load()) }
+
+// contact is our Contact header for a request arriving on transport.
+func (s *Server) contact(transport string) *sip.ContactHeader {
+	tr := strings.ToLower(transport)
+	s.mu.Lock()
+	port := s.ports[tr]
+	s.mu.Unlock()
+	uri := sip.Uri{Scheme: "sip", User: "voicemail", Host: s.cfg.PublicIP.String(), Port: port, UriParams: sip.NewParams()}
+	if tr != "udp" && tr != "" {
+		uri.UriParams.Add("transport", tr)
+	}
+	return &sip.ContactHeader{Address: uri}
+}
+
+func (s *Server) dialog(callID string) *dialog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dialogs[callID]
+}
+
+func (s *Server) addDialog(d *dialog) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.dialogs[d.callID]; ok {
+		return false
+	}
+	s.dialogs[d.callID] = d
+	return true
+}
+
+func (s *Server) removeDialog(d *dialog) {
+	s.mu.Lock()
+	if s.dialogs[d.callID] == d {
+		delete(s.dialogs, d.callID)
+	}
+	s.mu.Unlock()
+}
+
+// respond sends a response with our To-tag (RFC 3261 §8.2.6.2: one tag on
+// every non-100 response) and extra headers.
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, toTag string, hdrs ...sip.Header) error {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	if code != 100 {
+		if to := res.To(); to != nil {
+			if _, ok := to.Params.Get("tag"); !ok {
+				if toTag == "" {
+					toTag = newTag()
+				}
+				to.Params.Add("tag", toTag)
+			}
+		}
+	}
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	return tx.Respond(res)
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	_ = respond(tx, req, 200, "OK", nil, "", capabilityHeaders()...)
+}
+
+// capabilityHeaders are Allow, Accept and Supported (RFC 3261 §11.2).
+func capabilityHeaders() []sip.Header {
+	return []sip.Header{
+		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
+		sip.NewHeader("Supported", "replaces"),
+		sip.NewHeader("Allow-Events", "message-summary"),
+	}
+}
+
+func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	if knownMethods[string(req.Method)] {
+		_ = respond(tx, req, 405, "Method Not Allowed", nil, "", sip.NewHeader("Allow", allowed))
+		return
+	}
+	_ = respond(tx, req, 501, "Not Implemented", nil, "", sip.NewHeader("Allow", allowed))
+}
+
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	// sipgo answers a CANCEL that matches a pending INVITE itself; reaching
+	// here means nothing matched (RFC 3261 §9.2).
+	_ = respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, "")
+}
+
+func (s *Server) onNotify(req *sip.Request, tx sip.ServerTransaction) {
+	// NOTIFYs arrive in our dialogs after a REFER (RFC 3515 §2.4.4).
+	d := s.inDialog(req, tx)
+	if d == nil {
+		return
+	}
+	_ = respond(tx, req, 200, "OK", nil, "")
+}
+
+// inDialog finds the dialog of an in-dialog request, answering 481 when
+// there is none and 500 when its CSeq went backwards (RFC 3261 §12.2.2).
+func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *dialog {
+	cid := req.CallID()
+	d := (*dialog)(nil)
+	if cid != nil {
+		d = s.dialog(cid.Value())
+	}
+	if d == nil || !d.matches(req) {
+		_ = respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, "")
+		return nil
+	}
+	if !d.checkCSeq(req) {
+		_ = respond(tx, req, 500, "Server Internal Error", nil, "", sip.NewHeader("Retry-After", "1"))
+		return nil
+	}
+	return d
+}
+
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	d := s.inDialog(req, tx)
+	if d == nil {
+		return
+	}
+	_ = respond(tx, req, 200, "OK", nil, "")
+	d.log.Info("caller hung up")
+	d.remoteHangup()
+}
+
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	cid := req.CallID()
+	if cid == nil {
+		return
+	}
+	if d := s.dialog(cid.Value()); d != nil && d.matches(req) {
+		d.acked(req)
+	}
+}
+
+func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	d := s.inDialog(req, tx)
+	if d == nil {
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
+	}
+	if len(req.Body()) == 0 {
+		_ = respond(tx, req, 200, "OK", nil, "") // keep-alive INFO
+		return
+	}
+	switch ct {
+	case "application/dtmf-relay", "application/dtmf":
+		key, ok := ParseINFODigit(ct, req.Body())
+		if !ok {
+			_ = respond(tx, req, 400, "Bad Request", nil, "")
+			return
+		}
+		_ = respond(tx, req, 200, "OK", nil, "")
+		d.digit(key)
+	default:
+		_ = respond(tx, req, 415, "Unsupported Media Type", nil, "", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+	}
+}
+
+// ParseINFODigit reads one DTMF key from a SIP INFO body:
+// application/dtmf-relay ("Signal=5\r\nDuration=160", keys case-insensitive,
+// 10 and 11 meaning * and #) or application/dtmf (the key alone).
+func ParseINFODigit(contentType string, body []byte) (rune, bool) {
+	val := strings.TrimSpace(string(body))
+	if contentType == "application/dtmf-relay" {
+		val = ""
+		for _, line := range strings.Split(string(body), "\n") {
+			k, v, ok := strings.Cut(line, "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "signal") {
+				val = strings.TrimSpace(v)
+			}
+		}
+	}
+	switch strings.ToUpper(val) {
+	case "10", "*":
+		return '*', true
+	case "11", "#":
+		return '#', true
+	case "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "A", "B", "C", "D":
+		return rune(strings.ToUpper(val)[0]), true
+	}
+	return 0, false
+}
+
+func firstNonLoopback() net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				return n.IP
+			}
+		}
+	}
+	return net.IPv4(127, 0, 0, 1)
+}

@@ -1,0 +1,788 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers "sqlite3"
+)
+
+// migrations is the ordered schema history: migrations[i] takes the schema
+// from version i to i+1. Only append; never edit a step that has shipped.
+// Folder and type values are checked in Go rather than with CHECK
+// constraints, because SQLite cannot alter a CHECK without rebuilding the table.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE tenants (
+	name       TEXT PRIMARY KEY,
+	domains    TEXT NOT NULL DEFAULT '[]', -- JSON array of hosts
+	created_at INTEGER NOT NULL            -- unix nanoseconds, UTC
+) STRICT;
+
+CREATE TABLE mailboxes (
+	tenant             TEXT NOT NULL REFERENCES tenants(name),
+	number             TEXT NOT NULL,
+	name               TEXT NOT NULL DEFAULT '',
+	type               TEXT NOT NULL DEFAULT 'personal',
+	members            TEXT NOT NULL DEFAULT '[]', -- JSON array of numbers
+	pin_hash           TEXT NOT NULL DEFAULT '',
+	email              TEXT NOT NULL DEFAULT '',
+	attach_audio       INTEGER NOT NULL DEFAULT 0,
+	delete_after_email INTEGER NOT NULL DEFAULT 0,
+	max_messages       INTEGER NOT NULL DEFAULT 0,
+	max_seconds        INTEGER NOT NULL DEFAULT 0,
+	review             INTEGER NOT NULL DEFAULT 0,
+	ask_password       INTEGER NOT NULL DEFAULT 1,
+	operator           TEXT NOT NULL DEFAULT '',
+	timezone           TEXT NOT NULL DEFAULT '',
+	language           TEXT NOT NULL DEFAULT '',
+	mwi_targets        TEXT NOT NULL DEFAULT '[]', -- JSON array of SIP URIs
+	retention_days     INTEGER NOT NULL DEFAULT 0,
+	created_at         INTEGER NOT NULL,
+	updated_at         INTEGER NOT NULL,
+	PRIMARY KEY (tenant, number)
+) STRICT;
+
+CREATE TABLE messages (
+	id          TEXT PRIMARY KEY, -- UUIDv7, sorts by time
+	tenant      TEXT NOT NULL,
+	mailbox     TEXT NOT NULL,
+	folder      TEXT NOT NULL,
+	caller_id   TEXT NOT NULL DEFAULT '',
+	caller_e164 TEXT NOT NULL DEFAULT '',
+	caller_name TEXT NOT NULL DEFAULT '',
+	received_at INTEGER NOT NULL,
+	duration_ms INTEGER NOT NULL DEFAULT 0,
+	urgent      INTEGER NOT NULL DEFAULT 0,
+	read        INTEGER NOT NULL DEFAULT 0,
+	size        INTEGER NOT NULL DEFAULT 0,
+	media_key   TEXT NOT NULL,
+	FOREIGN KEY (tenant, mailbox) REFERENCES mailboxes(tenant, number)
+) STRICT;
+
+CREATE INDEX messages_by_folder ON messages(tenant, mailbox, folder);
+CREATE INDEX messages_by_caller ON messages(tenant, caller_e164);
+`,
+}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// sqliteStore keeps writes on one connection so that goroutines queue in
+// database/sql instead of failing with "database is locked", while reads use
+// a pool that WAL lets run beside the writer.
+type sqliteStore struct {
+	w    *sql.DB // exactly one connection; every write goes here
+	r    *sql.DB // read-only pool
+	path string
+}
+
+var _ Store = (*sqliteStore)(nil)
+
+func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
+	if p == "" {
+		return nil, errors.New("store: sqlite: empty path (want sqlite:///abs/path.db or sqlite://rel/path.db)")
+	}
+	if strings.ContainsAny(p, "?#") {
+		return nil, fmt.Errorf("store: sqlite path %q: query parameters are not supported", p)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite path %q: %w", p, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("store: create database directory: %w", err)
+	}
+
+	// A file: URI so that any character in the path survives (SQLite
+	// decodes %XX); go-sqlite3 consumes the _ parameters itself.
+	// synchronous=NORMAL is durable against process crashes in WAL mode;
+	// only an OS crash may lose the last transactions.
+	base := "file:" + (&url.URL{Path: abs}).EscapedPath() +
+		"?_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL"
+	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never
+	// fails half-way when another process holds the lock.
+	w, err := sql.Open("sqlite3", base+"&_journal_mode=WAL&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", abs, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	s := &sqliteStore{w: w, path: abs}
+	// Migrate before opening readers: the first connection switches the file
+	// to WAL (a persistent setting) and creates the schema.
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	r, err := sql.Open("sqlite3", base+"&_query_only=1")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open %s for reading: %w", abs, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.r = r
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate brings the schema to len(migrations) in one transaction, so a
+// crash or a concurrent Open by another process never sees a half-migrated file.
+func (s *sqliteStore) migrate(ctx context.Context) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate %s: begin: %w", s.path, err)
+	}
+	defer tx.Rollback()
+
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrate %s: %w", s.path, err)
+	}
+	var version int
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return fmt.Errorf("store: migrate %s: %w", s.path, err)
+		}
+	case err != nil:
+		return fmt.Errorf("store: migrate %s: read version: %w", s.path, err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("store: database %s has schema version %d, newer than this binary (%d)", s.path, version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("store: migrate %s to version %d: %w", s.path, v+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
+		return fmt.Errorf("store: migrate %s: %w", s.path, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate %s: commit: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("store: ping %s: %w", s.path, err)
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping %s (writer): %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) Close() error {
+	var errR error
+	if s.r != nil {
+		errR = s.r.Close()
+	}
+	// The writer closes last: the last connection checkpoints the WAL.
+	if err := errors.Join(errR, s.w.Close()); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// ---- tenants ----
+
+func (s *sqliteStore) CreateTenant(ctx context.Context, t *Tenant) error {
+	if err := checkName("tenant", t.Name); err != nil {
+		return err
+	}
+	for _, d := range t.Domains {
+		if strings.TrimSpace(d) == "" {
+			return fmt.Errorf("store: tenant %q: empty domain", t.Name)
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: create tenant %q: %w", t.Name, err)
+	}
+	defer tx.Rollback()
+
+	// One host must map to one tenant, or TenantForDomain would be ambiguous.
+	for _, d := range t.Domains {
+		var owner string
+		err := tx.QueryRowContext(ctx, `
+SELECT t.name FROM tenants t, json_each(t.domains) d
+WHERE lower(d.value) = ? LIMIT 1`, normHost(d)).Scan(&owner)
+		if err == nil {
+			return fmt.Errorf("store: create tenant %q: domain %q already belongs to tenant %q: %w", t.Name, d, owner, ErrExists)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: create tenant %q: %w", t.Name, err)
+		}
+	}
+
+	now := time.Now().UTC()
+	_, err = tx.ExecContext(ctx, `INSERT INTO tenants (name, domains, created_at) VALUES (?, ?, ?)`,
+		t.Name, encodeList(t.Domains), now.UnixNano())
+	if isConflict(err) {
+		return fmt.Errorf("store: create tenant %q: %w", t.Name, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create tenant %q: %w", t.Name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: create tenant %q: commit: %w", t.Name, err)
+	}
+	t.CreatedAt = now
+	return nil
+}
+
+func scanTenant(sc scanner) (Tenant, error) {
+	var (
+		t       Tenant
+		domains string
+		created int64
+	)
+	if err := sc.Scan(&t.Name, &domains, &created); err != nil {
+		return Tenant{}, err
+	}
+	var err error
+	if t.Domains, err = decodeList(domains); err != nil {
+		return Tenant{}, fmt.Errorf("tenant %q: domains: %w", t.Name, err)
+	}
+	t.CreatedAt = fromNanos(created)
+	return t, nil
+}
+
+func (s *sqliteStore) GetTenant(ctx context.Context, name string) (*Tenant, error) {
+	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT name, domains, created_at FROM tenants WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: tenant %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get tenant %q: %w", name, err)
+	}
+	return &t, nil
+}
+
+func (s *sqliteStore) ListTenants(ctx context.Context) ([]Tenant, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, domains, created_at FROM tenants ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list tenants: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) DeleteTenant(ctx context.Context, name string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: delete tenant %q: %w", name, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE tenant = ?`, name).Scan(&n); err != nil {
+		return fmt.Errorf("store: delete tenant %q: %w", name, err)
+	}
+	if n > 0 {
+		// Cascading would drop message rows whose media nobody could then find.
+		return fmt.Errorf("store: delete tenant %q: it still has %d mailboxes: %w", name, n, ErrExists)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("store: delete tenant %q: %w", name, err)
+	}
+	if err := mustAffect(res, "tenant", name); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: delete tenant %q: commit: %w", name, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) TenantForDomain(ctx context.Context, host string) (string, error) {
+	h := normHost(host)
+	if h == "" {
+		return DefaultTenant, nil
+	}
+	var name string
+	err := s.r.QueryRowContext(ctx, `
+SELECT t.name FROM tenants t, json_each(t.domains) d
+WHERE lower(d.value) = ? ORDER BY t.name LIMIT 1`, h).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return DefaultTenant, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: tenant for domain %q: %w", host, err)
+	}
+	return name, nil
+}
+
+// normHost lower-cases a host and drops a trailing root dot ("Example.COM." = "example.com").
+func normHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+}
+
+// ---- mailboxes ----
+
+const mailboxCols = `tenant, number, name, type, members, pin_hash, email, attach_audio,
+delete_after_email, max_messages, max_seconds, review, ask_password, operator, timezone,
+language, mwi_targets, retention_days, created_at, updated_at`
+
+func scanMailbox(sc scanner) (Mailbox, error) {
+	var (
+		m                Mailbox
+		members, targets string
+		created, updated int64
+	)
+	err := sc.Scan(&m.Tenant, &m.Number, &m.Name, &m.Type, &members, &m.PINHash, &m.Email,
+		&m.AttachAudio, &m.DeleteAfterEmail, &m.MaxMessages, &m.MaxSeconds, &m.Review,
+		&m.AskPassword, &m.Operator, &m.Timezone, &m.Language, &targets, &m.RetentionDays,
+		&created, &updated)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	if m.Members, err = decodeList(members); err != nil {
+		return Mailbox{}, fmt.Errorf("mailbox %s/%s: members: %w", m.Tenant, m.Number, err)
+	}
+	if m.MWITargets, err = decodeList(targets); err != nil {
+		return Mailbox{}, fmt.Errorf("mailbox %s/%s: mwi_targets: %w", m.Tenant, m.Number, err)
+	}
+	m.CreatedAt, m.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return m, nil
+}
+
+func checkMailbox(m *Mailbox) error {
+	if err := checkName("tenant", m.Tenant); err != nil {
+		return err
+	}
+	if err := checkName("mailbox number", m.Number); err != nil {
+		return err
+	}
+	if m.Type == "" {
+		m.Type = TypePersonal
+	}
+	if m.Type != TypePersonal && m.Type != TypeGroup {
+		return fmt.Errorf("store: mailbox %s/%s: invalid type %q (want %q or %q)", m.Tenant, m.Number, m.Type, TypePersonal, TypeGroup)
+	}
+	return nil
+}
+
+func (s *sqliteStore) CreateMailbox(ctx context.Context, m *Mailbox) error {
+	if err := checkMailbox(m); err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: create mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	defer tx.Rollback()
+	if err := tenantExists(ctx, tx, m.Tenant); err != nil {
+		return fmt.Errorf("store: create mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	now := time.Now().UTC()
+	_, err = tx.ExecContext(ctx, `INSERT INTO mailboxes (`+mailboxCols+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.Tenant, m.Number, m.Name, m.Type, encodeList(m.Members), m.PINHash, m.Email,
+		m.AttachAudio, m.DeleteAfterEmail, m.MaxMessages, m.MaxSeconds, m.Review,
+		m.AskPassword, m.Operator, m.Timezone, m.Language, encodeList(m.MWITargets),
+		m.RetentionDays, now.UnixNano(), now.UnixNano())
+	if isConflict(err) {
+		return fmt.Errorf("store: create mailbox %s/%s: %w", m.Tenant, m.Number, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: create mailbox %s/%s: commit: %w", m.Tenant, m.Number, err)
+	}
+	m.CreatedAt, m.UpdatedAt = now, now
+	return nil
+}
+
+func (s *sqliteStore) GetMailbox(ctx context.Context, tenant, number string) (*Mailbox, error) {
+	m, err := scanMailbox(s.r.QueryRowContext(ctx,
+		`SELECT `+mailboxCols+` FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: mailbox %s/%s: %w", tenant, number, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get mailbox %s/%s: %w", tenant, number, err)
+	}
+	return &m, nil
+}
+
+func (s *sqliteStore) ListMailboxes(ctx context.Context, tenant, after string, limit int) ([]Mailbox, string, error) {
+	limit = pageSize(limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes
+WHERE tenant = ? AND number > ? ORDER BY number LIMIT ?`, tenant, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list mailboxes of %q: %w", tenant, err)
+	}
+	items, err := collect(rows, scanMailbox)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list mailboxes of %q: %w", tenant, err)
+	}
+	// One extra row tells whether another page exists without a count query.
+	var next string
+	if len(items) > limit {
+		items = items[:limit]
+		next = items[limit-1].Number
+	}
+	return items, next, nil
+}
+
+func (s *sqliteStore) UpdateMailbox(ctx context.Context, m *Mailbox) error {
+	if err := checkMailbox(m); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	var created int64
+	err := s.w.QueryRowContext(ctx, `UPDATE mailboxes SET
+name = ?, type = ?, members = ?, pin_hash = ?, email = ?, attach_audio = ?,
+delete_after_email = ?, max_messages = ?, max_seconds = ?, review = ?, ask_password = ?,
+operator = ?, timezone = ?, language = ?, mwi_targets = ?, retention_days = ?, updated_at = ?
+WHERE tenant = ? AND number = ? RETURNING created_at`,
+		m.Name, m.Type, encodeList(m.Members), m.PINHash, m.Email, m.AttachAudio,
+		m.DeleteAfterEmail, m.MaxMessages, m.MaxSeconds, m.Review, m.AskPassword,
+		m.Operator, m.Timezone, m.Language, encodeList(m.MWITargets), m.RetentionDays,
+		now.UnixNano(), m.Tenant, m.Number).Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: update mailbox %s/%s: %w", m.Tenant, m.Number, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: update mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	m.CreatedAt, m.UpdatedAt = fromNanos(created), now
+	return nil
+}
+
+func (s *sqliteStore) DeleteMailbox(ctx context.Context, tenant, number string) ([]Message, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: %w", tenant, number, err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `DELETE FROM messages WHERE tenant = ? AND mailbox = ? RETURNING `+messageCols,
+		tenant, number)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: messages: %w", tenant, number, err)
+	}
+	msgs, err := collect(rows, scanMessage)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: messages: %w", tenant, number, err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, number)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: %w", tenant, number, err)
+	}
+	if err := mustAffect(res, "mailbox", tenant+"/"+number); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: commit: %w", tenant, number, err)
+	}
+	sortMessages(msgs) // RETURNING order is unspecified
+	return msgs, nil
+}
+
+func (s *sqliteStore) GroupsOf(ctx context.Context, tenant, member string) ([]Mailbox, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes m
+WHERE tenant = ? AND type = ? AND EXISTS (SELECT 1 FROM json_each(m.members) WHERE value = ?)
+ORDER BY number`, tenant, TypeGroup, member)
+	if err != nil {
+		return nil, fmt.Errorf("store: groups of %s/%s: %w", tenant, member, err)
+	}
+	out, err := collect(rows, scanMailbox)
+	if err != nil {
+		return nil, fmt.Errorf("store: groups of %s/%s: %w", tenant, member, err)
+	}
+	return out, nil
+}
+
+// ---- messages ----
+
+const messageCols = `id, tenant, mailbox, folder, caller_id, caller_e164, caller_name,
+received_at, duration_ms, urgent, read, size, media_key`
+
+func scanMessage(sc scanner) (Message, error) {
+	var (
+		m        Message
+		received int64
+	)
+	err := sc.Scan(&m.ID, &m.Tenant, &m.Mailbox, &m.Folder, &m.CallerID, &m.CallerE164,
+		&m.CallerName, &received, &m.DurationMS, &m.Urgent, &m.Read, &m.Size, &m.MediaKey)
+	if err != nil {
+		return Message{}, err
+	}
+	m.ReceivedAt = fromNanos(received)
+	return m, nil
+}
+
+func (s *sqliteStore) CreateMessage(ctx context.Context, m *Message) error {
+	msg := *m // fill defaults on a copy; the caller's struct changes only on success
+	if msg.ID == "" {
+		msg.ID = NewMessageID()
+	}
+	if msg.Folder == "" {
+		msg.Folder = FolderNew
+	}
+	if msg.ReceivedAt.IsZero() {
+		msg.ReceivedAt = time.Now()
+	}
+	msg.ReceivedAt = msg.ReceivedAt.UTC()
+	if msg.MediaKey == "" {
+		msg.MediaKey = MediaKey(msg.Tenant, msg.Mailbox, msg.ID)
+	}
+	if !ValidFolder(msg.Folder) {
+		return fmt.Errorf("store: create message: invalid folder %q", msg.Folder)
+	}
+	where := msg.Tenant + "/" + msg.Mailbox + "/" + msg.ID
+
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: create message %s: %w", where, err)
+	}
+	defer tx.Rollback()
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE tenant = ? AND number = ?`, msg.Tenant, msg.Mailbox).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: create message %s: mailbox %s/%s: %w", where, msg.Tenant, msg.Mailbox, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create message %s: %w", where, err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO messages (`+messageCols+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		msg.ID, msg.Tenant, msg.Mailbox, msg.Folder, msg.CallerID, msg.CallerE164, msg.CallerName,
+		msg.ReceivedAt.UnixNano(), msg.DurationMS, msg.Urgent, msg.Read, msg.Size, msg.MediaKey)
+	if isConflict(err) {
+		return fmt.Errorf("store: create message %s: %w", where, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create message %s: %w", where, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: create message %s: commit: %w", where, err)
+	}
+	*m = msg
+	return nil
+}
+
+func (s *sqliteStore) GetMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
+	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages
+WHERE id = ? AND tenant = ? AND mailbox = ?`, id, tenant, mailbox))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: message %s/%s/%s: %w", tenant, mailbox, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get message %s/%s/%s: %w", tenant, mailbox, id, err)
+	}
+	return &m, nil
+}
+
+func (s *sqliteStore) ListMessages(ctx context.Context, f MessageFilter) ([]Message, string, error) {
+	if f.Tenant == "" {
+		// Never list across tenants by accident.
+		return nil, "", errors.New("store: list messages: tenant is required")
+	}
+	limit := pageSize(f.Limit)
+	var (
+		where = []string{"tenant = ?"}
+		args  = []any{f.Tenant}
+	)
+	if f.Mailbox != "" {
+		where, args = append(where, "mailbox = ?"), append(args, f.Mailbox)
+	}
+	if f.Folder != "" {
+		where, args = append(where, "folder = ?"), append(args, f.Folder)
+	}
+	if f.CallerID != "" {
+		where, args = append(where, "(caller_id = ? OR caller_e164 = ?)"), append(args, f.CallerID, f.CallerID)
+	}
+	if f.After != "" {
+		where, args = append(where, "id > ?"), append(args, f.After)
+	}
+	args = append(args, limit+1)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list messages of %s/%s: %w", f.Tenant, f.Mailbox, err)
+	}
+	items, err := collect(rows, scanMessage)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list messages of %s/%s: %w", f.Tenant, f.Mailbox, err)
+	}
+	var next string
+	if len(items) > limit {
+		items = items[:limit]
+		next = items[limit-1].ID
+	}
+	return items, next, nil
+}
+
+func (s *sqliteStore) CountMessages(ctx context.Context, tenant, mailbox string) (Counts, error) {
+	// One statement, so the four numbers always describe the same snapshot.
+	var c Counts
+	err := s.r.QueryRowContext(ctx, `
+SELECT
+	coalesce(sum(isnew), 0),
+	coalesce(sum(1 - isnew), 0),
+	coalesce(sum(urgent * isnew), 0),
+	coalesce(sum(urgent * (1 - isnew)), 0)
+FROM (SELECT (folder = 'new' AND read = 0) AS isnew, (urgent <> 0) AS urgent
+      FROM messages WHERE tenant = ? AND mailbox = ?)`, tenant, mailbox).
+		Scan(&c.New, &c.Old, &c.UrgentNew, &c.UrgentOld)
+	if err != nil {
+		return Counts{}, fmt.Errorf("store: count messages of %s/%s: %w", tenant, mailbox, err)
+	}
+	return c, nil
+}
+
+func (s *sqliteStore) UpdateMessage(ctx context.Context, m *Message) error {
+	if !ValidFolder(m.Folder) {
+		return fmt.Errorf("store: update message %s/%s/%s: invalid folder %q", m.Tenant, m.Mailbox, m.ID, m.Folder)
+	}
+	got, err := scanMessage(s.w.QueryRowContext(ctx, `UPDATE messages SET folder = ?, read = ?, urgent = ?
+WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols,
+		m.Folder, m.Read, m.Urgent, m.ID, m.Tenant, m.Mailbox))
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: update message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: update message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, err)
+	}
+	*m = got // the caller sees the stored row, including fields it did not set
+	return nil
+}
+
+func (s *sqliteStore) DeleteMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
+	m, err := scanMessage(s.w.QueryRowContext(ctx, `DELETE FROM messages
+WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols, id, tenant, mailbox))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", tenant, mailbox, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", tenant, mailbox, id, err)
+	}
+	return &m, nil
+}
+
+// ---- helpers ----
+
+type scanner interface{ Scan(dest ...any) error }
+
+// collect scans every row and closes rows.
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func tenantExists(ctx context.Context, tx *sql.Tx, name string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE name = ?`, name).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("tenant %q: %w", name, ErrNotFound)
+	}
+	return err
+}
+
+func mustAffect(res sql.Result, kind, name string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: delete %s %s: %w", kind, name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: %s %s: %w", kind, name, ErrNotFound)
+	}
+	return nil
+}
+
+func pageSize(limit int) int {
+	if limit <= 0 {
+		return defaultPageSize
+	}
+	return min(limit, maxPageSize)
+}
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// encodeList stores nil as "[]" so that the column is always a JSON array.
+func encodeList(l []string) string {
+	if len(l) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(l) // a []string always marshals
+	return string(b)
+}
+
+// decodeList returns a non-nil slice, so API encoders print [] rather than null.
+func decodeList(s string) ([]string, error) {
+	out := []string{}
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func sortMessages(ms []Message) {
+	slices.SortFunc(ms, func(a, b Message) int { return strings.Compare(a.ID, b.ID) })
+}
+
+// checkName rejects tenant names and mailbox numbers that could not be part
+// of a media key ("<tenant>/<mailbox>/…"): empty, too long, leading dot, or
+// characters outside letters, digits and "-_.+@".
+func checkName(kind, s string) error {
+	if s == "" || len(s) > 64 || s[0] == '.' {
+		return fmt.Errorf("store: invalid %s %q", kind, s)
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("-_.+@", r):
+		default:
+			return fmt.Errorf("store: invalid %s %q: character %q not allowed", kind, s, r)
+		}
+	}
+	return nil
+}
