@@ -89,7 +89,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg.MaxCalls = 1000
 	}
 	if cfg.PublicIP == nil {
-		cfg.PublicIP = firstNonLoopback()
+		cfg.PublicIP = FirstNonLoopback()
 	}
 	// NOTIFY and INVITE with big SDP must not be refused over UDP.
 	sip.UDPMTUSize = 8192
@@ -381,7 +381,7 @@ func ParseINFODigit(contentType string, body []byte) (rune, bool) {
 	return 0, false
 }
 
-func firstNonLoopback() net.IP {
+func FirstNonLoopback() net.IP {
 	addrs, err := net.InterfaceAddrs()
 	if err == nil {
 		for _, a := range addrs {

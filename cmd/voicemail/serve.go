@@ -192,6 +192,8 @@ func addresses(cfg *config.Config) (public, bind net.IP, err error) {
 		}
 	} else if !bind.IsUnspecified() {
 		public = bind
+	} else {
+		public = vsip.FirstNonLoopback()
 	}
 	return public, bind, nil
 }
@@ -252,8 +254,10 @@ func printWelcome(cfg *config.Config, token string, generated, demo bool, public
 		return
 	}
 	sipAddr := cfg.SIPListen[0].Addr
-	fmt.Printf("Demo tenant \"default\": mailboxes 1001 (Alice, PIN 1234), 1002 (Bob, PIN 1234), group 8000.\n")
-	fmt.Printf("Leave a message for 1001:\n  sipp -sn uac -s 1001 -m 1 -d 8000 %s\n", sipAddr)
-	fmt.Printf("List it:\n  curl -H 'Authorization: Bearer %s' http://%s/api/v1/mailboxes/1001/messages\n", token, cfg.HTTPListen)
-	_ = public
+	if host, port, err := net.SplitHostPort(sipAddr); err == nil && net.ParseIP(host).IsUnspecified() {
+		sipAddr = net.JoinHostPort(public.String(), port)
+	}
+	fmt.Printf("Demo tenant \"default\": mailboxes 1001 (Alice, PIN 1234), 1002 (Bob, PIN 1234), group 8000 (Alice and Bob).\n")
+	fmt.Printf("Leave a message for 1001 (from the repository root):\n  sipp -sf testcalls/scenarios/leave_message.xml -s 1001 -m 1 -nostdin -i 127.0.0.1 -p 5070 -mp 16000 %s\n", sipAddr)
+	fmt.Printf("List the messages:\n  curl -s -H 'Authorization: Bearer %s' http://%s/api/v1/mailboxes/1001/messages\n", token, cfg.HTTPListen)
 }
