@@ -314,6 +314,12 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if d == nil {
 		return
 	}
+	select {
+	case <-d.byeCh: // the dialog already ended; it only lingers until cleanup
+		_ = respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, "")
+		return
+	default:
+	}
 	_ = respond(tx, req, 200, "OK", nil, "")
 	d.log.Info("caller hung up")
 	d.remoteHangup()

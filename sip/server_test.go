@@ -1,0 +1,331 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/prompts"
+	"github.com/vmserver/voicemail/store"
+)
+
+// testServer is a SIP server on a free loopback UDP port with a real SQLite
+// store, media volume and RTP engine.
+type testServer struct {
+	srv  *Server
+	addr *net.UDPAddr
+	st   store.Store
+}
+
+func startServer(t *testing.T, mutate func(*Config)) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.CreateTenant(ctx, &store.Tenant{Name: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateMailbox(ctx, &store.Mailbox{Tenant: "default", Number: "1001", Name: "Alice"}); err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := store.NewFSBlobs(filepath.Join(dir, "media"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := media.NewEngine(media.EngineConfig{IP: net.IPv4(127, 0, 0, 1), PortMin: 40000 + int(time.Now().UnixNano()%500)*20, PortMax: 49999, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	ps, err := prompts.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().(*net.UDPAddr)
+	pc.Close()
+	cfg := Config{
+		Listeners: []Listener{{Transport: "udp", Addr: addr.String()}},
+		PublicIP:  net.IPv4(127, 0, 0, 1), AccessNumbers: []string{"5555"}, MaxCalls: 10,
+		Recording: Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10},
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := New(cfg, Deps{Store: st, Blobs: blobs, Engine: eng, Prompts: ps, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	if err := srv.Listen(lctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Drain(dctx)
+		dcancel()
+		cancel()
+		srv.Close()
+	})
+	return &testServer{srv: srv, addr: addr, st: st}
+}
+
+// phone is a bare UDP SIP peer that writes requests by hand.
+type phone struct {
+	t      *testing.T
+	conn   *net.UDPConn
+	server *net.UDPAddr
+	callID string
+	tag    string
+	toTag  string
+	rtp    int
+}
+
+func newPhone(t *testing.T, server *net.UDPAddr) *phone {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &phone{t: t, conn: c, server: server, callID: fmt.Sprintf("%d@test", time.Now().UnixNano()), tag: "ph1", rtp: 30000}
+}
+
+func (p *phone) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
+
+func (p *phone) sdp(dir string) string {
+	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=%s\r\n", p.rtp, dir)
+}
+
+func (p *phone) send(method string, cseq int, body string, extra ...string) {
+	p.t.Helper()
+	to := fmt.Sprintf("<sip:1001@%s>", p.server)
+	if p.toTag != "" {
+		to += ";tag=" + p.toTag
+	}
+	msg := fmt.Sprintf("%s sip:1001@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%d;rport\r\n"+
+		"From: <sip:2002@127.0.0.1>;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\nMax-Forwards: 70\r\n"+
+		"Contact: <sip:2002@127.0.0.1:%d>\r\n", method, p.server, p.port(), time.Now().UnixNano(), p.tag, to, p.callID, cseq, method, p.port())
+	for _, h := range extra {
+		msg += h + "\r\n"
+	}
+	if body != "" {
+		msg += "Content-Type: application/sdp\r\n"
+	}
+	msg += fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)
+	if _, err := p.conn.WriteToUDP([]byte(msg), p.server); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// reply answers a request from the server.
+func (p *phone) reply(req string, code int) {
+	p.t.Helper()
+	var hdrs []string
+	for _, line := range strings.Split(req, "\r\n")[1:] {
+		for _, h := range []string{"via:", "from:", "to:", "call-id:", "cseq:"} {
+			if strings.HasPrefix(strings.ToLower(line), h) {
+				hdrs = append(hdrs, line)
+			}
+		}
+	}
+	msg := fmt.Sprintf("SIP/2.0 %d OK\r\n%s\r\nContent-Length: 0\r\n\r\n", code, strings.Join(hdrs, "\r\n"))
+	if _, err := p.conn.WriteToUDP([]byte(msg), p.server); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// read returns the next SIP message, skipping nothing.
+func (p *phone) read(timeout time.Duration) (string, bool) {
+	buf := make([]byte, 8192)
+	_ = p.conn.SetReadDeadline(time.Now().Add(timeout))
+	n, _, err := p.conn.ReadFromUDP(buf)
+	if err != nil {
+		return "", false
+	}
+	return string(buf[:n]), true
+}
+
+// expect reads until a message whose first line starts with prefix.
+func (p *phone) expect(prefix string, timeout time.Duration) string {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		m, ok := p.read(time.Until(deadline))
+		if ok && strings.HasPrefix(m, prefix) {
+			if p.toTag == "" {
+				p.toTag = header(m, "To", ";tag=")
+			}
+			return m
+		}
+	}
+	p.t.Fatalf("no %q within %s", prefix, timeout)
+	return ""
+}
+
+// header returns the text after marker in the first header line named name.
+func header(msg, name, marker string) string {
+	for _, line := range strings.Split(msg, "\r\n") {
+		if strings.HasPrefix(strings.ToLower(line), strings.ToLower(name)+":") {
+			if i := strings.Index(line, marker); i >= 0 {
+				v := line[i+len(marker):]
+				if j := strings.IndexAny(v, ";>\r"); j >= 0 {
+					v = v[:j]
+				}
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+func TestNoACKRetransmitsThenBYE(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	var times []time.Time
+	for {
+		m, ok := p.read(40 * time.Second)
+		if !ok {
+			t.Fatal("no BYE after unacknowledged 200")
+		}
+		if strings.HasPrefix(m, "SIP/2.0 200") {
+			times = append(times, time.Now())
+		}
+		if strings.HasPrefix(m, "BYE ") {
+			break
+		}
+	}
+	// RFC 3261 §13.3.1.4: T1, 2T1, 4T1 … capped at T2 until 64*T1: the
+	// first send plus about ten retransmissions.
+	if len(times) < 8 {
+		t.Fatalf("only %d 200 OKs before BYE", len(times))
+	}
+	for i := 2; i < 4; i++ {
+		prev, cur := times[i-1].Sub(times[i-2]), times[i].Sub(times[i-1])
+		if cur < prev*3/2 {
+			t.Errorf("retransmission %d after %v, previous after %v: not doubling", i, cur, prev)
+		}
+	}
+}
+
+func TestInDialogErrorsAndHold(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	ok := p.expect("SIP/2.0 200", 5*time.Second)
+	if header(ok, "Allow-Events", "") == "" && !strings.Contains(ok, "Allow-Events: message-summary") {
+		t.Errorf("200 lacks Allow-Events:\n%s", ok)
+	}
+	if !strings.Contains(ok, "o=voicemail ") || !strings.Contains(ok, " 1 IN IP4") {
+		t.Fatalf("answer origin:\n%s", ok)
+	}
+	p.send("ACK", 1, "")
+
+	// Hold: sendonly is answered recvonly with a new o= version.
+	p.send("INVITE", 2, p.sdp("sendonly"))
+	hold := p.expect("SIP/2.0 200", 5*time.Second)
+	if !strings.Contains(hold, "a=recvonly") || !strings.Contains(hold, " 2 IN IP4") {
+		t.Errorf("hold answer:\n%s", hold)
+	}
+	p.send("ACK", 2, "")
+	// Resume.
+	p.send("INVITE", 3, p.sdp("sendrecv"))
+	if res := p.expect("SIP/2.0 200", 5*time.Second); !strings.Contains(res, "a=sendrecv") {
+		t.Errorf("resume answer:\n%s", res)
+	}
+	p.send("ACK", 3, "")
+	// A lower CSeq in the dialog: 500 (§12.2.2).
+	p.send("INFO", 2, "")
+	p.expect("SIP/2.0 500", 5*time.Second)
+	// INFO with a DTMF body is accepted.
+	p.send("INFO", 4, "", "Content-Type: application/dtmf-relay")
+	p.expect("SIP/2.0 200", 5*time.Second)
+	// Unusable re-INVITE SDP: 488, call goes on.
+	p.send("INVITE", 5, "v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n")
+	p.expect("SIP/2.0 488", 5*time.Second)
+	p.send("ACK", 5, "")
+	p.send("BYE", 6, "")
+	p.expect("SIP/2.0 200", 5*time.Second)
+	// The dialog is gone: 481.
+	p.send("BYE", 7, "")
+	p.expect("SIP/2.0 481", 5*time.Second)
+}
+
+func TestRequireAndUnsupportedBody(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"), "Require: 100rel")
+	res := p.expect("SIP/2.0 420", 5*time.Second)
+	if !strings.Contains(res, "Unsupported: 100rel") {
+		t.Errorf("420 lacks Unsupported:\n%s", res)
+	}
+	p.send("ACK", 1, "")
+	q := newPhone(t, ts.addr)
+	msg := "INVITE sip:1001@x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKxy\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:1001@x>\r\nCall-ID: ct@test\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1>\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+	if _, err := q.conn.WriteToUDP([]byte(fmt.Sprintf(msg, q.port())), ts.addr); err != nil {
+		t.Fatal(err)
+	}
+	res = q.expect("SIP/2.0 415", 5*time.Second)
+	if !strings.Contains(res, "Accept: application/sdp") {
+		t.Errorf("415 lacks Accept:\n%s", res)
+	}
+}
+
+func TestDrainRefusesNewCalls(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	p.expect("SIP/2.0 200", 5*time.Second)
+	p.send("ACK", 1, "")
+	drained := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		ts.srv.Drain(ctx)
+		close(drained)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	q := newPhone(t, ts.addr)
+	q.send("INVITE", 1, q.sdp("sendrecv"))
+	res := q.expect("SIP/2.0 503", 5*time.Second)
+	if !strings.Contains(res, "Retry-After:") {
+		t.Errorf("503 lacks Retry-After:\n%s", res)
+	}
+	// The call in progress is ended by us once the drain times out.
+	bye := p.expect("BYE ", 10*time.Second)
+	p.reply(bye, 200)
+	<-drained
+}
+
+func TestCallLimit(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *Config) { c.MaxCalls = 1 })
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	p.expect("SIP/2.0 200", 5*time.Second)
+	p.send("ACK", 1, "")
+	q := newPhone(t, ts.addr)
+	q.send("INVITE", 1, q.sdp("sendrecv"))
+	q.expect("SIP/2.0 503", 5*time.Second)
+	p.send("BYE", 2, "")
+	p.expect("SIP/2.0 200", 5*time.Second)
+}
