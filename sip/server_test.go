@@ -39,6 +39,9 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 	if err := st.CreateMailbox(ctx, &store.Mailbox{Tenant: "default", Number: "1001", Name: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.CreateMailbox(ctx, &store.Mailbox{Tenant: "default", Number: "1003", Name: "Carol", Operator: "1900"}); err != nil {
+		t.Fatal(err)
+	}
 	blobs, err := store.NewFSBlobs(filepath.Join(dir, "media"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +91,7 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 // phone is a bare UDP SIP peer that writes requests by hand.
 type phone struct {
 	t      *testing.T
+	user   string
 	conn   *net.UDPConn
 	server *net.UDPAddr
 	callID string
@@ -102,7 +106,7 @@ func newPhone(t *testing.T, server *net.UDPAddr) *phone {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &phone{t: t, conn: c, server: server, callID: fmt.Sprintf("%d@test", time.Now().UnixNano()), tag: "ph1", rtp: 30000}
+	return &phone{t: t, user: "1001", conn: c, server: server, callID: fmt.Sprintf("%d@test", time.Now().UnixNano()), tag: "ph1", rtp: 30000}
 }
 
 func (p *phone) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
@@ -111,20 +115,34 @@ func (p *phone) sdp(dir string) string {
 	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=%s\r\n", p.rtp, dir)
 }
 
+func (p *phone) sendBody(method string, cseq int, contentType, body string) {
+	p.t.Helper()
+	p.sendRaw(method, cseq, contentType, body)
+}
+
 func (p *phone) send(method string, cseq int, body string, extra ...string) {
 	p.t.Helper()
-	to := fmt.Sprintf("<sip:1001@%s>", p.server)
+	ct := ""
+	if body != "" {
+		ct = "application/sdp"
+	}
+	p.sendRaw(method, cseq, ct, body, extra...)
+}
+
+func (p *phone) sendRaw(method string, cseq int, contentType, body string, extra ...string) {
+	p.t.Helper()
+	to := fmt.Sprintf("<sip:%s@%s>", p.user, p.server)
 	if p.toTag != "" {
 		to += ";tag=" + p.toTag
 	}
-	msg := fmt.Sprintf("%s sip:1001@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%d;rport\r\n"+
+	msg := fmt.Sprintf("%s sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%d;rport\r\n"+
 		"From: <sip:2002@127.0.0.1>;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\nMax-Forwards: 70\r\n"+
-		"Contact: <sip:2002@127.0.0.1:%d>\r\n", method, p.server, p.port(), time.Now().UnixNano(), p.tag, to, p.callID, cseq, method, p.port())
+		"Contact: <sip:2002@127.0.0.1:%d>\r\n", method, p.user, p.server, p.port(), time.Now().UnixNano(), p.tag, to, p.callID, cseq, method, p.port())
 	for _, h := range extra {
 		msg += h + "\r\n"
 	}
-	if body != "" {
-		msg += "Content-Type: application/sdp\r\n"
+	if contentType != "" {
+		msg += "Content-Type: " + contentType + "\r\n"
 	}
 	msg += fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)
 	if _, err := p.conn.WriteToUDP([]byte(msg), p.server); err != nil {
@@ -208,6 +226,7 @@ func TestNoACKRetransmitsThenBYE(t *testing.T) {
 			times = append(times, time.Now())
 		}
 		if strings.HasPrefix(m, "BYE ") {
+			p.reply(m, 200)
 			break
 		}
 	}
@@ -328,4 +347,24 @@ func TestCallLimit(t *testing.T) {
 	q.expect("SIP/2.0 503", 5*time.Second)
 	p.send("BYE", 2, "")
 	p.expect("SIP/2.0 200", 5*time.Second)
+}
+
+func TestOperatorTransferByREFER(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	p.user = "1003"
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	p.expect("SIP/2.0 200", 5*time.Second)
+	p.send("ACK", 1, "")
+	// '0' by SIP INFO during the greeting: "please hold", then REFER.
+	p.sendBody("INFO", 2, "application/dtmf-relay", "Signal=0\r\nDuration=160\r\n")
+	p.expect("SIP/2.0 200", 5*time.Second)
+	refer := p.expect("REFER ", 15*time.Second)
+	if !strings.Contains(refer, "Refer-To: <sip:1900@") {
+		t.Fatalf("REFER:\n%s", refer)
+	}
+	p.reply(refer, 202)
+	bye := p.expect("BYE ", 10*time.Second)
+	p.reply(bye, 200)
 }
