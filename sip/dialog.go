@@ -39,7 +39,7 @@ type dialog struct {
 	hangOnce  sync.Once
 	hangCh    chan struct{} // closed when we must end the call (drain)
 	reinvite  sync.Mutex    // one re-INVITE at a time (RFC 3261 §14.2)
-	sessMu    sync.Mutex
+	mu        sync.Mutex    // guards sess, offer and sdpVer
 	sess      *media.Session
 	offer     *Offer
 	sdpVer    uint64
@@ -105,8 +105,8 @@ func (d *dialog) remoteHangup() { d.byeOnce.Do(func() { close(d.byeCh) }) }
 func (d *dialog) hangup()       { d.hangOnce.Do(func() { close(d.hangCh) }) }
 
 func (d *dialog) session() *media.Session {
-	d.sessMu.Lock()
-	defer d.sessMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return d.sess
 }
 
@@ -202,7 +202,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	started = true
-	s.calls.Add(1)
 	// sipgo ends a transaction without a final response when its handler
 	// returns, and gives every request its own goroutine: the call lives
 	// here.
@@ -240,15 +239,14 @@ func (d *dialog) run() {
 		}
 		s.removeDialog(d)
 		s.active.Add(-1)
-		s.calls.Done()
 	}()
 	_ = respond(d.tx, d.invite, 100, "Trying", nil, "")
 
 	cfg := media.SessionConfig{Codec: media.PCMU, Logger: d.log}
-	if d.offer != nil {
-		cfg.Codec, cfg.DTMFPayload, cfg.Ptime = d.offer.Codec, d.offer.DTMF, d.offer.Ptime
-		if !d.offer.Hold() {
-			cfg.Remote = d.offer.Remote
+	if o := d.currentOffer(); o != nil {
+		cfg.Codec, cfg.DTMFPayload, cfg.Ptime = o.Codec, o.DTMF, o.Ptime
+		if !o.Hold() {
+			cfg.Remote = o.Remote
 		}
 	}
 	sess, err := s.deps.Engine.NewSession(cfg)
@@ -257,9 +255,9 @@ func (d *dialog) run() {
 		_ = respond(d.tx, d.invite, 503, "Service Unavailable", nil, d.localTag, sip.NewHeader("Retry-After", "5"))
 		return
 	}
-	d.sessMu.Lock()
+	d.mu.Lock()
 	d.sess = sess
-	d.sessMu.Unlock()
+	d.mu.Unlock()
 
 	if s.cfg.AnswerDelay > 0 {
 		_ = respond(d.tx, d.invite, 180, "Ringing", nil, d.localTag)
@@ -306,8 +304,8 @@ func (d *dialog) run() {
 func (d *dialog) answer() bool {
 	l := d.local()
 	var body []byte
-	if d.offer != nil {
-		body = Answer(d.offer, l)
+	if o := d.currentOffer(); o != nil {
+		body = Answer(o, l)
 	} else {
 		body = NewOffer(l)
 	}
@@ -361,7 +359,7 @@ func (d *dialog) answer() bool {
 // the answer (RFC 3264 §5).
 func (d *dialog) confirm(ack *sip.Request) bool {
 	d.confirmed.Store(true)
-	if d.offer != nil {
+	if d.currentOffer() != nil {
 		return true
 	}
 	o, err := ParseOffer(ack.Body())
@@ -372,24 +370,44 @@ func (d *dialog) confirm(ack *sip.Request) bool {
 		cancel()
 		return false
 	}
-	d.offer = o
-	var remote = o.Remote
-	if o.Hold() {
-		remote = nil
-	}
-	d.session().SetRemote(remote, o.Codec, o.DTMF)
+	d.setOffer(o, false)
 	return true
 }
 
-func (d *dialog) codecName() string {
-	if d.offer == nil {
-		return "offer-in-200"
+func (d *dialog) currentOffer() *Offer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.offer
+}
+
+// setOffer applies a new remote description to the media session; bump
+// says our description changes with it (RFC 4566 §5.2 o= version).
+func (d *dialog) setOffer(o *Offer, bump bool) {
+	d.mu.Lock()
+	d.offer = o
+	if bump {
+		d.sdpVer++
 	}
-	return d.offer.Codec.String()
+	sess := d.sess
+	d.mu.Unlock()
+	remote := o.Remote
+	if o.Hold() {
+		remote = nil
+	}
+	sess.SetRemote(remote, o.Codec, o.DTMF)
+}
+
+func (d *dialog) codecName() string {
+	if o := d.currentOffer(); o != nil {
+		return o.Codec.String()
+	}
+	return "offer-in-200"
 }
 
 func (d *dialog) local() Local {
-	return Local{IP: d.s.cfg.PublicIP, Port: d.session().LocalPort(), SessionID: d.sdpID, Version: d.sdpVer}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Local{IP: d.s.cfg.PublicIP, Port: d.sess.LocalPort(), SessionID: d.sdpID, Version: d.sdpVer}
 }
 
 // onReInvite handles hold, resume and codec changes (RFC 3264 §8).
@@ -414,13 +432,7 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = respond(tx, req, 488, "Not Acceptable Here", nil, d.localTag, sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(err.Error(), `"`, "'")+`"`))
 		return
 	}
-	d.offer = o
-	d.sdpVer++ // RFC 4566 §5.2: the version changes with the description
-	remote := o.Remote
-	if o.Hold() {
-		remote = nil
-	}
-	d.session().SetRemote(remote, o.Codec, o.DTMF)
+	d.setOffer(o, true)
 	res := sip.NewResponseFromRequest(req, 200, "OK", Answer(o, d.local()))
 	res.AppendHeader(s.contact(req.Transport()))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

@@ -33,6 +33,8 @@ var knownMethods = map[string]bool{
 	"PRACK": true, "REFER": true, "SUBSCRIBE": true,
 }
 
+var raiseMTU sync.Once
+
 // Listener is one transport to serve.
 type Listener struct {
 	Transport string // udp, tcp, tls
@@ -76,8 +78,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	dialogs map[string]*dialog // by Call-ID
-	calls   sync.WaitGroup
-	active  atomic.Int64
+	active  atomic.Int64       // calls in progress, including those being set up
 
 	draining atomic.Bool
 	ports    map[string]int // transport -> listening port, for Contact
@@ -91,8 +92,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.PublicIP == nil {
 		cfg.PublicIP = FirstNonLoopback()
 	}
-	// NOTIFY and INVITE with big SDP must not be refused over UDP.
-	sip.UDPMTUSize = 8192
+	// NOTIFY and INVITE with big SDP must not be refused over UDP. The
+	// setting is sipgo's package variable: set it once.
+	raiseMTU.Do(func() { sip.UDPMTUSize = 8192 })
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("voicemail"), sipgo.WithUserAgentHostname(cfg.PublicIP.String()))
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
@@ -175,19 +177,26 @@ func (s *Server) setPort(transport string, a net.Addr) {
 // end, or for ctx to end (then they are hung up and their recordings kept).
 func (s *Server) Drain(ctx context.Context) {
 	s.draining.Store(true)
-	done := make(chan struct{})
-	go func() { s.calls.Wait(); close(done) }()
-	select {
-	case <-done:
-		return
-	case <-ctx.Done():
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	hungUp := false
+	for s.active.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			if !hungUp {
+				hungUp = true
+				s.mu.Lock()
+				for _, d := range s.dialogs {
+					d.hangup()
+				}
+				s.mu.Unlock()
+			}
+			// Calls now end on their own: recordings are saved and each
+			// BYE is bounded by its transaction timeout.
+			<-tick.C
+		}
 	}
-	s.mu.Lock()
-	for _, d := range s.dialogs {
-		d.hangup()
-	}
-	s.mu.Unlock()
-	<-done
 }
 
 // Close releases the user agent.
