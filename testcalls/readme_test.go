@@ -1,0 +1,61 @@
+package testcalls
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vmserver/voicemail/testcalls/siptest"
+)
+
+// TestReadmeLeaveMessage runs the sipp line the README and `make run` give
+// (leave_message.xml from the repository root): '#' by RFC 4733 payload 96
+// skips the greeting, the spoken message streams with rtp_stream, and the
+// stored message is that audio, sample for sample.
+func TestReadmeLeaveMessage(t *testing.T) {
+	requireSipp(t)
+	t.Parallel()
+	s := startServer(t, "")
+	root := filepath.Dir(testDir)
+	args := []string{"-sf", "testcalls/scenarios/leave_message.xml", "-s", "1001", "-m", "1", "-nostdin",
+		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-mp", fmt.Sprint(portBlock(t, 4)),
+		"-timeout", "60s", "-timeout_error", s.sipAddr()}
+	cmd := exec.Command("sipp", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sipp %v: %v\n%s", args, err, tail(string(out), 30))
+	}
+	rec := newestRecording(t, s, "1001", 1)
+	// rtp_stream sends the file's bytes as they are: raw µ-law.
+	ulaw, err := os.ReadFile(filepath.Join(testDir, "audio", "message.ulaw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := siptest.Decode(0, ulaw)
+	got := rec.w.samples
+	// sipp pads the last packet to a whole frame, and trailing silence is
+	// trimmed: the recording is the message, not shifted, up to its last
+	// sound.
+	if len(got) > len(want)+160 {
+		t.Fatalf("recording has %d samples, message %d", len(got), len(want))
+	}
+	for i := range got {
+		sent := int16(0)
+		if i < len(want) {
+			sent = want[i]
+		}
+		if got[i] != sent {
+			t.Fatalf("sample %d: recorded %d, sent %d", i, got[i], sent)
+		}
+	}
+	if len(got) < len(want) {
+		if rest := siptest.MeanAbs(want[len(got):]); rest > 256 {
+			t.Fatalf("recording stops at %d of %d samples, but the rest is not silence (mean %0.f)", len(got), len(want), rest)
+		}
+	}
+	t.Logf("recorded %d of %d samples (%.2f s) in %v", len(got), len(want), float64(len(got))/8000, time.Duration(rec.api.DurationMS)*time.Millisecond)
+}
+
