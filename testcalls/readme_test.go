@@ -58,4 +58,3 @@ func TestReadmeLeaveMessage(t *testing.T) {
 	}
 	t.Logf("recorded %d of %d samples (%.2f s) in %v", len(got), len(want), float64(len(got))/8000, time.Duration(rec.api.DurationMS)*time.Millisecond)
 }
-
