@@ -17,7 +17,8 @@ import (
 
 // Config holds what the API serves from.
 type Config struct {
-	Store      store.Store
+	Store      store.Store    // wrapped by store.Notifying
+	Changes    *store.Changes // committed changes (SSE and webhooks follow them)
 	Blobs      store.Blobs
 	AdminToken string
 	Logger     *slog.Logger

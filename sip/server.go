@@ -60,7 +60,8 @@ type Config struct {
 
 // Deps are the collaborators of the SIP server.
 type Deps struct {
-	Store   store.Store
+	Store   store.Store    // wrapped by store.Notifying: changes reach Changes
+	Changes *store.Changes // committed changes (MWI follows them)
 	Blobs   store.Blobs
 	Engine  *media.Engine
 	Prompts *prompts.Set

@@ -22,8 +22,15 @@ import (
 // Folder and type values are checked in Go rather than with CHECK
 // constraints, because SQLite cannot alter a CHECK without rebuilding the table.
 var migrations = []string{
-	// 1: initial schema.
-	`
+	coreSchema,   // 1: tenants, mailboxes, messages
+	accessSchema, // 2: access IVR (issue 3), store/sqlite_access.go
+	mwiSchema,    // 3: MWI subscriptions (issue 4), store/sqlite_mwi.go
+	apiSchema,    // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
+	mailSchema,   // 5: email outbox (issue 7), store/sqlite_mail.go
+}
+
+// coreSchema is version 1.
+const coreSchema = `
 CREATE TABLE tenants (
 	name       TEXT PRIMARY KEY,
 	domains    TEXT NOT NULL DEFAULT '[]', -- JSON array of hosts
@@ -73,8 +80,7 @@ CREATE TABLE messages (
 
 CREATE INDEX messages_by_folder ON messages(tenant, mailbox, folder);
 CREATE INDEX messages_by_caller ON messages(tenant, caller_e164);
-`,
-}
+`
 
 const (
 	defaultPageSize = 100

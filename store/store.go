@@ -147,6 +147,12 @@ type Store interface {
 	UpdateMessage(ctx context.Context, m *Message) error
 	// DeleteMessage deletes the row and returns it (the caller deletes the media). ErrNotFound.
 	DeleteMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error)
+
+	// Each feature keeps its methods in an interface of its own file.
+	AccessStore // store/access.go: login failures and lockout (issue 3)
+	MWIStore    // store/mwi.go: MWI subscriptions (issue 4)
+	APIStore    // store/apistore.go: tokens, webhooks, event queue (issue 5)
+	MailStore   // store/mail.go: email outbox (issue 7)
 }
 
 // DefaultTenant is the tenant of requests whose host no tenant claims.

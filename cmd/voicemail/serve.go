@@ -72,11 +72,14 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.DB)
+	raw, err := store.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer raw.Close()
+	// Every change goes through the bus: MWI, events and mail follow it.
+	changes := store.NewChanges()
+	st := store.Notifying(raw, changes)
 	blobs, err := store.OpenBlobs(cfg.Media)
 	if err != nil {
 		return err
@@ -132,7 +135,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls,
 		Recording: vsip.Recording{MaxSeconds: cfg.RecordingMaxSeconds, MinSeconds: cfg.RecordingMinSeconds,
 			SilenceSeconds: cfg.RecordingSilenceSeconds, Format: format},
-	}, vsip.Deps{Store: st, Blobs: blobs, Engine: engine, Prompts: ps, Logger: log})
+	}, vsip.Deps{Store: st, Changes: changes, Blobs: blobs, Engine: engine, Prompts: ps, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -148,7 +151,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		return fmt.Errorf("config key http.listen: %w", err)
 	}
 	httpSrv := &http.Server{
-		Handler:           api.New(api.Config{Store: st, Blobs: blobs, AdminToken: token, Logger: log}),
+		Handler:           api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
