@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,15 +20,41 @@ func TestReadmeLeaveMessage(t *testing.T) {
 	requireSipp(t)
 	t.Parallel()
 	s := startServer(t, "")
+	leaveMessage(t, s)
+	checkSpokenMessage(t, s)
+}
+
+// TestDepositOverTCP leaves the same message over SIP on TCP.
+func TestDepositOverTCP(t *testing.T) {
+	requireSipp(t)
+	t.Parallel()
+	s := startServer(t, "")
+	leaveMessage(t, s, "-t", "t1")
+	checkSpokenMessage(t, s)
+	if !strings.Contains(s.log.String(), `"transport":"TCP"`) {
+		t.Error("the server did not log a TCP call")
+	}
+}
+
+// leaveMessage runs leave_message.xml from the repository root, as the
+// README does.
+func leaveMessage(t *testing.T, s *server, extra ...string) {
+	t.Helper()
 	root := filepath.Dir(testDir)
 	args := []string{"-sf", "testcalls/scenarios/leave_message.xml", "-s", "1001", "-m", "1", "-nostdin",
 		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-mp", fmt.Sprint(portBlock(t, 4)),
-		"-timeout", "60s", "-timeout_error", s.sipAddr()}
+		"-timeout", "60s", "-timeout_error"}
+	args = append(append(args, extra...), s.sipAddr())
 	cmd := exec.Command("sipp", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sipp %v: %v\n%s", args, err, tail(string(out), 30))
 	}
+}
+
+// checkSpokenMessage checks that 1001 holds exactly the streamed message.
+func checkSpokenMessage(t *testing.T, s *server) {
+	t.Helper()
 	rec := newestRecording(t, s, "1001", 1)
 	// rtp_stream sends the file's bytes as they are: raw µ-law.
 	ulaw, err := os.ReadFile(filepath.Join(testDir, "audio", "message.ulaw"))
