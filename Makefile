@@ -5,7 +5,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 DATA    ?= ./data
 
-.PHONY: all build run test unit e2e bench vet fmt pcaps prompts clean
+.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts clean
 
 all: build
 
@@ -35,6 +35,12 @@ e2e:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./media/ ./sip/ ./ivr/
 
+# Load runs for BENCHMARKS.md (not part of `make test`): server pinned to
+# core 1, cmd/vmload or sipp to core 0, loopback; ~20 min. See
+# testcalls/load/run.sh (LOAD=deposit|dtmf|plain|setup|sipp|smoke, LEVELS=...).
+load:
+	testcalls/load/run.sh $(LOAD) $(LEVELS)
+
 vet:
 	$(GO) vet ./...
 
@@ -44,6 +50,7 @@ fmt:
 # Regenerate the committed test pcaps and prompts.
 pcaps:
 	$(GO) run ./testcalls/mkpcap -out testcalls/pcap
+	$(GO) run ./testcalls/mkdtmf -out testcalls/pcap
 
 prompts:
 	bash prompts/generate.sh

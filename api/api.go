@@ -1,76 +1,252 @@
 // Package api is the REST API of SPEC §8 over the store: JSON under
-// /api/v1, bearer tokens, one error shape, health endpoints.
+// /api/v1, bearer tokens (operator, tenant, user), one error shape,
+// Server-Sent Events and webhooks that follow the store's change bus,
+// Prometheus metrics and the health endpoints of SPEC §12.
 package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vmserver/voicemail/gdpr"
+	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/store"
 )
 
 // Config holds what the API serves from.
 type Config struct {
 	Store      store.Store    // wrapped by store.Notifying
-	Changes    *store.Changes // committed changes (SSE and webhooks follow them)
+	Changes    *store.Changes // committed changes (SSE and webhooks follow them); nil = no events
 	Blobs      store.Blobs
 	AdminToken string
 	Logger     *slog.Logger
+
+	// GreetingFormat is the WAV encoding uploaded greetings are stored in
+	// (always 8000 Hz mono); the zero value is 16-bit PCM.
+	GreetingFormat media.Format
+	// MaxGreetingBytes bounds a greeting upload (413 beyond); 0 = 32 MiB.
+	MaxGreetingBytes int64
+	// UserTokenTTL is the lifetime of a login token; 0 = 12 h.
+	UserTokenTTL time.Duration
+	// Logins counts PIN failures per mailbox; nil = the store's AccessStore,
+	// the same count and lock as the access IVR (SPEC §5: 5 failures in 15
+	// minutes lock the mailbox for LoginLockout).
+	Logins       LoginGuard
+	LoginLockout time.Duration // login.lockout; 0 = 15m
+
+	// Collectors are registered on the API's own /metrics registry (the SIP
+	// layer's counters and gauges). ActiveCalls, when set, is exported as
+	// voicemail_active_calls.
+	Collectors  []prometheus.Collector
+	ActiveCalls func() int
+
+	// Webhook delivery: the client (nil = 10 s timeout), the first retry
+	// delay (doubling up to an hour; 0 = 1 s) and the attempts before a
+	// job is given up (0 = 15).
+	WebhookClient      *http.Client
+	WebhookBackoff     time.Duration
+	WebhookMaxAttempts int
+
+	// GDPR runs the requests of SPEC §9 and knows the retention default
+	// (SPEC §10); nil = the /api/v1/gdpr and /api/v1/retention routes answer 503.
+	GDPR *gdpr.Service
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxGreetingBytes <= 0 {
+		c.MaxGreetingBytes = 32 << 20
+	}
+	if c.UserTokenTTL <= 0 {
+		c.UserTokenTTL = 12 * time.Hour
+	}
+	if c.LoginLockout <= 0 {
+		c.LoginLockout = 15 * time.Minute
+	}
+	if c.WebhookClient == nil {
+		c.WebhookClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.WebhookBackoff <= 0 {
+		c.WebhookBackoff = time.Second
+	}
+	if c.WebhookMaxAttempts <= 0 {
+		c.WebhookMaxAttempts = 15
+	}
+	if c.Logins == nil {
+		c.Logins = storeGuard{st: c.Store, lockout: c.LoginLockout}
+	}
 }
 
 // Server is the HTTP API.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg     Config
+	mux     *http.ServeMux
+	routes  []string // "METHOD /path" of every registered route (the OpenAPI test reads it)
+	metrics *metrics
+	hub     *hub
+	events  *eventQueue
+
+	done      chan struct{} // closed by Close: SSE streams end
+	closeOnce sync.Once
+	unsub     func()
+	bg        sync.WaitGroup
+	bgCancel  context.CancelFunc
 }
 
-// New builds the API and its routes.
+// New builds the API and its routes and, when cfg.Changes is set, starts
+// following the change bus (SSE, the webhook queue and its deliverer).
+// Close stops them.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	cfg.defaults()
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), done: make(chan struct{})}
+	s.metrics = newMetrics(&s.cfg)
+	s.hub = newHub()
+	s.metrics.attach(s.hub)
+
+	s.plain("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.plain("GET /readyz", s.readyz)
+	s.plain("GET /metrics", s.metrics.handler().ServeHTTP)
+	s.plain("GET /api/v1/openapi.json", serveOpenAPI)
+	s.public("POST /api/v1/login", s.login)
+
+	s.route("GET /api/v1/tenants", s.listTenants)
+	s.route("POST /api/v1/tenants", s.createTenant)
+	s.route("GET /api/v1/tenants/{tenant}", s.getTenant)
+	s.route("DELETE /api/v1/tenants/{tenant}", s.deleteTenant)
+	s.route("GET /api/v1/tenants/{tenant}/tokens", s.listTokens)
+	s.route("POST /api/v1/tenants/{tenant}/tokens", s.createToken)
+	s.route("DELETE /api/v1/tenants/{tenant}/tokens/{token}", s.deleteToken)
+	s.route("DELETE /api/v1/login", s.logout)
+
 	s.route("GET /api/v1/mailboxes", s.listMailboxes)
 	s.route("POST /api/v1/mailboxes", s.createMailbox)
 	s.route("GET /api/v1/mailboxes/{number}", s.getMailbox)
+	s.route("PATCH /api/v1/mailboxes/{number}", s.patchMailbox)
+	s.route("DELETE /api/v1/mailboxes/{number}", s.deleteMailbox)
+
+	s.route("GET /api/v1/mailboxes/{number}/greetings/{kind}", s.getGreeting)
+	s.route("PUT /api/v1/mailboxes/{number}/greetings/{kind}", s.putGreeting)
+	s.route("DELETE /api/v1/mailboxes/{number}/greetings/{kind}", s.deleteGreeting)
+
 	s.route("GET /api/v1/mailboxes/{number}/messages", s.listMessages)
 	s.route("GET /api/v1/mailboxes/{number}/messages/{id}", s.getMessage)
+	s.route("PATCH /api/v1/mailboxes/{number}/messages/{id}", s.patchMessage)
+	s.route("DELETE /api/v1/mailboxes/{number}/messages/{id}", s.deleteMessage)
 	s.route("GET /api/v1/mailboxes/{number}/messages/{id}/audio", s.getAudio)
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	s.route("POST /api/v1/mailboxes/{number}/messages/{id}/forward", s.forwardMessage)
+	s.route("GET /api/v1/users/{number}/messages", s.userMessages)
+
+	s.route("GET /api/v1/events", s.sse)
+	s.route("GET /api/v1/webhooks", s.listWebhooks)
+	s.route("POST /api/v1/webhooks", s.createWebhook)
+	s.route("GET /api/v1/webhooks/{id}", s.getWebhook)
+	s.route("DELETE /api/v1/webhooks/{id}", s.deleteWebhook)
+	s.route("GET /api/v1/webhooks/{id}/deliveries", s.listDeliveries)
+
+	s.route("POST /api/v1/gdpr/export", s.gdprRun(gdpr.OpExport))
+	s.route("POST /api/v1/gdpr/forget", s.gdprRun(gdpr.OpForget))
+	s.route("POST /api/v1/gdpr/undo", s.gdprRun(gdpr.OpUndo))
+	s.route("GET /api/v1/gdpr/exports/{id}", s.gdprArchive)
+	s.route("GET /api/v1/gdpr/audit", s.gdprAudit)
+	s.route("GET /api/v1/retention", s.getRetention)
+	s.route("PUT /api/v1/retention", s.putRetention)
+
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such route"})
 	})
+
+	if cfg.Changes != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.bgCancel = cancel
+		s.events = newEventQueue(s)
+		s.unsub = cfg.Changes.Subscribe(s.onChange)
+		s.bg.Add(2)
+		go func() { defer s.bg.Done(); s.events.run() }()
+		go func() { defer s.bg.Done(); s.deliver(ctx) }()
+	}
 	return s
 }
 
+// Close ends the SSE streams, writes the events still in memory to the
+// durable webhook queue and stops the deliverer (jobs in flight stay
+// queued and are retried after the next start). Call it after the SIP side
+// has drained, so that the last calls' events are kept.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		if s.unsub != nil {
+			s.unsub()
+		}
+		close(s.done)
+		if s.events != nil {
+			s.events.close()
+		}
+		if s.bgCancel != nil {
+			s.bgCancel()
+		}
+		s.bg.Wait()
+	})
+}
+
+// Routes lists the registered routes as "METHOD /path".
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.metrics.serve(s.mux, w, r)
+}
 
 // handler is an API handler: it returns an error instead of writing one.
 type handler func(w http.ResponseWriter, r *http.Request, p principal) error
 
+// plain registers an unauthenticated route that writes its own answer.
+func (s *Server) plain(pattern string, h http.HandlerFunc) {
+	s.routes = append(s.routes, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
+// public registers an unauthenticated handler with the error shape of SPEC §8.
+func (s *Server) public(pattern string, h handler) {
+	s.routes = append(s.routes, pattern)
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		s.finish(w, r, h(w, r, principal{}))
+	})
+}
+
 // route registers an authenticated handler and turns its errors into the
 // error shape of SPEC §8.
 func (s *Server) route(pattern string, h handler) {
+	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
 		if err == nil {
 			err = h(w, r, p)
 		}
-		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) {
-				ae = s.internal(r, err)
-			}
-			writeError(w, ae)
-		}
+		s.finish(w, r, err)
 	})
+}
+
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, err error) {
+	if err == nil {
+		return
+	}
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = s.internal(r, err)
+	}
+	writeError(w, ae)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -87,34 +263,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// principal is who a request acts as. Later token kinds (tenant, user)
-// narrow Tenant and Mailboxes.
-type principal struct {
-	operator bool
-	tenant   string
-}
-
-func (s *Server) authenticate(r *http.Request) (principal, error) {
-	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
-		return principal{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing bearer token"}
-	}
-	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) != 1 {
-		return principal{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "invalid token"}
-	}
-	// An operator token acts on tenant "default" unless the request names
-	// another (SPEC §8).
-	tenant := r.URL.Query().Get("tenant")
-	if tenant == "" {
-		tenant = r.Header.Get("X-Tenant")
-	}
-	if tenant == "" {
-		tenant = store.DefaultTenant
-	}
-	return principal{operator: true, tenant: tenant}, nil
-}
-
 // apiError is the error body of SPEC §8.
 type apiError struct {
 	Status  int    `json:"-"`
@@ -129,8 +277,20 @@ func invalid(field, msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "invalid_field", Message: msg, Field: field}
 }
 
+func unprocessable(field, msg string) *apiError {
+	return &apiError{Status: http.StatusUnprocessableEntity, Code: "unprocessable", Message: msg, Field: field}
+}
+
 func notFound(what string) *apiError {
 	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
+}
+
+func forbidden(msg string) *apiError {
+	return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: msg}
+}
+
+func conflict(field, msg string) *apiError {
+	return &apiError{Status: http.StatusConflict, Code: "conflict", Message: msg, Field: field}
 }
 
 func (s *Server) internal(r *http.Request, err error) *apiError {
@@ -146,6 +306,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeCreated(w http.ResponseWriter, location string, v any) {
+	w.Header().Set("Location", location)
+	writeJSON(w, http.StatusCreated, v)
 }
 
 // decode reads a JSON body strictly: unknown fields and wrong types are
@@ -167,8 +332,13 @@ func decode(r *http.Request, v any) error {
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return invalid(f, "unknown field "+f)
+		case errors.Is(err, io.EOF):
+			return invalid("", "empty body: want a JSON object")
 		}
 		return invalid("", "invalid JSON body: "+err.Error())
+	}
+	if dec.More() {
+		return invalid("", "invalid JSON body: more than one value")
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ type fixture struct {
 	srv   *httptest.Server
 	st    store.Store
 	blobs store.Blobs
+	api   *Server
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -42,10 +43,13 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	h := New(Config{Store: st, Blobs: blobs, AdminToken: token, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	changes := store.NewChanges()
+	nst := store.Notifying(st, changes)
+	h := New(Config{Store: nst, Changes: changes, Blobs: blobs, AdminToken: token,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WebhookBackoff: 50 * time.Millisecond})
 	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, st: st, blobs: blobs}
+	t.Cleanup(func() { h.Close(); srv.Close() })
+	return &fixture{srv: srv, st: nst, blobs: blobs, api: h}
 }
 
 func (f *fixture) do(t *testing.T, method, path, tok, body string, hdr ...string) (*http.Response, []byte) {
@@ -79,7 +83,7 @@ func TestMailboxCreateAndErrors(t *testing.T) {
 	if res.StatusCode != 201 || res.Header.Get("Location") != "/api/v1/mailboxes/1001" {
 		t.Fatalf("create: %d %s", res.StatusCode, b)
 	}
-	if bytes.Contains(b, []byte("1234")) || bytes.Contains(b, []byte("pin")) {
+	if bytes.Contains(b, []byte("1234")) || bytes.Contains(b, []byte(`"pin"`)) {
 		t.Errorf("PIN leaked in %s", b)
 	}
 	mb, err := f.st.GetMailbox(context.Background(), "default", "1001")

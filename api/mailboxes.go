@@ -3,7 +3,11 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/mail"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vmserver/voicemail/store"
@@ -27,6 +31,7 @@ type mailboxJSON struct {
 	Language         string    `json:"language"`
 	MWITargets       []string  `json:"mwi_targets"`
 	RetentionDays    int       `json:"retention_days"`
+	HasPIN           bool      `json:"has_pin"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
 }
@@ -37,7 +42,7 @@ func toMailboxJSON(m *store.Mailbox) mailboxJSON {
 		AttachAudio: m.AttachAudio, DeleteAfterEmail: m.DeleteAfterEmail, MaxMessages: m.MaxMessages,
 		MaxSeconds: m.MaxSeconds, Review: m.Review, AskPassword: m.AskPassword, Operator: m.Operator,
 		Timezone: m.Timezone, Language: m.Language, MWITargets: nonNil(m.MWITargets),
-		RetentionDays: m.RetentionDays, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		RetentionDays: m.RetentionDays, HasPIN: m.PINHash != "", CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
 }
 
@@ -48,100 +53,298 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// mailboxInput is a create body; pointers tell absent from zero.
+// mailboxInput is a create or patch body; pointers tell absent from zero.
 type mailboxInput struct {
-	Number           string   `json:"number"`
-	Name             string   `json:"name"`
-	Type             string   `json:"type"`
-	Members          []string `json:"members"`
-	PIN              string   `json:"pin"`
-	Email            string   `json:"email"`
-	AttachAudio      *bool    `json:"attach_audio"`
-	DeleteAfterEmail bool     `json:"delete_after_email"`
-	MaxMessages      int      `json:"max_messages"`
-	MaxSeconds       int      `json:"max_seconds"`
-	Review           bool     `json:"review"`
-	AskPassword      *bool    `json:"ask_password"`
-	Operator         string   `json:"operator"`
-	Timezone         string   `json:"timezone"`
-	Language         string   `json:"language"`
-	MWITargets       []string `json:"mwi_targets"`
-	RetentionDays    int      `json:"retention_days"`
+	Number           *string   `json:"number"`
+	Name             *string   `json:"name"`
+	Type             *string   `json:"type"`
+	Members          *[]string `json:"members"`
+	PIN              *string   `json:"pin"`
+	Email            *string   `json:"email"`
+	AttachAudio      *bool     `json:"attach_audio"`
+	DeleteAfterEmail *bool     `json:"delete_after_email"`
+	MaxMessages      *int      `json:"max_messages"`
+	MaxSeconds       *int      `json:"max_seconds"`
+	Review           *bool     `json:"review"`
+	AskPassword      *bool     `json:"ask_password"`
+	Operator         *string   `json:"operator"`
+	Timezone         *string   `json:"timezone"`
+	Language         *string   `json:"language"`
+	MWITargets       *[]string `json:"mwi_targets"`
+	RetentionDays    *int      `json:"retention_days"`
+}
+
+// userFields are what a user token may change on its own mailbox.
+var userFields = map[string]bool{"name": true, "pin": true, "email": true, "attach_audio": true,
+	"delete_after_email": true, "timezone": true, "language": true, "review": true}
+
+// set lists the JSON names of the fields present in the body.
+func (in *mailboxInput) set() []string {
+	var f []string
+	add := func(ok bool, name string) {
+		if ok {
+			f = append(f, name)
+		}
+	}
+	add(in.Number != nil, "number")
+	add(in.Name != nil, "name")
+	add(in.Type != nil, "type")
+	add(in.Members != nil, "members")
+	add(in.PIN != nil, "pin")
+	add(in.Email != nil, "email")
+	add(in.AttachAudio != nil, "attach_audio")
+	add(in.DeleteAfterEmail != nil, "delete_after_email")
+	add(in.MaxMessages != nil, "max_messages")
+	add(in.MaxSeconds != nil, "max_seconds")
+	add(in.Review != nil, "review")
+	add(in.AskPassword != nil, "ask_password")
+	add(in.Operator != nil, "operator")
+	add(in.Timezone != nil, "timezone")
+	add(in.Language != nil, "language")
+	add(in.MWITargets != nil, "mwi_targets")
+	add(in.RetentionDays != nil, "retention_days")
+	return f
+}
+
+// apply copies the present fields onto m (the PIN is handled apart).
+func (in *mailboxInput) apply(m *store.Mailbox) {
+	setS := func(dst *string, v *string) {
+		if v != nil {
+			*dst = strings.TrimSpace(*v)
+		}
+	}
+	setB := func(dst *bool, v *bool) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setI := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setS(&m.Name, in.Name)
+	setS(&m.Type, in.Type)
+	if in.Members != nil {
+		m.Members = *in.Members
+	}
+	setS(&m.Email, in.Email)
+	setB(&m.AttachAudio, in.AttachAudio)
+	setB(&m.DeleteAfterEmail, in.DeleteAfterEmail)
+	setI(&m.MaxMessages, in.MaxMessages)
+	setI(&m.MaxSeconds, in.MaxSeconds)
+	setB(&m.Review, in.Review)
+	setB(&m.AskPassword, in.AskPassword)
+	setS(&m.Operator, in.Operator)
+	setS(&m.Timezone, in.Timezone)
+	setS(&m.Language, in.Language)
+	if in.MWITargets != nil {
+		m.MWITargets = *in.MWITargets
+	}
+	setI(&m.RetentionDays, in.RetentionDays)
+}
+
+var languageRE = regexp.MustCompile(`^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$`)
+
+// validateMailbox checks a whole mailbox (after create defaults or a patch).
+func validateMailbox(m *store.Mailbox) error {
+	if !isNumber(m.Number, 1, 32) {
+		return invalid("number", "number must be 1 to 32 digits")
+	}
+	if len(m.Name) > 128 {
+		return invalid("name", "name must be at most 128 characters")
+	}
+	if m.Type != store.TypePersonal && m.Type != store.TypeGroup {
+		return invalid("type", "type must be personal or group")
+	}
+	for _, mem := range m.Members {
+		if !isNumber(mem, 1, 32) {
+			return invalid("members", "members must be mailbox numbers")
+		}
+		if mem == m.Number {
+			return invalid("members", "a group cannot be its own member")
+		}
+	}
+	if m.Type == store.TypePersonal && len(m.Members) > 0 {
+		return invalid("members", "only a group mailbox has members")
+	}
+	// A group mailbox mails its own list: addresses separated by commas or
+	// semicolons (SPEC §11).
+	for _, part := range strings.FieldsFunc(m.Email, func(r rune) bool { return r == ',' || r == ';' }) {
+		part = strings.TrimSpace(part)
+		if a, err := mail.ParseAddress(part); err != nil || a.Address != part {
+			return invalid("email", "email must be plain addresses like alice@example.com, separated by commas")
+		}
+	}
+	for field, v := range map[string]int{"max_messages": m.MaxMessages, "max_seconds": m.MaxSeconds, "retention_days": m.RetentionDays} {
+		if v < 0 {
+			return invalid(field, field+" must not be negative")
+		}
+	}
+	if m.Timezone != "" {
+		if _, err := time.LoadLocation(m.Timezone); err != nil {
+			return invalid("timezone", "unknown time zone "+strconv.Quote(m.Timezone))
+		}
+	}
+	if m.Language != "" && !languageRE.MatchString(m.Language) {
+		return invalid("language", "language must be a tag like en or en-US")
+	}
+	if m.Operator != "" && !isNumber(m.Operator, 1, 32) {
+		return invalid("operator", "operator must be an extension number")
+	}
+	for _, t := range m.MWITargets {
+		if !strings.HasPrefix(t, "sip:") && !strings.HasPrefix(t, "sips:") || len(t) < 6 || strings.ContainsAny(t, " \t\r\n<>") {
+			return invalid("mwi_targets", "mwi_targets must be sip: or sips: URIs")
+		}
+	}
+	return nil
+}
+
+func checkPIN(pin *string) error {
+	if pin != nil && !isNumber(*pin, 4, 10) {
+		return invalid("pin", "pin must be 4 to 10 digits")
+	}
+	return nil
+}
+
+// checkMembers: a group's members must be personal mailboxes of the tenant.
+func (s *Server) checkMembers(r *http.Request, m *store.Mailbox) error {
+	for _, n := range m.Members {
+		mb, err := s.cfg.Store.GetMailbox(r.Context(), m.Tenant, n)
+		if errors.Is(err, store.ErrNotFound) {
+			return unprocessable("members", "member "+n+" is not a mailbox of this tenant")
+		}
+		if err != nil {
+			return err
+		}
+		if mb.Type != store.TypePersonal {
+			return unprocessable("members", "member "+n+" is not a personal mailbox")
+		}
+	}
+	return nil
 }
 
 func (s *Server) createMailbox(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
 	var in mailboxInput
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	m, err := in.mailbox(p.tenant)
-	if err != nil {
+	if in.Number == nil {
+		return invalid("number", "number is required")
+	}
+	m := &store.Mailbox{Tenant: p.tenant, Number: *in.Number, Type: store.TypePersonal, AttachAudio: true, AskPassword: true}
+	in.apply(m)
+	if err := validateMailbox(m); err != nil {
 		return err
+	}
+	if err := checkPIN(in.PIN); err != nil {
+		return err
+	}
+	if err := s.checkMembers(r, m); err != nil {
+		return err
+	}
+	if in.PIN != nil {
+		h, err := store.HashPIN(*in.PIN)
+		if err != nil {
+			return err
+		}
+		m.PINHash = h
 	}
 	if err := s.cfg.Store.CreateMailbox(r.Context(), m); err != nil {
 		switch {
 		case errors.Is(err, store.ErrExists):
-			return &apiError{Status: http.StatusConflict, Code: "exists", Message: "mailbox " + m.Number + " exists", Field: "number"}
+			return conflict("number", "mailbox "+m.Number+" exists")
 		case errors.Is(err, store.ErrNotFound):
 			return notFound("tenant " + p.tenant)
 		}
 		return err
 	}
-	w.Header().Set("Location", "/api/v1/mailboxes/"+m.Number)
-	writeJSON(w, http.StatusCreated, toMailboxJSON(m))
+	writeCreated(w, "/api/v1/mailboxes/"+m.Number, toMailboxJSON(m))
 	return nil
 }
 
-// mailbox validates a create body and builds the mailbox.
-func (in *mailboxInput) mailbox(tenant string) (*store.Mailbox, error) {
-	if !isNumber(in.Number, 1, 32) {
-		return nil, invalid("number", "number must be 1 to 32 digits")
+func (s *Server) patchMailbox(w http.ResponseWriter, r *http.Request, p principal) error {
+	m, err := s.mailbox(r, p)
+	if err != nil {
+		return err
 	}
-	if in.Type == "" {
-		in.Type = "personal"
+	var in mailboxInput
+	if err := decode(r, &in); err != nil {
+		return err
 	}
-	if in.Type != "personal" && in.Type != "group" {
-		return nil, invalid("type", "type must be personal or group")
+	if in.Number != nil && *in.Number != m.Number {
+		return invalid("number", "the number of a mailbox cannot change")
 	}
-	for _, mem := range in.Members {
-		if !isNumber(mem, 1, 32) {
-			return nil, invalid("members", "members must be mailbox numbers")
+	if !p.admin() {
+		if m.Number != p.mailbox {
+			return forbidden("a user token may change only its own mailbox")
+		}
+		for _, f := range in.set() {
+			if f != "number" && !userFields[f] {
+				return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "a user token may not change " + f, Field: f}
+			}
 		}
 	}
-	if in.Type == "personal" && len(in.Members) > 0 {
-		return nil, invalid("members", "only a group mailbox has members")
+	in.apply(m)
+	if err := validateMailbox(m); err != nil {
+		return err
 	}
-	if in.PIN != "" && !isNumber(in.PIN, 4, 10) {
-		return nil, invalid("pin", "pin must be 4 to 10 digits")
+	if err := checkPIN(in.PIN); err != nil {
+		return err
 	}
-	for field, v := range map[string]int{"max_messages": in.MaxMessages, "max_seconds": in.MaxSeconds, "retention_days": in.RetentionDays} {
-		if v < 0 {
-			return nil, invalid(field, field+" must not be negative")
+	if in.Members != nil {
+		if err := s.checkMembers(r, m); err != nil {
+			return err
 		}
 	}
-	if in.Timezone != "" {
-		if _, err := time.LoadLocation(in.Timezone); err != nil {
-			return nil, invalid("timezone", "unknown time zone "+strconv.Quote(in.Timezone))
+	if in.PIN != nil {
+		if m.PINHash, err = store.HashPIN(*in.PIN); err != nil {
+			return err
 		}
 	}
-	if in.Operator != "" && !isNumber(in.Operator, 1, 32) {
-		return nil, invalid("operator", "operator must be an extension number")
-	}
-	m := &store.Mailbox{
-		Tenant: tenant, Number: in.Number, Name: in.Name, Type: in.Type, Members: in.Members,
-		Email: in.Email, AttachAudio: in.AttachAudio == nil || *in.AttachAudio, DeleteAfterEmail: in.DeleteAfterEmail,
-		MaxMessages: in.MaxMessages, MaxSeconds: in.MaxSeconds, Review: in.Review,
-		AskPassword: in.AskPassword == nil || *in.AskPassword, Operator: in.Operator,
-		Timezone: in.Timezone, Language: in.Language, MWITargets: in.MWITargets, RetentionDays: in.RetentionDays,
-	}
-	if in.PIN != "" {
-		h, err := store.HashPIN(in.PIN)
-		if err != nil {
-			return nil, err
+	if err := s.cfg.Store.UpdateMailbox(r.Context(), m); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("mailbox " + m.Number)
 		}
-		m.PINHash = h
+		return err
 	}
-	return m, nil
+	writeJSON(w, http.StatusOK, toMailboxJSON(m))
+	return nil
+}
+
+// deleteMailbox deletes the mailbox, its messages' audio, its greetings and
+// its user tokens; the store publishes mailbox_deleted (MWI clears).
+func (s *Server) deleteMailbox(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	n := r.PathValue("number")
+	ctx := r.Context()
+	msgs, err := s.cfg.Store.DeleteMailbox(ctx, p.tenant, n)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("mailbox " + n)
+	}
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := s.cfg.Blobs.Delete(m.MediaKey); err != nil {
+			s.cfg.Logger.Warn("delete message audio", "key", m.MediaKey, "err", err)
+		}
+	}
+	for _, k := range greetingKinds {
+		if err := s.cfg.Blobs.Delete(store.GreetingKey(p.tenant, n, k)); err != nil {
+			s.cfg.Logger.Warn("delete greeting", "mailbox", n, "kind", k, "err", err)
+		}
+	}
+	if err := s.cfg.Store.DeleteTokens(ctx, p.tenant, n); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func isNumber(s string, minLen, maxLen int) bool {
@@ -161,11 +364,29 @@ func (s *Server) listMailboxes(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
+	out := list[mailboxJSON]{Items: []mailboxJSON{}}
+	if !p.admin() {
+		// A user sees its mailbox and its groups.
+		numbers := []string{p.mailbox}
+		for g := range p.groups {
+			numbers = append(numbers, g)
+		}
+		slices.Sort(numbers)
+		for _, n := range numbers {
+			if m, err := s.cfg.Store.GetMailbox(r.Context(), p.tenant, n); err == nil {
+				out.Items = append(out.Items, toMailboxJSON(m))
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
 	items, next, err := s.cfg.Store.ListMailboxes(r.Context(), p.tenant, r.URL.Query().Get("cursor"), limit)
 	if err != nil {
 		return err
 	}
-	out := list[mailboxJSON]{Items: make([]mailboxJSON, 0, len(items)), Next: next}
+	out.Next = next
 	for i := range items {
 		out.Items = append(out.Items, toMailboxJSON(&items[i]))
 	}
@@ -182,9 +403,13 @@ func (s *Server) getMailbox(w http.ResponseWriter, r *http.Request, p principal)
 	return nil
 }
 
-// mailbox loads the {number} of the path within the principal's tenant.
+// mailbox loads the {number} of the path within the principal's tenant; a
+// user token gets 403 for any mailbox but its own and its groups.
 func (s *Server) mailbox(r *http.Request, p principal) (*store.Mailbox, error) {
 	n := r.PathValue("number")
+	if !p.canSee(n) {
+		return nil, forbidden("this token may not access mailbox " + n)
+	}
 	m, err := s.cfg.Store.GetMailbox(r.Context(), p.tenant, n)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound("mailbox " + n)

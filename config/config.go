@@ -52,9 +52,21 @@ type Config struct {
 	SMTPUsername string
 	SMTPPassword string
 	SMTPFrom     string
+	// Email templates (Go text/template): inline text, or "@path" to read a file.
+	SMTPSubjectTemplate string
+	SMTPBodyTemplate    string
+	SMTPRetry           time.Duration // first retry delay of a failed mail; doubles up to SMTPRetryMax
+	SMTPRetryMax        time.Duration
+	HTTPPublicURL       string // base URL of the API in links (default http://<http.listen>)
 
 	GDPRForgetGrace time.Duration
 	RetentionDays   int
+	// GDPR drop folder (SPEC §9; off when GDPRSubmitDir is empty), sweeper
+	// cadence (purge after the grace, retention) and export archive lifetime.
+	GDPRSubmitDir     string
+	GDPRResultDir     string
+	GDPRSweepInterval time.Duration
+	GDPRExportTTL     time.Duration
 
 	LogLevel  string
 	LogFormat string
@@ -144,8 +156,24 @@ func options() []option {
 		{"smtp.username", "", "SMTP user", str(func(c *Config) *string { return &c.SMTPUsername })},
 		{"smtp.password", "", "SMTP password", str(func(c *Config) *string { return &c.SMTPPassword })},
 		{"smtp.from", "", "sender address", str(func(c *Config) *string { return &c.SMTPFrom })},
+		{"smtp.subject_template", "", "mail subject Go template, inline or @file (default: built in)", str(func(c *Config) *string { return &c.SMTPSubjectTemplate })},
+		{"smtp.body_template", "", "mail body Go template, inline or @file (default: built in)", str(func(c *Config) *string { return &c.SMTPBodyTemplate })},
+		{"smtp.retry", "1m", "delay before the first retry of a failed mail (doubles each time)", dur(func(c *Config) *time.Duration { return &c.SMTPRetry })},
+		{"smtp.retry_max", "1h", "longest delay between retries of a failed mail", dur(func(c *Config) *time.Duration { return &c.SMTPRetryMax })},
+		{"http.public_url", "", "base URL of the API in mail links (default http://<http.listen>)", str(func(c *Config) *string { return &c.HTTPPublicURL })},
 		{"gdpr.forget_grace", "24h", "how long a forgotten message can be restored", dur(func(c *Config) *time.Duration { return &c.GDPRForgetGrace })},
 		{"retention.days", "0", "delete messages older than this (0 = keep)", intv(func(c *Config) *int { return &c.RetentionDays }, 0)},
+		{"gdpr.submit_dir", "", "drop folder for forget-/export-/undo-YYYYMMDD_<id>.json request files (empty = off)", str(func(c *Config) *string { return &c.GDPRSubmitDir })},
+		{"gdpr.result_dir", "", "where <name>-execution-log.json and <name>-archive.zip appear (default gdpr.submit_dir)", str(func(c *Config) *string { return &c.GDPRResultDir })},
+		{"gdpr.sweep_interval", "1m", "how often forgotten messages past the grace are purged and retention applied", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("want a positive duration like 1m, got %q", v)
+			}
+			c.GDPRSweepInterval = d
+			return nil
+		}},
+		{"gdpr.export_ttl", "24h", "how long a GDPR export archive stays downloadable", dur(func(c *Config) *time.Duration { return &c.GDPRExportTTL })},
 		{"log.level", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			switch v {
 			case "debug", "info", "warn", "error":
@@ -236,6 +264,13 @@ func Load(fs *flag.FlagSet, env func(string) (string, bool)) (*Config, error) {
 	}
 	if c.Media == "" {
 		c.Media = "file://" + filepath.Join(c.DataDir, "media")
+	}
+	if c.HTTPPublicURL == "" {
+		c.HTTPPublicURL = "http://" + c.HTTPListen
+	}
+	c.HTTPPublicURL = strings.TrimRight(c.HTTPPublicURL, "/")
+	if c.SMTPRetry <= 0 || c.SMTPRetryMax < c.SMTPRetry {
+		return nil, errors.New("config key smtp.retry: want a positive duration no longer than smtp.retry_max")
 	}
 	if c.RecordingMinSeconds > c.RecordingMaxSeconds {
 		return nil, errors.New("config key recording.min_seconds: larger than recording.max_seconds")

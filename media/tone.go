@@ -2,6 +2,8 @@ package media
 
 import (
 	"math"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -35,8 +37,11 @@ func addSine(pcm []int16, freqHz, amplitude float64) {
 func Silence(d time.Duration) []int16 { return make([]int16, samplesFor(d)) }
 
 // Beep is the tone played before recording: 1000 Hz for 300 ms at half
-// scale, with 5 ms ramps so it starts and stops without a click.
-func Beep() []int16 {
+// scale, with 5 ms ramps so it starts and stops without a click. It returns
+// a copy of a tone computed once per process (every deposit plays it).
+func Beep() []int16 { return slices.Clone(beepPCM()) }
+
+var beepPCM = sync.OnceValue(func() []int16 {
 	b := Tone(1000, 300*time.Millisecond, 0.5)
 	ramp := samplesFor(5 * time.Millisecond)
 	for i := 0; i < ramp; i++ {
@@ -45,7 +50,7 @@ func Beep() []int16 {
 		b[len(b)-1-i] = int16(float64(b[len(b)-1-i]) * g)
 	}
 	return b
-}
+})
 
 // DTMF frequencies (ITU-T Q.23): rows are the low group, columns the high.
 var (

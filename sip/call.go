@@ -31,8 +31,7 @@ type depositCall struct {
 // drive runs the call's IVR until it ends or the caller hangs up.
 func (d *dialog) drive(ctx context.Context) {
 	if d.access {
-		// The access IVR (SPEC §5) takes these calls once it exists.
-		d.playThenEnd(ctx, "vm-login-unavailable", "vm-goodbye")
+		d.driveAccess(ctx, "") // the access IVR (SPEC §5), sip/access.go
 		return
 	}
 	cfg, err := d.depositConfig(ctx)
@@ -179,7 +178,7 @@ func (c *depositCall) exec(ctx context.Context, actions []ivr.Action) {
 				d.log.Info("call transferred to operator", "target", a.Target)
 			}
 		case ivr.Login:
-			d.playThenEnd(ctx, "vm-login-unavailable", "vm-goodbye")
+			d.driveAccess(ctx, a.Mailbox) // '*' during the greeting: this mailbox's login
 		case ivr.EndCall:
 		}
 	}
@@ -286,6 +285,7 @@ func (c *depositCall) save(urgent bool) {
 		c.d.log.Error("saving message", "err", err)
 	} else {
 		c.d.log.Info("message saved", "message_id", m.ID, "duration_ms", m.DurationMS, "caller", m.CallerID)
+		c.d.s.metrics.recording.Add(float64(m.DurationMS) / 1000)
 	}
 	c.rec = nil
 }

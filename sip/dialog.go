@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,7 @@ type dialog struct {
 	localCSeq  atomic.Uint32
 
 	ackCh     chan *sip.Request
-	byeOnce   sync.Once
+	ended     atomic.Bool
 	byeCh     chan struct{} // closed when the caller hung up
 	hangOnce  sync.Once
 	hangCh    chan struct{} // closed when we must end the call (drain)
@@ -101,8 +102,16 @@ func (d *dialog) acked(req *sip.Request) {
 	}
 }
 
-func (d *dialog) remoteHangup() { d.byeOnce.Do(func() { close(d.byeCh) }) }
-func (d *dialog) hangup()       { d.hangOnce.Do(func() { close(d.hangCh) }) }
+// remoteHangup ends the dialog; it reports whether this call ended it.
+func (d *dialog) remoteHangup() bool {
+	if !d.ended.CompareAndSwap(false, true) {
+		return false
+	}
+	close(d.byeCh)
+	return true
+}
+
+func (d *dialog) hangup() { d.hangOnce.Do(func() { close(d.hangCh) }) }
 
 func (d *dialog) session() *media.Session {
 	d.mu.Lock()
@@ -125,18 +134,18 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	cid := req.CallID()
 	if cid == nil || req.From() == nil || req.CSeq() == nil {
-		_ = respond(tx, req, 400, "Bad Request", nil, "")
+		_ = s.refuse(tx, req, 400, "Bad Request", nil, "")
 		return
 	}
 	log := s.log.With("call_id", cid.Value())
 	if s.draining.Load() {
-		_ = respond(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "30"))
+		_ = s.refuse(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "30"))
 		return
 	}
 	if n := s.active.Add(1); n > int64(s.cfg.MaxCalls) {
 		s.active.Add(-1)
 		log.Warn("call limit reached", "max_calls", s.cfg.MaxCalls)
-		_ = respond(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "5"))
+		_ = s.refuse(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "5"))
 		return
 	}
 	started := false
@@ -146,19 +155,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}()
 	if unsup := unsupportedRequire(req); unsup != "" {
-		_ = respond(tx, req, 420, "Bad Extension", nil, "", sip.NewHeader("Unsupported", unsup))
+		_ = s.refuse(tx, req, 420, "Bad Extension", nil, "", sip.NewHeader("Unsupported", unsup))
 		return
 	}
 	var offer *Offer
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
-			_ = respond(tx, req, 415, "Unsupported Media Type", nil, "", sip.NewHeader("Accept", "application/sdp"))
+			_ = s.refuse(tx, req, 415, "Unsupported Media Type", nil, "", sip.NewHeader("Accept", "application/sdp"))
 			return
 		}
 		o, err := ParseOffer(body)
 		if err != nil {
 			log.Info("rejecting offer", "err", err)
-			_ = respond(tx, req, 488, "Not Acceptable Here", nil, "", sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(err.Error(), `"`, "'")+`"`))
+			_ = s.refuse(tx, req, 488, "Not Acceptable Here", nil, "", sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(err.Error(), `"`, "'")+`"`))
 			return
 		}
 		offer = o
@@ -167,7 +176,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	tenant, err := s.deps.Store.TenantForDomain(ctx, req.Recipient.Host)
 	if err != nil {
 		log.Error("tenant lookup", "err", err)
-		_ = respond(tx, req, 500, "Server Internal Error", nil, "")
+		_ = s.refuse(tx, req, 500, "Server Internal Error", nil, "")
 		return
 	}
 	d := &dialog{
@@ -185,12 +194,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		mb, err := s.deps.Store.GetMailbox(ctx, tenant, d.target.Mailbox)
 		if errors.Is(err, store.ErrNotFound) {
 			log.Info("unknown mailbox", "tenant", tenant, "mailbox", d.target.Mailbox, "source", d.target.Source)
-			_ = respond(tx, req, 404, "Not Found", nil, d.localTag)
+			_ = s.refuse(tx, req, 404, "Not Found", nil, d.localTag)
 			return
 		}
 		if err != nil {
 			log.Error("mailbox lookup", "err", err)
-			_ = respond(tx, req, 500, "Server Internal Error", nil, d.localTag)
+			_ = s.refuse(tx, req, 500, "Server Internal Error", nil, d.localTag)
 			return
 		}
 		d.mailbox = mb
@@ -198,7 +207,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d.log = log.With("tenant", tenant, "mailbox", d.target.Mailbox)
 	if !s.addDialog(d) {
 		// Same Call-ID, new transaction, no To-tag: a merged request (§8.2.2.2).
-		_ = respond(tx, req, 482, "Loop Detected", nil, "")
+		_ = s.refuse(tx, req, 482, "Loop Detected", nil, "")
 		return
 	}
 	started = true
@@ -206,6 +215,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// returns, and gives every request its own goroutine: the call lives
 	// here.
 	d.run()
+}
+
+// refuse answers an initial INVITE with a final error and counts it.
+func (s *Server) refuse(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, toTag string, hdrs ...sip.Header) error {
+	s.metrics.call(isAccess(req.Recipient.User, s.cfg.AccessNumbers), strconv.Itoa(code))
+	return respond(tx, req, code, reason, body, toTag, hdrs...)
 }
 
 // unsupportedRequire lists the Require option tags we do not support.
@@ -233,10 +248,13 @@ func isAccess(user string, numbers []string) bool {
 // run answers the call, drives it and cleans up.
 func (d *dialog) run() {
 	s := d.s
+	result := "error"
 	defer func() {
 		if sess := d.session(); sess != nil {
 			_ = sess.Close()
+			s.metrics.media(sess.Stats())
 		}
+		s.metrics.call(d.access, result)
 		s.removeDialog(d)
 		s.active.Add(-1)
 	}()
@@ -252,6 +270,7 @@ func (d *dialog) run() {
 	sess, err := s.deps.Engine.NewSession(cfg)
 	if err != nil {
 		d.log.Error("no media port", "err", err)
+		result = "503"
 		_ = respond(d.tx, d.invite, 503, "Service Unavailable", nil, d.localTag, sip.NewHeader("Retry-After", "5"))
 		return
 	}
@@ -265,18 +284,22 @@ func (d *dialog) run() {
 		case <-time.After(s.cfg.AnswerDelay):
 		case <-d.tx.Done():
 			d.log.Info("call cancelled before answer", "err", d.tx.Err())
+			result = "cancelled"
 			return
 		}
 	}
 	select {
 	case <-d.tx.Done():
 		d.log.Info("call cancelled before answer", "err", d.tx.Err())
+		result = "cancelled"
 		return
 	default:
 	}
 	if !d.answer() {
+		result = "no_ack"
 		return
 	}
+	result = "completed"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

@@ -25,12 +25,12 @@ import (
 )
 
 // allowed is the Allow header value: what we answer.
-const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
+const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, SUBSCRIBE"
 
 // knownMethods are methods we recognise but do not serve: 405, not 501.
 var knownMethods = map[string]bool{
 	"REGISTER": true, "MESSAGE": true, "PUBLISH": true, "UPDATE": true,
-	"PRACK": true, "REFER": true, "SUBSCRIBE": true,
+	"PRACK": true, "REFER": true,
 }
 
 var raiseMTU sync.Once
@@ -56,6 +56,10 @@ type Config struct {
 	AnswerDelay   time.Duration
 	MaxCalls      int
 	Recording     Recording
+	// LoginMaxAttempts and LoginLockout are login.max_attempts (failed
+	// logins per call) and login.lockout (SPEC §5) for the access IVR.
+	LoginMaxAttempts int
+	LoginLockout     time.Duration
 }
 
 // Deps are the collaborators of the SIP server.
@@ -83,6 +87,9 @@ type Server struct {
 
 	draining atomic.Bool
 	ports    map[string]int // transport -> listening port, for Contact
+
+	mwi     *mwi         // message-waiting indication (mwi.go)
+	metrics *callMetrics // calls, RTP, recordings (metrics.go)
 }
 
 // New builds the server; Serve starts it.
@@ -109,7 +116,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
-		dialogs: map[string]*dialog{}, ports: map[string]int{}}
+		dialogs: map[string]*dialog{}, ports: map[string]int{}, metrics: newCallMetrics()}
+	s.mwi = newMWI(s)
 	srv.OnInvite(s.onInvite)
 	srv.OnAck(s.onAck)
 	srv.OnBye(s.onBye)
@@ -117,6 +125,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.OnOptions(s.onOptions)
 	srv.OnInfo(s.onInfo)
 	srv.OnNotify(s.onNotify)
+	srv.OnSubscribe(s.onSubscribe)
 	srv.OnNoRoute(s.onNoRoute)
 	return s, nil
 }
@@ -247,15 +256,10 @@ func (s *Server) removeDialog(d *dialog) {
 // every non-100 response) and extra headers.
 func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, toTag string, hdrs ...sip.Header) error {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
-	if code != 100 {
-		if to := res.To(); to != nil {
-			if _, ok := to.Params.Get("tag"); !ok {
-				if toTag == "" {
-					toTag = newTag()
-				}
-				to.Params.Add("tag", toTag)
-			}
-		}
+	// sipgo gives every non-100 response a random tag when the request had
+	// none; a dialog's responses must all carry the dialog's own.
+	if to, rto := res.To(), req.To(); code != 100 && toTag != "" && to != nil && rto != nil && !rto.Params.Has("tag") {
+		to.Params.Add("tag", toTag)
 	}
 	for _, h := range hdrs {
 		res.AppendHeader(h)
@@ -324,15 +328,14 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if d == nil {
 		return
 	}
-	select {
-	case <-d.byeCh: // the dialog already ended; it only lingers until cleanup
+	// End the dialog before answering, so that a request the caller sends
+	// after our 200 (or a BYE crossing ours) finds it ended: 481.
+	if !d.remoteHangup() {
 		_ = respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, "")
 		return
-	default:
 	}
 	_ = respond(tx, req, 200, "OK", nil, "")
 	d.log.Info("caller hung up")
-	d.remoteHangup()
 }
 
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {

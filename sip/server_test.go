@@ -368,3 +368,19 @@ func TestOperatorTransferByREFER(t *testing.T) {
 	bye := p.expect("BYE ", 10*time.Second)
 	p.reply(bye, 200)
 }
+
+func TestOneToTagPerDialog(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *Config) { c.AnswerDelay = 300 * time.Millisecond })
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	ringing := p.expect("SIP/2.0 180", 5*time.Second)
+	tag := header(ringing, "To", ";tag=")
+	ok := p.expect("SIP/2.0 200", 5*time.Second)
+	if tag == "" || header(ok, "To", ";tag=") != tag {
+		t.Fatalf("180 tag %q, 200 tag %q", tag, header(ok, "To", ";tag="))
+	}
+	p.send("ACK", 1, "")
+	p.send("BYE", 2, "")
+	p.expect("SIP/2.0 200", 5*time.Second)
+}

@@ -147,3 +147,44 @@ func (n *notifying) DeleteMessage(ctx context.Context, tenant, mailbox, id strin
 	n.publish(ctx, Change{Kind: MessageDeleted, Tenant: tenant, Mailbox: mailbox, Message: m})
 	return m, nil
 }
+
+// ForgetCaller publishes message_deleted for every hidden message (SPEC §9:
+// they leave the counts, MWI and events at once).
+func (n *notifying) ForgetCaller(ctx context.Context, f Forget) ([]Message, error) {
+	msgs, err := n.Store.ForgetCaller(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	n.publishMessages(ctx, MessageDeleted, msgs)
+	return msgs, nil
+}
+
+// UndoForget publishes message_created for every restored message. The
+// purge (PurgeForgotten) publishes nothing: those messages were already gone.
+func (n *notifying) UndoForget(ctx context.Context, tenant, e164, phoneHash string) ([]Message, error) {
+	msgs, err := n.Store.UndoForget(ctx, tenant, e164, phoneHash)
+	if err != nil {
+		return nil, err
+	}
+	n.publishMessages(ctx, MessageCreated, msgs)
+	return msgs, nil
+}
+
+// publishMessages publishes one change per message, looking each mailbox up once.
+func (n *notifying) publishMessages(ctx context.Context, kind ChangeKind, msgs []Message) {
+	type key struct{ tenant, number string }
+	boxes := map[key]*Mailbox{}
+	for i := range msgs {
+		k := key{msgs[i].Tenant, msgs[i].Mailbox}
+		mb, seen := boxes[k]
+		if !seen {
+			mb, _ = n.Store.GetMailbox(ctx, k.tenant, k.number) // nil when gone
+			boxes[k] = mb
+		}
+		ch := Change{Kind: kind, Tenant: k.tenant, Mailbox: k.number, Message: &msgs[i]}
+		if mb != nil {
+			ch.MailboxType, ch.Members = mb.Type, mb.Members
+		}
+		n.bus.Publish(ch)
+	}
+}

@@ -27,6 +27,7 @@ var migrations = []string{
 	mwiSchema,    // 3: MWI subscriptions (issue 4), store/sqlite_mwi.go
 	apiSchema,    // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
 	mailSchema,   // 5: email outbox (issue 7), store/sqlite_mail.go
+	gdprSchema,   // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
 }
 
 // coreSchema is version 1.

@@ -1,5 +1,181 @@
 package store
 
-// mwiSchema is schema version 3: MWI subscriptions (issue 4). Until that
-// work lands it is an empty step, so the version numbers stay fixed.
-const mwiSchema = `SELECT 1;`
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// mwiSchema is schema version 3: MWI subscriptions (issue 4) and the
+// unsolicited targets that were told to stop. Neither references the
+// mailboxes table: a mailbox's deletion is seen by the notifier, which
+// sends the last NOTIFYs (0/0, then terminated) before it forgets them.
+const mwiSchema = `
+CREATE TABLE mwi_subscriptions (
+	id           TEXT PRIMARY KEY,
+	tenant       TEXT NOT NULL,
+	mailbox      TEXT NOT NULL,
+	call_id      TEXT NOT NULL,
+	local_tag    TEXT NOT NULL,
+	remote_tag   TEXT NOT NULL,
+	event_id     TEXT NOT NULL DEFAULT '',
+	local_uri    TEXT NOT NULL,
+	remote_uri   TEXT NOT NULL,
+	contact      TEXT NOT NULL,
+	route_set    TEXT NOT NULL DEFAULT '[]', -- JSON array of Record-Route values
+	transport    TEXT NOT NULL,
+	source       TEXT NOT NULL,
+	account_host TEXT NOT NULL DEFAULT '',
+	local_cseq   INTEGER NOT NULL,
+	remote_cseq  INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL, -- unix nanoseconds, UTC
+	created_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX mwi_subscriptions_by_mailbox ON mwi_subscriptions(tenant, mailbox);
+
+CREATE TABLE mwi_target_stops (
+	tenant     TEXT NOT NULL,
+	mailbox    TEXT NOT NULL,
+	target     TEXT NOT NULL,
+	reason     TEXT NOT NULL,
+	stopped_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, mailbox, target)
+) STRICT;
+`
+
+const mwiSubCols = `id, tenant, mailbox, call_id, local_tag, remote_tag, event_id, local_uri, remote_uri,
+	contact, route_set, transport, source, account_host, local_cseq, remote_cseq, expires_at, created_at`
+
+func (s *sqliteStore) SaveMWISubscription(ctx context.Context, m *MWISubscription) error {
+	if m.ID == "" || m.CallID == "" {
+		return fmt.Errorf("store: save MWI subscription: empty id or Call-ID")
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now().UTC()
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO mwi_subscriptions (`+mwiSubCols+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+	tenant = excluded.tenant, mailbox = excluded.mailbox, call_id = excluded.call_id,
+	local_tag = excluded.local_tag, remote_tag = excluded.remote_tag, event_id = excluded.event_id,
+	local_uri = excluded.local_uri, remote_uri = excluded.remote_uri, contact = excluded.contact,
+	route_set = excluded.route_set, transport = excluded.transport, source = excluded.source,
+	account_host = excluded.account_host,
+	local_cseq = max(local_cseq, excluded.local_cseq), remote_cseq = excluded.remote_cseq,
+	expires_at = excluded.expires_at`,
+		m.ID, m.Tenant, m.Mailbox, m.CallID, m.LocalTag, m.RemoteTag, m.EventID, m.LocalURI, m.RemoteURI,
+		m.Contact, encodeList(m.RouteSet), m.Transport, m.Source, m.AccountHost,
+		int64(m.LocalCSeq), int64(m.RemoteCSeq), m.ExpiresAt.UTC().UnixNano(), m.CreatedAt.UTC().UnixNano())
+	if err != nil {
+		return fmt.Errorf("store: save MWI subscription %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) DeleteMWISubscription(ctx context.Context, id string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM mwi_subscriptions WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: delete MWI subscription %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) ListMWISubscriptions(ctx context.Context) ([]MWISubscription, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+mwiSubCols+` FROM mwi_subscriptions ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list MWI subscriptions: %w", err)
+	}
+	out, err := collect(rows, func(sc scanner) (MWISubscription, error) {
+		var (
+			m                MWISubscription
+			routes           string
+			lcseq, rcseq     int64
+			expires, created int64
+		)
+		if err := sc.Scan(&m.ID, &m.Tenant, &m.Mailbox, &m.CallID, &m.LocalTag, &m.RemoteTag, &m.EventID,
+			&m.LocalURI, &m.RemoteURI, &m.Contact, &routes, &m.Transport, &m.Source, &m.AccountHost,
+			&lcseq, &rcseq, &expires, &created); err != nil {
+			return MWISubscription{}, err
+		}
+		var err error
+		if m.RouteSet, err = decodeList(routes); err != nil {
+			return MWISubscription{}, fmt.Errorf("subscription %s: route_set: %w", m.ID, err)
+		}
+		m.LocalCSeq, m.RemoteCSeq = uint32(lcseq), uint32(rcseq)
+		m.ExpiresAt, m.CreatedAt = fromNanos(expires), fromNanos(created)
+		return m, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list MWI subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) SetMWILocalCSeqs(ctx context.Context, cseqs map[string]uint32) error {
+	if len(cseqs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: set MWI CSeqs: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `UPDATE mwi_subscriptions SET local_cseq = max(local_cseq, ?) WHERE id = ?`)
+	if err != nil {
+		return fmt.Errorf("store: set MWI CSeqs: %w", err)
+	}
+	defer st.Close()
+	for id, c := range cseqs {
+		if _, err := st.ExecContext(ctx, int64(c), id); err != nil {
+			return fmt.Errorf("store: set MWI CSeq of %s: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: set MWI CSeqs: commit: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) StopMWITarget(ctx context.Context, stop MWITargetStop) error {
+	if stop.At.IsZero() {
+		stop.At = time.Now().UTC()
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO mwi_target_stops (tenant, mailbox, target, reason, stopped_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (tenant, mailbox, target) DO UPDATE SET reason = excluded.reason, stopped_at = excluded.stopped_at`,
+		stop.Tenant, stop.Mailbox, stop.Target, stop.Reason, stop.At.UTC().UnixNano())
+	if err != nil {
+		return fmt.Errorf("store: stop MWI target %s of %s/%s: %w", stop.Target, stop.Tenant, stop.Mailbox, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) ResumeMWITarget(ctx context.Context, tenant, mailbox, target string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM mwi_target_stops WHERE tenant = ? AND mailbox = ? AND target = ?`,
+		tenant, mailbox, target); err != nil {
+		return fmt.Errorf("store: resume MWI target %s of %s/%s: %w", target, tenant, mailbox, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) ListMWITargetStops(ctx context.Context) ([]MWITargetStop, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT tenant, mailbox, target, reason, stopped_at FROM mwi_target_stops
+ORDER BY tenant, mailbox, target`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list MWI target stops: %w", err)
+	}
+	out, err := collect(rows, func(sc scanner) (MWITargetStop, error) {
+		var (
+			st MWITargetStop
+			at int64
+		)
+		if err := sc.Scan(&st.Tenant, &st.Mailbox, &st.Target, &st.Reason, &at); err != nil {
+			return MWITargetStop{}, err
+		}
+		st.At = fromNanos(at)
+		return st, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list MWI target stops: %w", err)
+	}
+	return out, nil
+}

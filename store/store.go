@@ -153,6 +153,7 @@ type Store interface {
 	MWIStore    // store/mwi.go: MWI subscriptions (issue 4)
 	APIStore    // store/apistore.go: tokens, webhooks, event queue (issue 5)
 	MailStore   // store/mail.go: email outbox (issue 7)
+	GDPRStore   // store/gdpr.go: forget/undo/purge by caller, audit, retention (issue 6)
 }
 
 // DefaultTenant is the tenant of requests whose host no tenant claims.

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -285,6 +286,9 @@ func randToken() string {
 	return hex.EncodeToString(b)
 }
 
+// portRetries bounds the start-ups retried after a lost port race.
+var portRetries atomic.Int32
+
 // startServer starts `voicemail serve --demo` on fresh ports with dataDir
 // ("" = a new temp dir) and waits for /healthz. It is stopped with SIGTERM
 // when the test ends; on failure its stderr is printed.
@@ -334,6 +338,12 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	for {
 		select {
 		case <-s.exited:
+			// A free port can be taken by another process between our probe
+			// and the server's bind: start again on new ports.
+			if strings.Contains(s.log.String(), "address already in use") && portRetries.Add(1) <= 20 {
+				t.Logf("server start-up lost a port race; retrying on new ports")
+				return startServer(t, dataDir, extra...)
+			}
 			t.Fatalf("server exited during start-up: %v\n%s", s.waitErr, tail(s.log.String(), 100))
 		default:
 		}

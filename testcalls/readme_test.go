@@ -22,6 +22,20 @@ func TestReadmeLeaveMessage(t *testing.T) {
 	s := startServer(t, "")
 	leaveMessage(t, s)
 	checkSpokenMessage(t, s)
+	// SPEC §12: the call, its RTP and the recorded seconds are counted.
+	code, body, err := s.api("GET", "/metrics", nil, nil)
+	if err != nil || code != 200 {
+		t.Fatalf("/metrics: %d %v", code, err)
+	}
+	for _, want := range []string{
+		`voicemail_calls_total{kind="deposit",result="completed"} 1`,
+		`voicemail_rtp_packets_total{type="received"}`,
+		`voicemail_recording_seconds_total 8.54`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestDepositOverTCP leaves the same message over SIP on TCP.

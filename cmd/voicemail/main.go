@@ -16,6 +16,9 @@ const usage = `usage: voicemail <command> [flags]
 
 commands:
   serve     run the SIP voicemail server (voicemail serve -h for flags)
+  mailbox   list|add|show|update|delete mailboxes through the REST API
+  message   list|show|download|move|delete messages through the REST API
+  gdpr      -p exportme|forgetme|undoforget -i REQUEST.json -o OUTDIR [-u TOKEN]: GDPR requests
   version   print the version
 `
 
@@ -29,6 +32,12 @@ func run(args []string) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:])
+	case "mailbox":
+		return mailboxCmd(args[1:])
+	case "message":
+		return messageCmd(args[1:])
+	case "gdpr":
+		return gdprCmd(args[1:])
 	case "version", "--version", "-v":
 		fmt.Printf("voicemail %s (commit %s, %s)\n", version, commit(), runtime.Version())
 		return 0

@@ -20,6 +20,8 @@ import (
 
 	"github.com/vmserver/voicemail/api"
 	"github.com/vmserver/voicemail/config"
+	"github.com/vmserver/voicemail/gdpr"
+	"github.com/vmserver/voicemail/mail"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/prompts"
 	vsip "github.com/vmserver/voicemail/sip"
@@ -108,6 +110,18 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		log.Info("recovered interrupted recordings", "saved", rec, "removed", removed)
 	}
 
+	// Email (SPEC §11) follows the bus; mailer stays nil (no collectors) when smtp.host is empty.
+	var mailer *mail.Notifier
+	if cfg.SMTPHost != "" {
+		mc := mail.ConfigFrom(cfg)
+		mc.Store, mc.Changes, mc.Blobs, mc.Logger = st, changes, blobs, log
+		if mailer, err = mail.New(mc); err != nil {
+			return err
+		}
+		mailer.Start()
+		defer mailer.Stop()
+	}
+
 	publicIP, bindIP, err := addresses(cfg)
 	if err != nil {
 		return err
@@ -135,6 +149,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls,
 		Recording: vsip.Recording{MaxSeconds: cfg.RecordingMaxSeconds, MinSeconds: cfg.RecordingMinSeconds,
 			SilenceSeconds: cfg.RecordingSilenceSeconds, Format: format},
+		LoginMaxAttempts: cfg.LoginMaxAttempts, LoginLockout: cfg.LoginLockout,
 	}, vsip.Deps{Store: st, Changes: changes, Blobs: blobs, Engine: engine, Prompts: ps, Logger: log})
 	if err != nil {
 		return err
@@ -145,13 +160,35 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	if err := srv.Listen(sipCtx); err != nil {
 		return err
 	}
+	// MWI follows the bus; stored subscriptions get a NOTIFY with the current state.
+	if err := srv.StartMWI(ctx); err != nil {
+		return fmt.Errorf("mwi: %w", err)
+	}
+	defer srv.StopMWI()
+
+	// GDPR (SPEC §9) and retention (SPEC §10): the sweeper and the drop folder.
+	gdprSvc, err := gdpr.New(gdpr.Config{Store: st, Blobs: blobs, DataDir: cfg.DataDir, Logger: log,
+		ForgetGrace: cfg.GDPRForgetGrace, RetentionDays: cfg.RetentionDays, SweepInterval: cfg.GDPRSweepInterval,
+		ExportTTL: cfg.GDPRExportTTL, SubmitDir: cfg.GDPRSubmitDir, ResultDir: cfg.GDPRResultDir})
+	if err != nil {
+		return err
+	}
+	if err := gdprSvc.Start(); err != nil {
+		return fmt.Errorf("config key gdpr.submit_dir: %w", err)
+	}
+	defer gdprSvc.Stop()
 
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("config key http.listen: %w", err)
 	}
+	// The API owns /metrics; SIP collectors go in api.Config.Collectors.
+	apiSrv := api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
+		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
+		Collectors: append(srv.Collectors(), mailer.Collectors()...)})
+	defer apiSrv.Close()
 	httpSrv := &http.Server{
-		Handler:           api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log}),
+		Handler:           apiSrv,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -169,7 +206,10 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	srv.Drain(dctx)
 	cancel()
+	srv.StopMWI() // before the listeners close: subscriptions stay stored for the next start
 	sipStop()
+	gdprSvc.Stop() // a drop-folder file in progress finishes; its events still reach the API
+	apiSrv.Close() // ends SSE streams, persists pending webhook events
 	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer hcancel()
 	_ = httpSrv.Shutdown(hctx)

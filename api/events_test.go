@@ -1,0 +1,142 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmserver/voicemail/store"
+)
+
+// TestWebhookRetryAndSSE: a receiver that fails twice gets the event on the
+// third attempt with a valid signature; the log shows all three; an SSE
+// client sees the same event.
+func TestWebhookRetryAndSSE(t *testing.T) {
+	f := newFixture(t)
+	var (
+		mu    sync.Mutex
+		calls int
+		got   = make(chan []byte, 10)
+	)
+	const secret = "a-long-enough-secret"
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n <= 2 {
+			w.WriteHeader(503)
+			return
+		}
+		if r.Header.Get(SignatureHeader) != Sign(secret, body) {
+			t.Errorf("bad signature %q", r.Header.Get(SignatureHeader))
+		}
+		got <- body
+	}))
+	defer rcv.Close()
+	res, b := f.do(t, "POST", "/api/v1/webhooks", token, `{"url":"`+rcv.URL+`","events":["mailbox_created"],"secret":"`+secret+`"}`)
+	if res.StatusCode != 201 {
+		t.Fatalf("webhook: %d %s", res.StatusCode, b)
+	}
+	var hook struct{ ID string }
+	_ = json.Unmarshal(b, &hook)
+
+	req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	sres, err := http.DefaultClient.Do(req)
+	if err != nil || sres.StatusCode != 200 {
+		t.Fatalf("events: %v", err)
+	}
+	defer sres.Body.Close()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(sres.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	if l := <-lines; l != ": connected" {
+		t.Fatalf("first SSE line %q", l)
+	}
+
+	if res, b := f.do(t, "POST", "/api/v1/mailboxes", token, `{"number":"1001","name":"Alice"}`); res.StatusCode != 201 {
+		t.Fatalf("create: %d %s", res.StatusCode, b)
+	}
+	var sseData string
+	for l := range lines {
+		if strings.HasPrefix(l, "data: ") {
+			sseData = strings.TrimPrefix(l, "data: ")
+			break
+		}
+	}
+	select {
+	case body := <-got:
+		if string(body) != sseData {
+			t.Errorf("webhook body %s, SSE data %s", body, sseData)
+		}
+		var e eventJSON
+		if err := json.Unmarshal(body, &e); err != nil || e.Type != "mailbox_created" || e.Mailbox != "1001" || e.MailboxType != "personal" {
+			t.Errorf("event %s", body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no webhook delivery")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ds, _, err := f.st.ListWebhookDeliveries(context.Background(), hook.ID, 0, 10)
+		if err == nil && len(ds) == 3 {
+			if ds[0].Final != "delivered" || ds[1].Final != "retry" || ds[1].Status != 503 || ds[2].Attempt != 1 {
+				t.Errorf("log %+v", ds)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log %+v %v", ds, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCloseKeepsPendingEvents: events still in memory at Close are in the
+// durable queue afterwards.
+func TestCloseKeepsPendingEvents(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	blobs, _ := store.NewFSBlobs(filepath.Join(dir, "media"))
+	if err := st.CreateTenant(ctx, &store.Tenant{Name: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateWebhook(ctx, &store.Webhook{Tenant: "default", URL: "http://127.0.0.1:1/x", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	changes := store.NewChanges()
+	s := New(Config{Store: store.Notifying(st, changes), Changes: changes, Blobs: blobs, AdminToken: token,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WebhookBackoff: time.Hour})
+	for i := 0; i < 20; i++ {
+		changes.Publish(store.Change{Kind: store.MailboxUpdated, Tenant: "default", Mailbox: "1001"})
+	}
+	s.Close()
+	jobs, err := st.DueWebhookJobs(ctx, time.Now().Add(2*time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 20 {
+		t.Errorf("%d jobs queued, want 20", len(jobs))
+	}
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// cmdTable turns the JSON lines of runs (vmload run -json, and the sipp
+// runs of testcalls/load/run.sh, which write the same fields) into a
+// Markdown table.
+func cmdTable(args []string) error {
+	var in io.Reader = os.Stdin
+	if len(args) > 0 {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	fmt.Println("| run | mode | level | calls ok/failed (503) | retrans | INVITE→200 avg / p99 ms | DTMF→prompt p99 ms | server CPU % of a core (peak 1 s) | CPU %/call | RSS idle / peak / after MB | KiB/call | recordings complete (exact / ±1 pkt / files) |")
+	fmt.Println("|---|---|---:|---|---:|---|---:|---|---:|---|---:|---|")
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var r report
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return err
+		}
+		rec := "—"
+		if r.Rec != nil {
+			rec = fmt.Sprintf("%d / %d / %d", r.Rec.Exact, r.Rec.OnePacket, r.Rec.Files)
+			if r.Rec.Parts > 0 || r.Rec.Short > 0 {
+				rec += fmt.Sprintf(" (short %d, parts %d)", r.Rec.Short, r.Rec.Parts)
+			}
+		}
+		dtmf := "—"
+		if r.DTMFN > 0 {
+			dtmf = fmt.Sprintf("%.1f (n=%d)", r.DTMFP99MS, r.DTMFN)
+		}
+		level := fmt.Sprint(r.Target)
+		if r.Mode == "setup" {
+			level = fmt.Sprintf("%.0f/s", r.Rate)
+		}
+		fmt.Printf("| %s | %s | %s | %d/%d (%d) | %d+%d | %.1f / %.1f | %s | %.1f (%.1f) | %.3f | %.1f / %.1f / %.1f | %.1f | %s |\n",
+			r.Label, r.Mode, level, r.OK, r.Failed, r.Rejected503, r.RetransC, r.RetransS, r.SetupAvgMS, r.SetupP99MS,
+			dtmf, r.CPUPct, r.CPUPeakPct, r.CPUPerCall, r.RSSIdleMB, r.RSSPeakMB, r.RSSAfterMB, r.KiBPerCall, rec)
+	}
+	return sc.Err()
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// recCheck is the verdict over the recordings of a run.
+type recCheck struct {
+	Files      int   `json:"files"`
+	Exact      int   `json:"exact"`       // sample-exact
+	OnePacket  int   `json:"one_packet"`  // within one packet (160 samples), exact included
+	Short      int   `json:"short"`       // more than one packet short
+	Long       int   `json:"long"`        // more than one packet long
+	Broken     int   `json:"broken"`      // unreadable
+	WorstShort int64 `json:"worst_short"` // samples
+	Parts      int   `json:"parts"`       // .part files left (recordings never committed)
+}
+
+// wavSamples reads the sample count of a RIFF/WAVE file from its headers.
+func wavSamples(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var hdr [12]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return 0, err
+	}
+	if string(hdr[:4]) != "RIFF" || string(hdr[8:]) != "WAVE" {
+		return 0, errors.New("not RIFF/WAVE")
+	}
+	align := int64(0)
+	for {
+		var ch [8]byte
+		if _, err := io.ReadFull(f, ch[:]); err != nil {
+			return 0, err
+		}
+		size := int64(binary.LittleEndian.Uint32(ch[4:]))
+		switch string(ch[:4]) {
+		case "fmt ":
+			b := make([]byte, size)
+			if _, err := io.ReadFull(f, b); err != nil {
+				return 0, err
+			}
+			if len(b) >= 14 {
+				align = int64(binary.LittleEndian.Uint16(b[12:]))
+			}
+			if size%2 == 1 {
+				_, _ = f.Seek(1, io.SeekCurrent)
+			}
+		case "data":
+			if align == 0 {
+				return 0, errors.New("data before fmt")
+			}
+			return size / align, nil
+		default:
+			if _, err := f.Seek(size+size%2, io.SeekCurrent); err != nil {
+				return 0, err
+			}
+		}
+	}
+}
+
+// listWAVs returns the message WAVs under a media root (greetings excluded)
+// and the number of .part files.
+func listWAVs(root string) (wavs []string, parts int, err error) {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "greetings" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch {
+		case strings.HasSuffix(p, ".wav"):
+			wavs = append(wavs, p)
+		case strings.HasSuffix(p, ".wav.part"):
+			parts++
+		}
+		return nil
+	})
+	return wavs, parts, err
+}
+
+// waitRecordings polls until want WAVs exist and no part is left, or the
+// count stops moving for stable, or timeout.
+func waitRecordings(root string, want int, stable, timeout time.Duration) {
+	end := time.Now().Add(timeout)
+	last, since := -1, time.Now()
+	for time.Now().Before(end) {
+		w, parts, _ := listWAVs(root)
+		if len(w) >= want && parts == 0 {
+			return
+		}
+		if len(w) != last {
+			last, since = len(w), time.Now()
+		} else if time.Since(since) > stable {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func checkRecordings(root string, wantSamples int64) (recCheck, error) {
+	var rc recCheck
+	wavs, parts, err := listWAVs(root)
+	if err != nil {
+		return rc, err
+	}
+	rc.Parts = parts
+	for _, p := range wavs {
+		rc.Files++
+		n, err := wavSamples(p)
+		if err != nil {
+			rc.Broken++
+			continue
+		}
+		d := n - wantSamples
+		switch {
+		case d == 0:
+			rc.Exact++
+			rc.OnePacket++
+		case d >= -frameBytes && d <= frameBytes:
+			rc.OnePacket++
+		case d < 0:
+			rc.Short++
+		default:
+			rc.Long++
+		}
+		if d < 0 {
+			rc.WorstShort = max(rc.WorstShort, -d)
+		}
+	}
+	return rc, nil
+}

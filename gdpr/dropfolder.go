@@ -1,0 +1,215 @@
+package gdpr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// DropName matches the files of the drop-folder mode (SPEC §9):
+// forget-YYYYMMDD_<id>.json, export-YYYYMMDD_<id>.json, and undo-… for undo.
+var DropName = regexp.MustCompile(`^(forget|export|undo)-([0-9]{8})_([A-Za-z0-9][A-Za-z0-9._-]*)\.json$`)
+
+// processingDir holds the files being processed: renaming a file there
+// claims it, so two instances watching one folder never both run it.
+const processingDir = ".processing"
+
+// ExecutionLog is "<name>-execution-log.json": the result document (the
+// requests echoed with their results) and how the run went.
+type ExecutionLog struct {
+	File       string    `json:"file"`
+	Operation  string    `json:"operation"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Contacts   int       `json:"contacts"`
+	Errors     int       `json:"errors"`
+	Messages   int       `json:"messages"`
+	Archive    string    `json:"archive,omitempty"`
+	Error      string    `json:"error,omitempty"` // the whole file failed (bad JSON…)
+	Requests   []Request `json:"requests"`
+}
+
+func (s *Service) prepareDropFolder() error {
+	for _, d := range []string{filepath.Join(s.cfg.SubmitDir, processingDir), s.cfg.ResultDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("gdpr drop folder: %w", err)
+		}
+	}
+	return nil
+}
+
+// watch polls SubmitDir. A file is taken once its size stayed the same for
+// one poll (a writer that copies slowly is not read half-way).
+func (s *Service) watch(ctx context.Context) {
+	// Files claimed before a crash are run again.
+	if ents, err := os.ReadDir(filepath.Join(s.cfg.SubmitDir, processingDir)); err == nil {
+		for _, e := range ents {
+			if DropName.MatchString(e.Name()) {
+				s.processClaimed(ctx, e.Name())
+			}
+		}
+	}
+	seen := map[string]int64{}
+	ignored := map[string]bool{}
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		ents, err := os.ReadDir(s.cfg.SubmitDir)
+		if err != nil {
+			s.cfg.Logger.Error("gdpr drop folder unreadable", "dir", s.cfg.SubmitDir, "err", err)
+		}
+		next := map[string]int64{}
+		for _, e := range ents {
+			name := e.Name()
+			if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
+				continue
+			}
+			if !DropName.MatchString(name) {
+				if strings.HasSuffix(name, ".json") && !ignored[name] {
+					ignored[name] = true
+					s.cfg.Logger.Warn("gdpr drop folder: file ignored: want forget-YYYYMMDD_<id>.json or export-YYYYMMDD_<id>.json", "file", name)
+				}
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if prev, ok := seen[name]; !ok || prev != info.Size() {
+				next[name] = info.Size()
+				continue
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			s.processFile(ctx, name)
+		}
+		seen = next
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// processFile claims and runs one submitted file.
+func (s *Service) processFile(ctx context.Context, name string) {
+	src := filepath.Join(s.cfg.SubmitDir, name)
+	if err := os.Rename(src, filepath.Join(s.cfg.SubmitDir, processingDir, name)); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			s.cfg.Logger.Error("gdpr drop folder: cannot claim file", "file", name, "err", err)
+		}
+		return
+	}
+	s.processClaimed(ctx, name)
+}
+
+func (s *Service) processClaimed(ctx context.Context, name string) {
+	path := filepath.Join(s.cfg.SubmitDir, processingDir, name)
+	base := strings.TrimSuffix(name, ".json")
+	m := DropName.FindStringSubmatch(name)
+	op, _ := ParseOperation(m[1])
+	log := ExecutionLog{File: name, Operation: string(op), StartedAt: s.cfg.Now().UTC(), Requests: []Request{}}
+	// The run is not cut short by a shutdown: it is one request file.
+	ctx = context.WithoutCancel(ctx)
+	err := func() error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		doc, err := ParseDocument(b)
+		if err != nil {
+			return err
+		}
+		log.Requests = doc.Requests
+		out, err := s.Run(ctx, op, doc, Principal{Actor: "drop-folder:" + name})
+		if err != nil {
+			return err
+		}
+		log.Contacts, log.Errors, log.Messages = out.Contacts, out.Errors, out.Messages
+		if out.Archive != nil {
+			log.Archive = base + "-archive.zip"
+			if err := moveFile(out.Archive.Path, filepath.Join(s.cfg.ResultDir, log.Archive)); err != nil {
+				return err
+			}
+			os.Remove(strings.TrimSuffix(out.Archive.Path, ".zip") + ".json")
+		}
+		return nil
+	}()
+	if err != nil {
+		log.Error = err.Error()
+		s.cfg.Logger.Error("gdpr drop folder: request failed", "file", name, "err", err)
+	}
+	log.FinishedAt = s.cfg.Now().UTC()
+	b, _ := json.MarshalIndent(log, "", "  ")
+	if werr := writeFileAtomic(filepath.Join(s.cfg.ResultDir, base+"-execution-log.json"), append(b, '\n')); werr != nil {
+		s.cfg.Logger.Error("gdpr drop folder: execution log not written; the file stays claimed", "file", name, "err", werr)
+		return
+	}
+	os.Remove(path)
+	s.cfg.Logger.Info("gdpr drop folder: processed", "file", name, "operation", op, "errors", log.Errors)
+}
+
+// writeFileAtomic writes through a temp file and a rename.
+func writeFileAtomic(dst string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o640); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}
+
+// moveFile renames, or copies then removes across file systems.
+func moveFile(src, dst string) error {
+	if err := os.Rename(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	return os.Remove(src)
+}

@@ -1,0 +1,289 @@
+package gdpr
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/vmserver/voicemail/store"
+)
+
+// KeyFile is the name of the audit key in the data folder.
+const KeyFile = "gdpr_key"
+
+// Config holds what the service works with.
+type Config struct {
+	Store   store.Store // wrapped by store.Notifying: forget, undo and retention publish changes
+	Blobs   store.Blobs
+	DataDir string // holds the audit key (gdpr_key) and the export archives (gdpr/exports)
+	Logger  *slog.Logger
+
+	ForgetGrace   time.Duration // gdpr.forget_grace; 0 = 24h
+	RetentionDays int           // retention.days: the global default (0 = keep)
+	SweepInterval time.Duration // purge and retention cadence; 0 = 1m
+	ExportTTL     time.Duration // how long export archives stay downloadable; 0 = 24h
+
+	SubmitDir, ResultDir string        // drop-folder mode when SubmitDir is set (ResultDir defaults to SubmitDir)
+	PollInterval         time.Duration // drop-folder polling; 0 = 500ms
+
+	Now func() time.Time // the clock (tests); nil = time.Now
+}
+
+// Service runs GDPR requests, the sweeper and the drop-folder watcher.
+type Service struct {
+	cfg Config
+	key []byte
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+}
+
+// New loads (or creates at first use) the audit key in cfg.DataDir.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Blobs == nil || cfg.DataDir == "" {
+		return nil, errors.New("gdpr: store, blobs and data dir are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ForgetGrace <= 0 {
+		cfg.ForgetGrace = 24 * time.Hour
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Minute
+	}
+	if cfg.ExportTTL <= 0 {
+		cfg.ExportTTL = 24 * time.Hour
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.ResultDir == "" {
+		cfg.ResultDir = cfg.SubmitDir
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	key, err := loadKey(filepath.Join(cfg.DataDir, KeyFile))
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, key: key}, nil
+}
+
+// loadKey reads the key, creating it (32 random bytes, hex, mode 0600) when absent.
+func loadKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) < 16 {
+			return nil, fmt.Errorf("gdpr: key %s is damaged (want hex, 32 bytes)", path)
+		}
+		return k, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("gdpr: key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("gdpr: key: %w", err)
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("gdpr: key: %w", err)
+	}
+	// Link, not rename: if another process created the key meanwhile, its key wins.
+	err := os.Link(tmp, path)
+	os.Remove(tmp)
+	if errors.Is(err, os.ErrExist) {
+		return loadKey(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gdpr: key: %w", err)
+	}
+	return k, nil
+}
+
+// Hash is the keyed hash (HMAC-SHA256, hex) of a normalised contact: what
+// the audit trail and the tombstones keep instead of the contact.
+func (s *Service) Hash(kind, value string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// ForgetGrace is the configured grace period.
+func (s *Service) ForgetGrace() time.Duration { return s.cfg.ForgetGrace }
+
+// RetentionDays is the global retention default.
+func (s *Service) RetentionDays() int { return s.cfg.RetentionDays }
+
+// Principal is who asks and over what.
+type Principal struct {
+	Tenant string // "" = every tenant (operator)
+	Actor  string // recorded in the audit trail, e.g. "operator", "tenant:acme:<token id>", "drop-folder"
+}
+
+// Outcome is a processed document.
+type Outcome struct {
+	Doc       *Document
+	Archive   *Archive // export only
+	Contacts  int
+	Errors    int
+	Messages  int // messages exported, hidden or restored
+	StartedAt time.Time
+	Duration  time.Duration
+}
+
+// Run processes every request of doc with op. One contact's failure never
+// stops the others: it becomes that contact's "ERROR: …" response. The
+// error return is for failures of the whole run (the export archive).
+func (s *Service) Run(ctx context.Context, op Operation, doc *Document, p Principal) (*Outcome, error) {
+	start := s.cfg.Now()
+	out := &Outcome{Doc: doc, StartedAt: start}
+	var exp *exporter
+	if op == OpExport {
+		var err error
+		if exp, err = s.newExporter(doc, p); err != nil {
+			return nil, err
+		}
+		defer exp.abort()
+	}
+	for i := range doc.Requests {
+		r := &doc.Requests[i]
+		r.Result = make([]Result, 0, len(r.Contacts))
+		typ := strings.ToUpper(strings.TrimSpace(r.Type))
+		var typeErr string
+		switch {
+		case typ != TypeForget && typ != TypeExport:
+			typeErr = "ERROR: unknown request type " + quoteShort(r.Type) + " (want FORGET or EXPORT)"
+		case op != OpExport && typ != TypeForget:
+			// Export may serve any case (a copy before forgetting); forget
+			// and undo only act on FORGET requests.
+			typeErr = "ERROR: request type " + typ + " cannot be processed by " + string(op)
+		}
+		for _, c := range r.Contacts {
+			res := Result{Contact: c}
+			if typeErr != "" {
+				res.Response = typeErr
+			} else {
+				res.Response, res.Messages = s.contact(ctx, op, r.RequestCase, c, p, exp)
+			}
+			out.Contacts++
+			out.Messages += res.Messages
+			if strings.HasPrefix(res.Response, "ERROR") {
+				out.Errors++
+			}
+			r.Result = append(r.Result, res)
+			s.audit(ctx, p, string(op), r.RequestCase, c, res)
+		}
+	}
+	if exp != nil {
+		a, err := exp.finish()
+		if err != nil {
+			return nil, err
+		}
+		out.Archive = a
+	}
+	out.Duration = s.cfg.Now().Sub(start)
+	s.cfg.Logger.Info("gdpr request processed", "operation", op, "actor", p.Actor, "scope", scopeName(p.Tenant),
+		"contacts", out.Contacts, "errors", out.Errors, "messages", out.Messages, "duration", out.Duration)
+	return out, nil
+}
+
+func scopeName(t string) string {
+	if t == "" {
+		return "*"
+	}
+	return t
+}
+
+func quoteShort(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// contact handles one contact and returns its response and message count.
+func (s *Service) contact(ctx context.Context, op Operation, reqCase string, c Contact, p Principal, exp *exporter) (string, int) {
+	switch c.Kind {
+	case "":
+		return "ERROR: empty contact", 0
+	case "phone":
+	default:
+		// Email and IP contacts hold no voicemail data (nor does any other kind).
+		return SuccessNotFound, 0
+	}
+	e164, ok := NormalizePhone(c.Value)
+	if !ok {
+		return ErrDeviceFormat, 0
+	}
+	hash := s.Hash("phone", e164)
+	var (
+		msgs []store.Message
+		err  error
+	)
+	switch op {
+	case OpExport:
+		msgs, err = s.cfg.Store.MessagesByCaller(ctx, p.Tenant, e164)
+		if err == nil {
+			err = exp.add(ctx, reqCase, c.Value, msgs)
+		}
+	case OpForget:
+		msgs, err = s.cfg.Store.ForgetCaller(ctx, store.Forget{ID: uuid.NewString(), Tenant: p.Tenant,
+			E164: e164, PhoneHash: hash, At: s.cfg.Now()})
+	case OpUndo:
+		msgs, err = s.cfg.Store.UndoForget(ctx, p.Tenant, e164, hash)
+		if errors.Is(err, store.ErrPurged) {
+			return ErrAlreadyPurged, 0
+		}
+	default:
+		return "ERROR: unknown operation", 0
+	}
+	if err != nil {
+		// The number stays out of the log: the hash identifies it for the audit.
+		s.cfg.Logger.Error("gdpr contact failed", "operation", op, "contact_hash", hash[:16], "err", err)
+		return ErrInternal, 0
+	}
+	if len(msgs) == 0 {
+		return SuccessNotFound, 0
+	}
+	return Success, len(msgs)
+}
+
+func (s *Service) audit(ctx context.Context, p Principal, op, reqCase string, c Contact, res Result) {
+	a := &store.GDPRAudit{At: s.cfg.Now(), Actor: p.Actor, Operation: op, RequestCase: reqCase, Scope: p.Tenant,
+		ContactKind: c.Kind, Response: res.Response, Messages: res.Messages}
+	if c.Kind != "" {
+		v := c.Value
+		if c.Kind == "phone" {
+			if e, ok := NormalizePhone(v); ok {
+				v = e
+			}
+		} else {
+			v = normalizeOther(c.Kind, v)
+		}
+		a.ContactHash = s.Hash(c.Kind, v)
+	}
+	if err := s.cfg.Store.AddGDPRAudit(context.WithoutCancel(ctx), a); err != nil {
+		s.cfg.Logger.Error("gdpr audit not written", "operation", op, "err", err)
+	}
+}

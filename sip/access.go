@@ -1,0 +1,625 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmserver/voicemail/ivr"
+	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/prompts"
+	"github.com/vmserver/voicemail/store"
+)
+
+// Greeting recordings made from the access IVR.
+const (
+	greetingMaxSeconds     = 120
+	greetingSilenceSeconds = 5
+	storeOpTimeout         = 10 * time.Second
+)
+
+// accessCall connects one ivr.Access to a media session and the store
+// (SPEC §5). It runs on the call's goroutine only. Every change goes
+// through deps.Store, the store.Notifying wrapper, so MWI and events follow.
+type accessCall struct {
+	d       *dialog
+	sess    *media.Session
+	m       *ivr.Access
+	queue   []ivr.Event
+	timer   *time.Timer
+	playing bool
+
+	rec       *memRecorder // greeting being recorded or held for review
+	recording bool
+	recMax    *time.Timer
+
+	login *store.Mailbox // after a successful login
+	open  *store.Mailbox // the chosen (personal or group) mailbox
+	msgs  map[string]store.Message
+	audio map[string][]int16 // message audio, loaded once per call
+	loc   *time.Location
+}
+
+// accessIdentity returns the caller's own mailbox (P-Asserted-Identity,
+// else From) when it is a personal mailbox of the tenant.
+func (d *dialog) accessIdentity(ctx context.Context) *store.Mailbox {
+	number, _ := callerOf(d.invite)
+	if number == "" {
+		return nil
+	}
+	mb, err := d.s.deps.Store.GetMailbox(ctx, d.tenant, number)
+	if err != nil || mb.Type != store.TypePersonal {
+		return nil
+	}
+	return mb
+}
+
+// driveAccess runs the access IVR until it ends or the caller hangs up.
+// mailbox is the mailbox to log into ("" = the caller's own, else ask).
+func (d *dialog) driveAccess(ctx context.Context, mailbox string) {
+	cfg := ivr.AccessConfig{
+		MaxAttempts:            d.s.cfg.LoginMaxAttempts,
+		GreetingMaxSeconds:     greetingMaxSeconds,
+		GreetingSilenceSeconds: greetingSilenceSeconds,
+		SayNumber:              prompts.Number,
+	}
+	self := d.accessIdentity(ctx)
+	switch {
+	case mailbox != "":
+		cfg.Mailbox = mailbox
+	case self != nil:
+		cfg.Mailbox = self.Number
+	}
+	// ask_password: false is honoured only for the mailbox's own caller.
+	if self != nil && self.Number == cfg.Mailbox && !self.AskPassword {
+		cfg.SkipPIN = true
+	}
+	d.log.Info("access call", "mailbox", cfg.Mailbox, "own_caller", self != nil)
+	c := &accessCall{
+		d: d, sess: d.session(), m: ivr.NewAccess(cfg),
+		timer: stoppedTimer(), recMax: stoppedTimer(),
+		msgs: map[string]store.Message{}, audio: map[string][]int16{}, loc: time.Local,
+	}
+	defer c.timer.Stop()
+	defer c.recMax.Stop()
+	defer c.discardRecording()
+	c.queue = append(c.queue, ivr.Start{})
+	hungUp := false
+	for !c.m.Done() {
+		if len(c.queue) > 0 {
+			ev := c.queue[0]
+			c.queue = c.queue[1:]
+			c.exec(c.m.Handle(ev))
+			continue
+		}
+		var hangup <-chan struct{}
+		if !hungUp {
+			hangup = ctx.Done()
+		}
+		select {
+		case ev := <-c.sess.Events():
+			switch ev.Kind {
+			case media.EventDigit:
+				d.log.Debug("digit", "state", c.m.State())
+				c.queue = append(c.queue, ivr.Digit{Key: ev.Digit})
+			case media.EventPlayDone:
+				if c.playing {
+					c.playing = false
+					c.queue = append(c.queue, ivr.PlayDone{})
+				}
+			}
+		case <-c.timer.C:
+			c.queue = append(c.queue, ivr.Timeout{})
+		case e := <-c.recEnded():
+			reason := ivr.RecordSilence
+			if e == endMax {
+				reason = ivr.RecordMax
+			}
+			c.endRecording(reason)
+		case <-c.recMax.C:
+			c.endRecording(ivr.RecordMax)
+		case <-d.hangCh:
+			hungUp = true
+			c.endRecording(ivr.RecordHangup)
+			c.queue = append(c.queue, ivr.Hangup{})
+		case <-hangup:
+			hungUp = true
+			c.endRecording(ivr.RecordHangup)
+			c.queue = append(c.queue, ivr.Hangup{})
+		}
+	}
+}
+
+func (c *accessCall) recEnded() <-chan recordEnd {
+	if c.rec == nil || !c.recording {
+		return nil
+	}
+	return c.rec.ended
+}
+
+// storeCtx bounds a store operation; it does not die with the call, so
+// that deletions on hang-up still happen.
+func storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeOpTimeout)
+}
+
+func (c *accessCall) exec(actions []ivr.Action) {
+	d := c.d
+	for _, a := range actions {
+		switch a := a.(type) {
+		case ivr.Play:
+			pcm, err := c.pcm(a.Items)
+			if err != nil {
+				d.log.Error("audio for prompt", "err", err)
+			}
+			if len(pcm) == 0 {
+				c.playing = false
+				c.queue = append(c.queue, ivr.PlayDone{})
+				continue
+			}
+			c.playing = true
+			c.sess.Play(pcm)
+		case ivr.StopPlay:
+			c.playing = false
+			c.sess.StopPlay()
+		case ivr.Seek:
+			c.sess.Seek(a.Seconds * media.SampleRate)
+		case ivr.StartTimer:
+			c.timer.Reset(time.Duration(a.Seconds) * time.Second)
+		case ivr.CancelTimer:
+			c.timer.Stop()
+		case ivr.Authenticate:
+			c.queue = append(c.queue, c.authenticate(a))
+		case ivr.OpenMailbox:
+			c.queue = append(c.queue, c.openMailbox(a.Mailbox))
+		case ivr.MarkRead:
+			c.update(a.ID, func(m *store.Message) {
+				if m.Folder == store.FolderNew {
+					m.Folder = store.FolderOld
+				}
+				m.Read = true
+			})
+		case ivr.MoveMessage:
+			c.update(a.ID, func(m *store.Message) { m.Folder = a.Folder })
+		case ivr.DeleteMessages:
+			c.delete(a.IDs)
+		case ivr.Forward:
+			c.queue = append(c.queue, c.forward(a))
+		case ivr.StartRecording:
+			c.startRecording(a)
+		case ivr.StopRecording:
+			c.endRecording(ivr.RecordDigit)
+		case ivr.DiscardRecording:
+			c.discardRecording()
+		case ivr.SaveGreeting:
+			c.saveGreeting(a.Kind)
+		case ivr.DeleteGreeting:
+			c.deleteGreeting(a.Kind)
+		case ivr.ChangePIN:
+			c.changePIN(a.PIN)
+		case ivr.EndCall:
+		default:
+			d.log.Warn("access action not handled", "action", fmt.Sprint(a))
+		}
+	}
+}
+
+// pcm turns Play items into samples. A single prompt is played from the
+// shared prompt slice without a copy.
+func (c *accessCall) pcm(items []ivr.Audio) ([]int16, error) {
+	d := c.d
+	if len(items) == 1 && items[0].Kind == ivr.AudioPrompt {
+		p, ok := d.s.deps.Prompts.Get(items[0].Name)
+		if !ok {
+			return nil, fmt.Errorf("no prompt %q", items[0].Name)
+		}
+		return p, nil
+	}
+	var out []int16
+	var errs []error
+	for _, it := range items {
+		switch it.Kind {
+		case ivr.AudioPrompt:
+			p, ok := d.s.deps.Prompts.Get(it.Name)
+			if !ok {
+				errs = append(errs, fmt.Errorf("no prompt %q", it.Name))
+			}
+			out = append(out, p...)
+		case ivr.AudioBeep:
+			out = append(out, media.Beep()...)
+		case ivr.AudioRecording:
+			if c.rec != nil {
+				out = append(out, c.rec.samples()...)
+			}
+		case ivr.AudioMessage:
+			p, err := c.messageAudio(it.Name)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if len(items) == 1 {
+				return p, errors.Join(errs...) // the cached slice, not a copy
+			}
+			out = append(out, p...)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (c *accessCall) messageAudio(id string) ([]int16, error) {
+	if p, ok := c.audio[id]; ok {
+		return p, nil
+	}
+	m, ok := c.msgs[id]
+	if !ok {
+		return nil, fmt.Errorf("message %s: not in the open mailbox", id)
+	}
+	f, err := c.d.s.deps.Blobs.Open(m.MediaKey)
+	if err != nil {
+		return nil, fmt.Errorf("message %s: %w", id, err)
+	}
+	defer f.Close()
+	p, err := media.ReadWAV(f)
+	if err != nil {
+		return nil, fmt.Errorf("message %s: %w", id, err)
+	}
+	c.audio[id] = p
+	return p, nil
+}
+
+// authenticate checks a login (SPEC §5): lock first, then the PIN; the
+// failure is counted per mailbox across calls. The PIN is never logged.
+func (c *accessCall) authenticate(a ivr.Authenticate) ivr.Event {
+	d := c.d
+	st := d.s.deps.Store
+	ctx, cancel := storeCtx()
+	defer cancel()
+	fail := ivr.LoginResult{Status: ivr.LoginFailed}
+	mb, err := st.GetMailbox(ctx, d.tenant, a.Mailbox)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			d.log.Error("login: mailbox lookup", "err", err)
+		}
+		d.log.Info("login failed", "mailbox", a.Mailbox, "reason", "unknown mailbox")
+		return fail
+	}
+	if !a.NoPIN {
+		now := time.Now()
+		until, err := st.LoginLockedUntil(ctx, d.tenant, mb.Number)
+		if err != nil {
+			d.log.Error("login: lock lookup", "err", err)
+			return fail
+		}
+		if now.Before(until) {
+			d.log.Warn("login refused: mailbox locked", "mailbox", mb.Number, "until", until)
+			return ivr.LoginResult{Status: ivr.LoginLocked}
+		}
+		if !store.CheckPIN(mb.PINHash, a.PIN) {
+			until, err := store.FailLogin(ctx, st, d.tenant, mb.Number, now, d.s.cfg.LoginLockout)
+			if err != nil {
+				d.log.Error("login: record failure", "err", err)
+			}
+			if !until.IsZero() {
+				d.log.Warn("mailbox locked after repeated login failures", "mailbox", mb.Number, "until", until)
+			}
+			d.log.Info("login failed", "mailbox", mb.Number, "reason", "wrong PIN")
+			return fail
+		}
+		if err := st.ClearLoginFailures(ctx, d.tenant, mb.Number); err != nil {
+			d.log.Warn("login: clear failures", "err", err)
+		}
+	}
+	c.login = mb
+	var groups []string
+	if mb.Type == store.TypePersonal {
+		gs, err := st.GroupsOf(ctx, d.tenant, mb.Number)
+		if err != nil {
+			d.log.Error("login: groups", "err", err)
+		}
+		for _, g := range gs {
+			groups = append(groups, g.Number)
+		}
+	}
+	d.log.Info("login", "mailbox", mb.Number, "groups", len(groups), "pin", !a.NoPIN)
+	return ivr.LoginResult{Status: ivr.LoginOK, Groups: groups}
+}
+
+// openMailbox loads every message of the chosen mailbox.
+func (c *accessCall) openMailbox(number string) ivr.Event {
+	d := c.d
+	st := d.s.deps.Store
+	ctx, cancel := storeCtx()
+	defer cancel()
+	mb, err := st.GetMailbox(ctx, d.tenant, number)
+	if err != nil {
+		d.log.Error("open mailbox", "mailbox", number, "err", err)
+		return ivr.MailboxOpened{}
+	}
+	c.open = mb
+	c.loc = time.Local
+	if mb.Timezone != "" {
+		if l, err := time.LoadLocation(mb.Timezone); err == nil {
+			c.loc = l
+		} else {
+			d.log.Warn("mailbox time zone", "timezone", mb.Timezone, "err", err)
+		}
+	}
+	clear(c.msgs)
+	clear(c.audio)
+	var infos []ivr.MessageInfo
+	now := time.Now().In(c.loc)
+	f := store.MessageFilter{Tenant: d.tenant, Mailbox: number, Limit: 1000}
+	for {
+		items, next, err := st.ListMessages(ctx, f)
+		if err != nil {
+			d.log.Error("list messages", "mailbox", number, "err", err)
+			break
+		}
+		for _, m := range items {
+			c.msgs[m.ID] = m
+			infos = append(infos, ivr.MessageInfo{
+				ID: m.ID, Folder: m.Folder, Urgent: m.Urgent, Read: m.Read,
+				When: prompts.DateTime(m.ReceivedAt.In(c.loc), now),
+				From: m.CallerID, DurationMS: m.DurationMS,
+			})
+		}
+		if next == "" {
+			break
+		}
+		f.After = next
+	}
+	d.log.Info("mailbox opened", "mailbox", number, "messages", len(infos))
+	return ivr.MailboxOpened{Messages: infos}
+}
+
+func (c *accessCall) update(id string, f func(*store.Message)) {
+	m, ok := c.msgs[id]
+	if !ok {
+		return
+	}
+	f(&m)
+	ctx, cancel := storeCtx()
+	defer cancel()
+	if err := c.d.s.deps.Store.UpdateMessage(ctx, &m); err != nil {
+		c.d.log.Error("update message", "message_id", id, "err", err)
+		return
+	}
+	c.msgs[id] = m
+}
+
+func (c *accessCall) delete(ids []string) {
+	d := c.d
+	ctx, cancel := storeCtx()
+	defer cancel()
+	for _, id := range ids {
+		m, ok := c.msgs[id]
+		if !ok {
+			continue
+		}
+		// The row goes first: a message is never listed without its audio.
+		if _, err := d.s.deps.Store.DeleteMessage(ctx, d.tenant, m.Mailbox, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			d.log.Error("delete message", "message_id", id, "err", err)
+			continue
+		}
+		if err := d.s.deps.Blobs.Delete(m.MediaKey); err != nil {
+			d.log.Warn("delete message audio", "message_id", id, "err", err)
+		}
+		delete(c.msgs, id)
+		delete(c.audio, id)
+		d.log.Info("message deleted", "message_id", id)
+	}
+}
+
+// forward copies a message (audio then row) into another mailbox; the
+// new row makes its MWI and events follow.
+func (c *accessCall) forward(a ivr.Forward) ivr.Event {
+	d := c.d
+	st := d.s.deps.Store
+	ctx, cancel := storeCtx()
+	defer cancel()
+	src, ok := c.msgs[a.ID]
+	if !ok {
+		return ivr.ForwardResult{}
+	}
+	if _, err := st.GetMailbox(ctx, d.tenant, a.To); err != nil {
+		d.log.Info("forward: no such mailbox", "to", a.To)
+		return ivr.ForwardResult{}
+	}
+	f, err := d.s.deps.Blobs.Open(src.MediaKey)
+	if err != nil {
+		d.log.Error("forward: open audio", "err", err)
+		return ivr.ForwardResult{}
+	}
+	defer f.Close()
+	cp := src
+	cp.ID = store.NewMessageID()
+	cp.Mailbox, cp.Folder, cp.Read = a.To, store.FolderNew, false
+	cp.MediaKey = store.MediaKey(d.tenant, a.To, cp.ID)
+	if err := d.s.deps.Blobs.Put(cp.MediaKey, f); err != nil {
+		d.log.Error("forward: copy audio", "err", err)
+		return ivr.ForwardResult{}
+	}
+	if err := st.CreateMessage(ctx, &cp); err != nil {
+		d.log.Error("forward: save message", "err", err)
+		_ = d.s.deps.Blobs.Delete(cp.MediaKey)
+		return ivr.ForwardResult{}
+	}
+	d.log.Info("message forwarded", "message_id", src.ID, "to", a.To, "copy_id", cp.ID)
+	return ivr.ForwardResult{OK: true}
+}
+
+func (c *accessCall) startRecording(a ivr.StartRecording) {
+	c.discardRecording()
+	c.rec = newMemRecorder(a.MaxSeconds, a.SilenceSeconds)
+	c.recording = true
+	if a.MaxSeconds > 0 {
+		c.recMax.Reset(time.Duration(a.MaxSeconds)*time.Second + 2*time.Second)
+	}
+	c.sess.Record(c.rec)
+}
+
+func (c *accessCall) endRecording(reason ivr.RecordReason) {
+	if c.rec == nil || !c.recording {
+		return
+	}
+	c.recording = false
+	c.recMax.Stop()
+	c.sess.StopRecord()
+	c.queue = append(c.queue, ivr.RecordDone{Reason: reason, DurationMS: c.rec.finish()})
+}
+
+func (c *accessCall) discardRecording() {
+	if c.rec == nil {
+		return
+	}
+	if c.recording {
+		c.recording = false
+		c.recMax.Stop()
+		c.sess.StopRecord()
+	}
+	c.rec = nil
+}
+
+// saveGreeting writes the reviewed recording atomically (temp file,
+// fsync, rename) where the deposit looks for it.
+func (c *accessCall) saveGreeting(kind string) {
+	d := c.d
+	if c.rec == nil || c.open == nil {
+		return
+	}
+	key := store.GreetingKey(d.tenant, c.open.Number, kind)
+	if err := d.s.deps.Blobs.Put(key, bytes.NewReader(pcm16WAV(c.rec.samples()))); err != nil {
+		d.log.Error("save greeting", "kind", kind, "err", err)
+	} else {
+		d.log.Info("greeting saved", "greeting", kind, "mailbox", c.open.Number)
+	}
+	c.rec = nil
+}
+
+func (c *accessCall) deleteGreeting(kind string) {
+	d := c.d
+	if c.open == nil {
+		return
+	}
+	if err := d.s.deps.Blobs.Delete(store.GreetingKey(d.tenant, c.open.Number, kind)); err != nil {
+		d.log.Error("delete greeting", "kind", kind, "err", err)
+		return
+	}
+	d.log.Info("greeting deleted", "greeting", kind, "mailbox", c.open.Number)
+}
+
+// changePIN stores the new PIN's hash on the login mailbox.
+func (c *accessCall) changePIN(pin string) {
+	d := c.d
+	if c.login == nil {
+		return
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	mb, err := d.s.deps.Store.GetMailbox(ctx, d.tenant, c.login.Number)
+	if err == nil {
+		mb.PINHash, err = store.HashPIN(pin)
+	}
+	if err == nil {
+		err = d.s.deps.Store.UpdateMailbox(ctx, mb)
+	}
+	if err != nil {
+		d.log.Error("change PIN", "mailbox", c.login.Number, "err", err)
+		return
+	}
+	c.login = mb
+	d.log.Info("PIN changed", "mailbox", mb.Number)
+}
+
+// memRecorder keeps a greeting recording in memory until it is accepted.
+// WriteFrame runs on the media receive goroutine.
+type memRecorder struct {
+	mu           sync.Mutex
+	pcm          []int16
+	sil          *media.SilenceDetector
+	silenceLimit int64
+	maxSamples   int64
+	ended        chan recordEnd
+	stopped      bool
+}
+
+func newMemRecorder(maxSeconds, silenceSeconds int) *memRecorder {
+	capacity := maxSeconds * media.SampleRate
+	if capacity <= 0 {
+		capacity = 60 * media.SampleRate
+	}
+	return &memRecorder{
+		pcm:          make([]int16, 0, capacity), // no growth per frame
+		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
+		silenceLimit: int64(silenceSeconds) * media.SampleRate,
+		maxSamples:   int64(maxSeconds) * media.SampleRate,
+		ended:        make(chan recordEnd, 1),
+	}
+}
+
+// WriteFrame implements media.FrameSink.
+func (r *memRecorder) WriteFrame(pcm []int16) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	if r.maxSamples > 0 {
+		if room := r.maxSamples - int64(len(r.pcm)); int64(len(pcm)) > room {
+			pcm = pcm[:max(room, 0)]
+		}
+	}
+	r.pcm = append(r.pcm, pcm...)
+	run := r.sil.Feed(pcm)
+	switch {
+	case r.maxSamples > 0 && int64(len(r.pcm)) >= r.maxSamples:
+		r.signal(endMax)
+	case r.silenceLimit > 0 && run >= r.silenceLimit:
+		r.signal(endSilence)
+	}
+}
+
+func (r *memRecorder) signal(e recordEnd) {
+	r.stopped = true
+	r.ended <- e
+}
+
+// finish stops the recording, trims trailing silence and returns its length.
+func (r *memRecorder) finish() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	trim := min(r.sil.SilentRun(), int64(len(r.pcm)))
+	r.pcm = r.pcm[:int64(len(r.pcm))-trim]
+	return int64(len(r.pcm)) * 1000 / media.SampleRate
+}
+
+func (r *memRecorder) samples() []int16 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pcm
+}
+
+// pcm16WAV encodes 8 kHz mono PCM16 as a canonical 44-byte-header WAV.
+func pcm16WAV(pcm []int16) []byte {
+	b := make([]byte, 44+2*len(pcm))
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*len(pcm)))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1)
+	binary.LittleEndian.PutUint16(b[22:], 1)
+	binary.LittleEndian.PutUint32(b[24:], media.SampleRate)
+	binary.LittleEndian.PutUint32(b[28:], 2*media.SampleRate)
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(2*len(pcm)))
+	for i, s := range pcm {
+		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(s))
+	}
+	return b
+}

@@ -1,0 +1,52 @@
+package sip
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vmserver/voicemail/media"
+)
+
+// callMetrics are the call and media counters of SPEC §12.
+type callMetrics struct {
+	calls     *prometheus.CounterVec // by kind (deposit, access) and result
+	rtp       *prometheus.CounterVec // packets by direction/fate
+	recording prometheus.Counter     // seconds of saved messages
+}
+
+func newCallMetrics() *callMetrics {
+	return &callMetrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voicemail_calls_total",
+			Help: "Calls by kind (deposit, access) and result (completed, cancelled, no_ack, or the SIP status that refused them).",
+		}, []string{"kind", "result"}),
+		rtp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voicemail_rtp_packets_total",
+			Help: "RTP packets of ended calls: received, lost, late, duplicate, dropped, sent.",
+		}, []string{"type"}),
+		recording: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "voicemail_recording_seconds_total",
+			Help: "Seconds of audio saved as messages.",
+		}),
+	}
+}
+
+func (m *callMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.calls, m.rtp, m.recording}
+}
+
+func (m *callMetrics) call(access bool, result string) {
+	kind := "deposit"
+	if access {
+		kind = "access"
+	}
+	m.calls.WithLabelValues(kind, result).Inc()
+}
+
+func (m *callMetrics) media(st media.Stats) {
+	m.rtp.WithLabelValues("received").Add(float64(st.PacketsReceived))
+	m.rtp.WithLabelValues("lost").Add(float64(st.PacketsLost))
+	m.rtp.WithLabelValues("late").Add(float64(st.PacketsLate))
+	m.rtp.WithLabelValues("duplicate").Add(float64(st.PacketsDuplicate))
+	m.rtp.WithLabelValues("dropped").Add(float64(st.PacketsDropped))
+	m.rtp.WithLabelValues("sent").Add(float64(st.PacketsSent))
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Load runs of the voicemail server, the method of issue 8: the server
+# pinned to one core (taskset -c $SERVER_CPU), the load generator to the
+# other ($GEN_CPU), a fresh server and data folder per level, 20 s of audio
+# per call after the real greeting and beep, CPU and RSS from /proc,
+# recordings checked from the WAV headers. One JSON line per level goes to
+# $OUT/results.jsonl; the Markdown table to $OUT/table.md.
+#
+#   testcalls/load/run.sh                 # deposit, plain, setup, sipp (≈ 20 min)
+#   testcalls/load/run.sh deposit 100 600 # one suite, chosen levels
+#   SMOKE=1 testcalls/load/run.sh         # tiny levels, a minute (checks the harness)
+#   VOICEMAIL_BIN=path testcalls/load/run.sh  # a prebuilt server instead of go build
+#
+# Suites: deposit (vmload, greeting + beep + 20 s), plain (vmload, silent
+# prompts: beep + 20 s), setup (vmload, 1 s calls at N calls/s, no audio),
+# sipp (sipp 3.6 rtp_stream deposit, to cross-check vmload), dtmf (deposit
+# with every 5th call pressing # during the greeting: DTMF-to-prompt).
+# Loopback only. Needs taskset (util-linux) and, for the sipp suite, sipp.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+OUT=${OUT:-$ROOT/testcalls/load/out}
+WORK=${WORK:-/tmp/vmload-work}
+SERVER_CPU=${SERVER_CPU:-1}
+GEN_CPU=${GEN_CPU:-0}
+SIP_PORT=${SIP_PORT:-6060}
+HTTP_PORT=${HTTP_PORT:-6080}
+RTP_PORTS=${RTP_PORTS:-40000-59999}
+SECONDS_AUDIO=${SECONDS_AUDIO:-20}
+RAMP=${RAMP:-50}          # new calls per second while ramping to a level
+MAX_CALLS=${MAX_CALLS:-5000}
+SERVER_FLAGS=${SERVER_FLAGS:-}
+VMLOAD_FLAGS=${VMLOAD_FLAGS:-}
+
+mkdir -p "$OUT" "$WORK"
+BIN=$WORK/bin
+mkdir -p "$BIN"
+if [ -n "${VOICEMAIL_BIN:-}" ]; then cp "$VOICEMAIL_BIN" "$BIN/voicemail"; else go build -o "$BIN/voicemail" ./cmd/voicemail; fi
+go build -o "$BIN/vmload" ./cmd/vmload
+"$BIN/vmload" mkaudio -seconds "$SECONDS_AUDIO" -out "$WORK/speech.ulaw"
+rm -rf "$WORK/silent-prompts"
+"$BIN/vmload" mkprompts -out "$WORK/silent-prompts"
+
+SERVER_PID=
+stop_server() {
+	[ -n "$SERVER_PID" ] || return 0
+	kill -TERM "$SERVER_PID" 2>/dev/null || true
+	for _ in $(seq 1 150); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+trap stop_server EXIT
+
+# start_server NAME [extra serve flags]: a fresh data folder, pinned.
+start_server() {
+	local name=$1
+	shift
+	DATA=$WORK/data-$name
+	rm -rf "$DATA"
+	taskset -c "$SERVER_CPU" "$BIN/voicemail" serve --demo --data-dir "$DATA" \
+		--sip-listen "udp:127.0.0.1:$SIP_PORT" --sip-public-addr 127.0.0.1 \
+		--http-listen "127.0.0.1:$HTTP_PORT" --rtp-ports "$RTP_PORTS" \
+		--sip-max-calls "$MAX_CALLS" --log-level warn $SERVER_FLAGS "$@" \
+		>"$OUT/server-$name.log" 2>&1 &
+	SERVER_PID=$!
+	for _ in $(seq 1 100); do
+		curl -fs "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && { sleep 2; return 0; }
+		sleep 0.1
+	done
+	echo "server did not start; see $OUT/server-$name.log" >&2
+	exit 1
+}
+
+gen() { taskset -c "$GEN_CPU" "$BIN/vmload" run -server "127.0.0.1:$SIP_PORT" -seconds "$SECONDS_AUDIO" \
+	-audio "$WORK/speech.ulaw" -json "$OUT/results.jsonl" -pid "$SERVER_PID" $VMLOAD_FLAGS "$@"; }
+
+suite_deposit() {
+	for n in "$@"; do
+		start_server "deposit-$n"
+		gen -label "deposit-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -data "$DATA/media"
+		stop_server
+	done
+}
+
+suite_dtmf() {
+	for n in "$@"; do
+		start_server "dtmf-$n"
+		gen -label "dtmf-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -dtmf-probe 5 -data "$DATA/media"
+		stop_server
+	done
+}
+
+suite_plain() {
+	for n in "$@"; do
+		start_server "plain-$n" --prompts-dir "$WORK/silent-prompts"
+		gen -label "plain-$n" -mode plain -concurrent "$n" -calls "$n" -rate "$((RAMP * 2))" -data "$DATA/media"
+		stop_server
+	done
+}
+
+# setup RATE...: 1 s calls at RATE calls/s for SETUP_SECONDS.
+suite_setup() {
+	local secs=${SETUP_SECONDS:-20}
+	for r in "$@"; do
+		start_server "setup-$r"
+		gen -label "setup-$r" -mode setup -hold 1s -rate "$r" -calls "$((r * secs))" -concurrent "$((r * 4))"
+		stop_server
+	done
+}
+
+suite_sipp() {
+	command -v sipp >/dev/null || { echo "sipp not installed; skipping the sipp suite" >&2; return 0; }
+	# Greeting + beep length, measured by one vmload call.
+	start_server sipp-calibrate
+	local pk
+	pk=$("$BIN/vmload" run -server "127.0.0.1:$SIP_PORT" -calls 1 -concurrent 1 -seconds 1 \
+		-audio "$WORK/speech.ulaw" 2>&1 | sed -n 's/.*greeting + beep = \([0-9]*\) packets.*/\1/p')
+	stop_server
+	local greet_ms=$((pk * 20 + 400)) talk_ms=$((SECONDS_AUDIO * 1000 + 200))
+	sed "s|SPEECH_FILE|$WORK/speech.ulaw|" testcalls/load/sipp_deposit.xml >"$WORK/sipp_deposit.xml"
+	for n in "$@"; do
+		start_server "sipp-$n"
+		local d=$WORK/sipp-$n
+		rm -rf "$d"
+		mkdir -p "$d"
+		local ramp_s=$(((n + RAMP - 1) / RAMP))
+		"$BIN/vmload" sample -pid "$SERVER_PID" -after "$((ramp_s + 1))s" \
+			-for "$((greet_ms / 1000 + SECONDS_AUDIO - 2))s" >"$d/sample.json" &
+		local sp=$!
+		(cd "$d" && taskset -c "$GEN_CPU" sipp -sf "$WORK/sipp_deposit.xml" \
+			-s 1001 -i 127.0.0.1 -p 6070 -mp 30000 -nostdin -bg -m "$n" -l "$n" -r "$RAMP" \
+			-timeout "$((ramp_s + greet_ms / 1000 + SECONDS_AUDIO + 60))s" -timeout_error \
+			-key greet_ms "$greet_ms" -key talk_ms "$talk_ms" \
+			-trace_stat -stf "$d/stat.csv" -fd 1 -trace_rtt -rtt_freq 1 \
+			-watchdog_minor_maxtriggers 1000000 -watchdog_major_maxtriggers 1000000 \
+			"127.0.0.1:$SIP_PORT" >"$d/sipp.out" 2>&1) || true
+		# -bg: wait for the sipp process of this run to finish.
+		for _ in $(seq 1 $((ramp_s + greet_ms / 1000 + SECONDS_AUDIO + 90))); do
+			pgrep -f "sipp -sf $WORK/sipp_deposit.xml" >/dev/null || break
+			sleep 1
+		done
+		wait "$sp" || true
+		"$BIN/vmload" sippreport -label "sipp-$n" -level "$n" -seconds "$SECONDS_AUDIO" \
+			-stat "$d/stat.csv" -rtt "$(ls "$d"/*_rtt.csv 2>/dev/null | head -1)" \
+			-sample "$d/sample.json" -data "$DATA/media" -json "$OUT/results.jsonl"
+		stop_server
+	done
+}
+
+{
+	echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+	echo "# loadavg before: $(cat /proc/loadavg)"
+} >>"$OUT/machine.txt"
+
+if [ -n "${SMOKE:-}" ]; then
+	set -- smoke
+fi
+what=${1:-all}
+[ $# -gt 0 ] && shift
+case $what in
+deposit) suite_deposit "${@:-100 200 400 600 800}" ;;
+dtmf) suite_dtmf "${@:-500}" ;;
+plain) suite_plain "${@:-500 1000 2000 3000}" ;;
+setup) suite_setup "${@:-200 400 600 800}" ;;
+sipp) suite_sipp "${@:-100 200 400}" ;;
+smoke)
+	SECONDS_AUDIO=3
+	"$BIN/vmload" mkaudio -seconds 3 -out "$WORK/speech.ulaw"
+	suite_deposit 10
+	suite_plain 20
+	SETUP_SECONDS=3 suite_setup 20
+	suite_sipp 5
+	;;
+all)
+	suite_deposit 100 200 400 600 800
+	suite_dtmf 500
+	suite_plain 500 1000 2000 3000
+	suite_setup 200 400 600 800
+	suite_sipp 100 200 400
+	;;
+*)
+	echo "usage: $0 [all|deposit|dtmf|plain|setup|sipp|smoke] [levels...]" >&2
+	exit 2
+	;;
+esac
+echo "# loadavg after: $(cat /proc/loadavg)" >>"$OUT/machine.txt"
+"$BIN/vmload" table "$OUT/results.jsonl" >"$OUT/table.md"
+cat "$OUT/table.md"
