@@ -2,7 +2,8 @@
 GO      ?= go
 BIN     := bin/voicemail
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 DATA    ?= ./data
 
 .PHONY: all build run test unit e2e bench load vet fmt pcaps prompts clean

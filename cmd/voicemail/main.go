@@ -9,8 +9,12 @@ import (
 	"runtime/debug"
 )
 
-// version is set by the linker: -ldflags "-X main.version=…".
-var version = "dev"
+// version and revision are set by the linker (see the Makefile):
+// -ldflags "-X main.version=… -X main.revision=…".
+var (
+	version  = "dev"
+	revision = ""
+)
 
 const usage = `usage: voicemail <command> [flags]
 
@@ -50,6 +54,9 @@ func run(args []string) int {
 }
 
 func commit() string {
+	if revision != "" {
+		return revision
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
