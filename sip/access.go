@@ -26,16 +26,11 @@ const (
 // (SPEC §5). It runs on the call's goroutine only. Every change goes
 // through deps.Store, the store.Notifying wrapper, so MWI and events follow.
 type accessCall struct {
-	d       *dialog
-	sess    *media.Session
-	m       *ivr.Access
-	queue   []ivr.Event
-	timer   *time.Timer
-	playing bool
+	driverBase
+	m *ivr.Access
 
 	rec       *memRecorder // greeting being recorded or held for review
 	recording bool
-	recMax    *time.Timer
 
 	login *store.Mailbox // after a successful login
 	open  *store.Mailbox // the chosen (personal or group) mailbox
@@ -80,58 +75,11 @@ func (d *dialog) driveAccess(ctx context.Context, mailbox string) {
 	}
 	d.log.Info("access call", "mailbox", cfg.Mailbox, "own_caller", self != nil)
 	c := &accessCall{
-		d: d, sess: d.session(), m: ivr.NewAccess(cfg),
-		timer: stoppedTimer(), recMax: stoppedTimer(),
+		driverBase: newDriverBase(d), m: ivr.NewAccess(cfg),
 		msgs: map[string]store.Message{}, audio: map[string][]int16{}, loc: time.Local,
 	}
-	defer c.timer.Stop()
-	defer c.recMax.Stop()
 	defer c.discardRecording()
-	c.queue = append(c.queue, ivr.Start{})
-	hungUp := false
-	for !c.m.Done() {
-		if len(c.queue) > 0 {
-			ev := c.queue[0]
-			c.queue = c.queue[1:]
-			c.exec(c.m.Handle(ev))
-			continue
-		}
-		var hangup <-chan struct{}
-		if !hungUp {
-			hangup = ctx.Done()
-		}
-		select {
-		case ev := <-c.sess.Events():
-			switch ev.Kind {
-			case media.EventDigit:
-				d.log.Debug("digit", "state", c.m.State())
-				c.queue = append(c.queue, ivr.Digit{Key: ev.Digit})
-			case media.EventPlayDone:
-				if c.playing {
-					c.playing = false
-					c.queue = append(c.queue, ivr.PlayDone{})
-				}
-			}
-		case <-c.timer.C:
-			c.queue = append(c.queue, ivr.Timeout{})
-		case e := <-c.recEnded():
-			reason := ivr.RecordSilence
-			if e == endMax {
-				reason = ivr.RecordMax
-			}
-			c.endRecording(reason)
-		case <-c.recMax.C:
-			c.endRecording(ivr.RecordMax)
-		case <-d.hangCh:
-			hungUp = true
-			c.endRecording(ivr.RecordHangup)
-			c.queue = append(c.queue, ivr.Hangup{})
-		case <-hangup:
-			hungUp = true
-			c.endRecording(ivr.RecordHangup)
-			c.queue = append(c.queue, ivr.Hangup{})
-		}
-	}
+	runMachine(ctx, c.m, c)
 }
 
 func (c *accessCall) recEnded() <-chan recordEnd {

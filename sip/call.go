@@ -17,15 +17,99 @@ var greetingKinds = []string{"temporary", "busy", "unavailable", "name"}
 // depositCall connects one ivr.Deposit to a media session and the store.
 // It runs on the call's goroutine only.
 type depositCall struct {
-	d         *dialog
-	sess      *media.Session
+	driverBase
 	m         *ivr.Deposit
-	queue     []ivr.Event // events produced by our own actions
-	timer     *time.Timer
+	ctx       context.Context
 	rec       *recorder
-	recMax    *time.Timer // wall-clock guard when RTP stops flowing
-	recording bool        // media feeds c.rec
-	playing   bool
+	recording bool // media feeds c.rec
+}
+
+// driverBase is what every IVR driver of a call has: the media session,
+// the events its own actions produce, one IVR timer and the wall-clock
+// guard of a recording.
+type driverBase struct {
+	d       *dialog
+	sess    *media.Session
+	queue   []ivr.Event // events produced by our own actions
+	timer   *time.Timer
+	recMax  *time.Timer // wall-clock guard when RTP stops flowing
+	playing bool
+}
+
+func newDriverBase(d *dialog) driverBase {
+	return driverBase{d: d, sess: d.session(), timer: stoppedTimer(), recMax: stoppedTimer()}
+}
+
+func (b *driverBase) base() *driverBase { return b }
+
+// machine is an IVR state machine (ivr.Deposit, ivr.Access).
+type machine interface {
+	Handle(ivr.Event) []ivr.Action
+	Done() bool
+}
+
+// driver is a call's IVR driver: it carries out the machine's actions.
+type driver interface {
+	base() *driverBase
+	exec(actions []ivr.Action)
+	recEnded() <-chan recordEnd
+	endRecording(reason ivr.RecordReason)
+}
+
+// runMachine feeds m with the call's events (digits, playback ends,
+// timers, recording limits, hang-up) and has c carry out its actions,
+// until the machine is done.
+func runMachine(ctx context.Context, m machine, c driver) {
+	b := c.base()
+	defer b.timer.Stop()
+	defer b.recMax.Stop()
+	b.queue = append(b.queue, ivr.Start{})
+	hungUp := false
+	for !m.Done() {
+		if len(b.queue) > 0 {
+			ev := b.queue[0]
+			b.queue = b.queue[1:]
+			c.exec(m.Handle(ev))
+			continue
+		}
+		var hangup <-chan struct{}
+		if !hungUp {
+			hangup = ctx.Done()
+		}
+		select {
+		case ev := <-b.sess.Events():
+			switch ev.Kind {
+			case media.EventDigit:
+				// The key itself is not logged: it may be part of a PIN.
+				b.d.log.Debug("digit")
+				b.queue = append(b.queue, ivr.Digit{Key: ev.Digit})
+			case media.EventPlayDone:
+				if b.playing {
+					b.playing = false
+					b.queue = append(b.queue, ivr.PlayDone{})
+				}
+			}
+		case <-b.timer.C:
+			b.queue = append(b.queue, ivr.Timeout{})
+		case e := <-c.recEnded():
+			reason := ivr.RecordSilence
+			if e == endMax {
+				reason = ivr.RecordMax
+			}
+			c.endRecording(reason)
+		case <-b.recMax.C:
+			c.endRecording(ivr.RecordMax)
+		case <-b.d.hangCh:
+			// Drain timeout: keep what was recorded, then we hang up.
+			hungUp = true
+			c.endRecording(ivr.RecordHangup)
+			b.queue = append(b.queue, ivr.Hangup{})
+		case <-hangup:
+			hungUp = true
+			c.endRecording(ivr.RecordHangup)
+			b.queue = append(b.queue, ivr.Hangup{})
+		}
+	}
 }
 
 // drive runs the call's IVR until it ends or the caller hangs up.
@@ -39,56 +123,9 @@ func (d *dialog) drive(ctx context.Context) {
 		d.log.Error("deposit setup", "err", err)
 		return
 	}
-	c := &depositCall{d: d, sess: d.session(), m: ivr.NewDeposit(cfg), timer: stoppedTimer(), recMax: stoppedTimer()}
-	defer c.timer.Stop()
-	defer c.recMax.Stop()
+	c := &depositCall{driverBase: newDriverBase(d), m: ivr.NewDeposit(cfg), ctx: ctx}
 	defer c.cleanup()
-	c.queue = append(c.queue, ivr.Start{})
-	hungUp := false
-	for !c.m.Done() {
-		if len(c.queue) > 0 {
-			ev := c.queue[0]
-			c.queue = c.queue[1:]
-			c.exec(ctx, c.m.Handle(ev))
-			continue
-		}
-		var hangup <-chan struct{}
-		if !hungUp {
-			hangup = ctx.Done()
-		}
-		select {
-		case ev := <-c.sess.Events():
-			switch ev.Kind {
-			case media.EventDigit:
-				d.log.Debug("digit", "key", string(ev.Digit))
-				c.queue = append(c.queue, ivr.Digit{Key: ev.Digit})
-			case media.EventPlayDone:
-				if c.playing {
-					c.playing = false
-					c.queue = append(c.queue, ivr.PlayDone{})
-				}
-			}
-		case <-c.timer.C:
-			c.queue = append(c.queue, ivr.Timeout{})
-		case e := <-c.recEnded():
-			reason := ivr.RecordSilence
-			if e == endMax {
-				reason = ivr.RecordMax
-			}
-			c.endRecording(reason)
-		case <-c.recMax.C:
-			c.endRecording(ivr.RecordMax)
-		case <-d.hangCh:
-			// Drain timeout: keep what was recorded, then we hang up.
-			hungUp = true
-			c.endRecording(ivr.RecordHangup)
-			c.queue = append(c.queue, ivr.Hangup{})
-		case <-hangup:
-			hungUp = true
-			c.endRecording(ivr.RecordHangup)
-			c.queue = append(c.queue, ivr.Hangup{})
-		}
-	}
+	runMachine(ctx, c.m, c)
 }
 
 func stoppedTimer() *time.Timer {
@@ -128,8 +165,8 @@ func (d *dialog) depositConfig(ctx context.Context) (ivr.DepositConfig, error) {
 	return cfg, nil
 }
 
-func (c *depositCall) exec(ctx context.Context, actions []ivr.Action) {
-	d := c.d
+func (c *depositCall) exec(actions []ivr.Action) {
+	d, ctx := c.d, c.ctx
 	for _, a := range actions {
 		switch a := a.(type) {
 		case ivr.Play:

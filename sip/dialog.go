@@ -504,7 +504,13 @@ func (d *dialog) request(method sip.RequestMethod, body []byte, hdrs ...sip.Head
 
 // do sends an in-dialog request and waits for its final response.
 func (d *dialog) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	tx, err := d.s.client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	return d.s.do(ctx, req)
+}
+
+// do sends a request in a new client transaction and waits for its final
+// response.
+func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := s.client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", req.Method, err)
 	}

@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -981,24 +980,7 @@ func (m *mwi) notifyTarget(ctx context.Context, e *mwiEntry, c store.Counts) (ou
 
 // do sends a request and waits for its final response.
 func (m *mwi) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	tx, err := m.s.client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", req.Method, err)
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			return nil, fmt.Errorf("%s: %w", req.Method, tx.Err())
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return m.s.do(ctx, req)
 }
 
 // ---------------------------------------------------------------------------
