@@ -98,28 +98,12 @@ func storeCtx() (context.Context, context.CancelFunc) {
 func (c *accessCall) exec(actions []ivr.Action) {
 	d := c.d
 	for _, a := range actions {
+		if c.execCommon(a, c.pcm) {
+			continue
+		}
 		switch a := a.(type) {
-		case ivr.Play:
-			pcm, err := c.pcm(a.Items)
-			if err != nil {
-				d.log.Error("audio for prompt", "err", err)
-			}
-			if len(pcm) == 0 {
-				c.playing = false
-				c.queue = append(c.queue, ivr.PlayDone{})
-				continue
-			}
-			c.playing = true
-			c.sess.Play(pcm)
-		case ivr.StopPlay:
-			c.playing = false
-			c.sess.StopPlay()
 		case ivr.Seek:
 			c.sess.Seek(a.Seconds * media.SampleRate)
-		case ivr.StartTimer:
-			c.timer.Reset(time.Duration(a.Seconds) * time.Second)
-		case ivr.CancelTimer:
-			c.timer.Stop()
 		case ivr.Authenticate:
 			c.queue = append(c.queue, c.authenticate(a))
 		case ivr.OpenMailbox:

@@ -42,6 +42,35 @@ func newDriverBase(d *dialog) driverBase {
 
 func (b *driverBase) base() *driverBase { return b }
 
+// execCommon carries out the actions every machine shares (playback and
+// the IVR timer); it reports whether a was one of them.
+func (b *driverBase) execCommon(a ivr.Action, audio func([]ivr.Audio) ([]int16, error)) bool {
+	switch a := a.(type) {
+	case ivr.Play:
+		pcm, err := audio(a.Items)
+		if err != nil {
+			b.d.log.Error("audio for prompt", "err", err)
+		}
+		if len(pcm) == 0 {
+			b.playing = false
+			b.queue = append(b.queue, ivr.PlayDone{})
+			return true
+		}
+		b.playing = true
+		b.sess.Play(pcm)
+	case ivr.StopPlay:
+		b.playing = false
+		b.sess.StopPlay()
+	case ivr.StartTimer:
+		b.timer.Reset(time.Duration(a.Seconds) * time.Second)
+	case ivr.CancelTimer:
+		b.timer.Stop()
+	default:
+		return false
+	}
+	return true
+}
+
 // machine is an IVR state machine (ivr.Deposit, ivr.Access).
 type machine interface {
 	Handle(ivr.Event) []ivr.Action
@@ -168,22 +197,10 @@ func (d *dialog) depositConfig(ctx context.Context) (ivr.DepositConfig, error) {
 func (c *depositCall) exec(actions []ivr.Action) {
 	d, ctx := c.d, c.ctx
 	for _, a := range actions {
+		if c.execCommon(a, c.audio) {
+			continue
+		}
 		switch a := a.(type) {
-		case ivr.Play:
-			pcm, err := c.audio(a.Items)
-			if err != nil {
-				d.log.Error("audio for prompt", "err", err)
-			}
-			if len(pcm) == 0 {
-				c.playing = false
-				c.queue = append(c.queue, ivr.PlayDone{})
-				continue
-			}
-			c.playing = true
-			c.sess.Play(pcm)
-		case ivr.StopPlay:
-			c.playing = false
-			c.sess.StopPlay()
 		case ivr.StartRecording:
 			if err := c.startRecording(a); err != nil {
 				d.log.Error("start recording", "err", err)
@@ -201,10 +218,6 @@ func (c *depositCall) exec(actions []ivr.Action) {
 				d.log.Info("recording discarded")
 				c.rec = nil
 			}
-		case ivr.StartTimer:
-			c.timer.Reset(time.Duration(a.Seconds) * time.Second)
-		case ivr.CancelTimer:
-			c.timer.Stop()
 		case ivr.Transfer:
 			rctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 			err := d.refer(rctx, a.Target)
