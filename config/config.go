@@ -21,19 +21,20 @@ import (
 
 // Config is the server configuration.
 type Config struct {
-	SIPListen      []Listen
-	SIPPublicAddr  string
-	SIPTLSCert     string
-	SIPTLSKey      string
-	SIPAnswerDelay time.Duration
-	SIPMaxCalls    int
-	RTPPortMin     int
-	RTPPortMax     int
-	HTTPListen     string
-	DataDir        string
-	DB             string
-	Media          string
-	AccessNumbers  []string
+	SIPListen           []Listen
+	SIPPublicAddr       string
+	SIPTLSCert          string
+	SIPTLSKey           string
+	SIPAnswerDelay      time.Duration
+	SIPMaxCalls         int
+	SIPOverloadLateness time.Duration
+	RTPPortMin          int
+	RTPPortMax          int
+	HTTPListen          string
+	DataDir             string
+	DB                  string
+	Media               string
+	AccessNumbers       []string
 
 	RecordingMaxSeconds     int
 	RecordingMinSeconds     int
@@ -99,6 +100,7 @@ func options() []option {
 		{"sip.tls_key", "", "TLS key file for tls: listeners", str(func(c *Config) *string { return &c.SIPTLSKey })},
 		{"sip.answer_delay", "0s", "ring (180) this long before answering a deposit call", dur(func(c *Config) *time.Duration { return &c.SIPAnswerDelay })},
 		{"sip.max_calls", "1000", "concurrent calls before new ones get 503", intv(func(c *Config) *int { return &c.SIPMaxCalls }, 1)},
+		{"sip.overload_lateness", "100ms", "refuse new calls (503) while the media clock runs this late on average (0 = off)", dur(func(c *Config) *time.Duration { return &c.SIPOverloadLateness })},
 		{"rtp.ports", "10000-20000", "UDP port range for media", func(c *Config, v string) error {
 			lo, hi, ok := strings.Cut(v, "-")
 			a, err1 := strconv.Atoi(strings.TrimSpace(lo))

@@ -2,6 +2,7 @@ package media
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,10 @@ type clock struct {
 	start time.Time
 	stop  chan struct{}
 	done  chan struct{}
+	// late is a moving average (1/16 per tick) of how long after its
+	// ideal time each tick finished sending, in nanoseconds: the media
+	// engine's own measure of overload.
+	late atomic.Int64
 }
 
 func newClock() *clock {
@@ -47,9 +52,15 @@ func (c *clock) run() {
 				s.tick(idx)
 				c.snap[i] = nil
 			}
+			late := int64(time.Since(c.start.Add(time.Duration(idx) * clockTick)))
+			avg := c.late.Load()
+			c.late.Store(avg + (late-avg)/16)
 		}
 	}
 }
+
+// lateness is the moving average of how late ticks finish.
+func (c *clock) lateness() time.Duration { return time.Duration(c.late.Load()) }
 
 func (c *clock) add(t ticker) {
 	c.mu.Lock()

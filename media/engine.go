@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned by an Engine after Close.
@@ -82,6 +83,12 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 
 // FreePorts returns how many ports the pool holds (for tests and metrics).
 func (e *Engine) FreePorts() int { return e.ports.available() }
+
+// Lateness is how late, on average over the last ~160 ms, the shared clock
+// finishes sending each tick's frames. A few hundred microseconds when
+// idle; tens of milliseconds mean the process cannot keep its players on
+// time and should take no more calls.
+func (e *Engine) Lateness() time.Duration { return e.clock.lateness() }
 
 // release is called by Session.Close.
 func (e *Engine) release(s *Session) {

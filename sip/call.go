@@ -236,6 +236,14 @@ func (c *depositCall) exec(actions []ivr.Action) {
 
 // audio turns Play items into one PCM buffer.
 func (c *depositCall) audio(items []ivr.Audio) ([]int16, error) {
+	if key := c.d.s.prompts.key(items); key != "" {
+		return c.d.s.prompts.get(key, func() ([]int16, error) { return c.build(items) })
+	}
+	return c.build(items)
+}
+
+// build concatenates the audio of items.
+func (c *depositCall) build(items []ivr.Audio) ([]int16, error) {
 	d := c.d
 	var out []int16
 	var errs []error

@@ -142,6 +142,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = s.refuse(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "30"))
 		return
 	}
+	if lim := s.cfg.OverloadLateness; lim > 0 {
+		if late := s.deps.Engine.Lateness(); late > lim {
+			log.Warn("overloaded: refusing the call", "media_lateness", late, "limit", lim)
+			_ = s.refuse(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "5"))
+			return
+		}
+	}
 	if n := s.active.Add(1); n > int64(s.cfg.MaxCalls) {
 		s.active.Add(-1)
 		log.Warn("call limit reached", "max_calls", s.cfg.MaxCalls)
@@ -443,24 +450,35 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = respond(tx, req, 500, "Server Internal Error", nil, d.localTag, sip.NewHeader("Retry-After", "2"))
 		return
 	}
-	defer d.reinvite.Unlock()
+	res := d.reinviteAnswer(req)
+	// An INVITE overlaps only until our final response (RFC 3261 §14.2): a
+	// caller may send the next one as soon as it sees this one.
+	d.reinvite.Unlock()
+	_ = tx.Respond(res)
+}
+
+// reinviteAnswer applies a re-INVITE's offer and returns our answer.
+func (d *dialog) reinviteAnswer(req *sip.Request) *sip.Response {
+	reject := func(why string) *sip.Response {
+		res := sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil)
+		res.AppendHeader(sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(why, `"`, "'")+`"`))
+		return res
+	}
 	if len(req.Body()) == 0 {
-		// An offerless re-INVITE: offer what we have now; the ACK answers.
-		// Keep the current media; we only refresh the session.
-		_ = respond(tx, req, 488, "Not Acceptable Here", nil, d.localTag, sip.NewHeader("Warning", `305 voicemail "re-INVITE without SDP is not supported"`))
-		return
+		// We do not make offers in a 200 to a re-INVITE: the caller keeps
+		// the session it has.
+		return reject("re-INVITE without SDP is not supported")
 	}
 	o, err := ParseOffer(req.Body())
 	if err != nil {
-		_ = respond(tx, req, 488, "Not Acceptable Here", nil, d.localTag, sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(err.Error(), `"`, "'")+`"`))
-		return
+		return reject(err.Error())
 	}
 	d.setOffer(o, true)
 	res := sip.NewResponseFromRequest(req, 200, "OK", Answer(o, d.local()))
-	res.AppendHeader(s.contact(req.Transport()))
+	res.AppendHeader(d.s.contact(req.Transport()))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	_ = tx.Respond(res)
 	d.log.Info("re-INVITE", "direction", o.Direction, "codec", o.Codec.String())
+	return res
 }
 
 // request builds an in-dialog request from us (RFC 3261 §12.2.1.1).

@@ -55,7 +55,11 @@ type Config struct {
 	AccessNumbers []string
 	AnswerDelay   time.Duration
 	MaxCalls      int
-	Recording     Recording
+	// OverloadLateness refuses new calls (503) while the media clock runs
+	// this late on average: calls in progress keep their audio whole.
+	// 0 = off.
+	OverloadLateness time.Duration
+	Recording        Recording
 	// LoginMaxAttempts and LoginLockout are login.max_attempts (failed
 	// logins per call) and login.lockout (SPEC §5) for the access IVR.
 	LoginMaxAttempts int
@@ -90,6 +94,7 @@ type Server struct {
 
 	mwi     *mwi         // message-waiting indication (mwi.go)
 	metrics *callMetrics // calls, RTP, recordings (metrics.go)
+	prompts *promptCache // shared PCM of prompt sequences (promptcache.go)
 }
 
 // New builds the server; Serve starts it.
@@ -116,7 +121,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
-		dialogs: map[string]*dialog{}, ports: map[string]int{}, metrics: newCallMetrics()}
+		dialogs: map[string]*dialog{}, ports: map[string]int{}, metrics: newCallMetrics(), prompts: newPromptCache()}
 	s.mwi = newMWI(s)
 	srv.OnInvite(s.onInvite)
 	srv.OnAck(s.onAck)

@@ -384,3 +384,16 @@ func TestOneToTagPerDialog(t *testing.T) {
 	p.send("BYE", 2, "")
 	p.expect("SIP/2.0 200", 5*time.Second)
 }
+
+func TestOverloadGuard(t *testing.T) {
+	t.Parallel()
+	// Any lateness at all counts as overload here: the clock's ticks always
+	// finish some nanoseconds after their ideal time.
+	ts := startServer(t, func(c *Config) { c.OverloadLateness = time.Nanosecond })
+	time.Sleep(200 * time.Millisecond) // a few ticks of the media clock
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	if res := p.expect("SIP/2.0 503", 5*time.Second); !strings.Contains(res, "Retry-After: 5") {
+		t.Errorf("503 lacks Retry-After:\n%s", res)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -146,7 +147,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	}
 	srv, err := vsip.New(vsip.Config{
 		Listeners: listeners, TLS: tlsConf, PublicIP: publicIP, AccessNumbers: cfg.AccessNumbers,
-		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls,
+		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
 		Recording: vsip.Recording{MaxSeconds: cfg.RecordingMaxSeconds, MinSeconds: cfg.RecordingMinSeconds,
 			SilenceSeconds: cfg.RecordingSilenceSeconds, Format: format},
 		LoginMaxAttempts: cfg.LoginMaxAttempts, LoginLockout: cfg.LoginLockout,
@@ -161,6 +162,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		return err
 	}
 	// MWI follows the bus; stored subscriptions get a NOTIFY with the current state.
+	go releaseWhenIdle(ctx, srv.ActiveCalls)
 	if err := srv.StartMWI(ctx); err != nil {
 		return fmt.Errorf("mwi: %w", err)
 	}
@@ -303,4 +305,28 @@ func printWelcome(cfg *config.Config, token string, generated, demo bool, public
 	fmt.Printf("Demo tenant \"default\": mailboxes 1001 (Alice, PIN 1234), 1002 (Bob, PIN 1234), group 8000 (Alice and Bob).\n")
 	fmt.Printf("Leave a message for 1001 (from the repository root):\n  sipp -sf testcalls/scenarios/leave_message.xml -s 1001 -m 1 -nostdin -i 127.0.0.1 -p 5070 -mp 16000 %s\n", sipAddr)
 	fmt.Printf("List the messages:\n  curl -s -H 'Authorization: Bearer %s' http://%s/api/v1/mailboxes/1001/messages\n", token, cfg.HTTPListen)
+}
+
+// releaseWhenIdle gives the heap of a finished load back to the OS: the Go
+// runtime keeps freed pages until its scavenger gets to them, so RSS would
+// stay at its peak long after the calls (issue 8).
+func releaseWhenIdle(ctx context.Context, active func() int) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	busy, idleTicks := false, 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if active() > 0 {
+			busy, idleTicks = true, 0
+			continue
+		}
+		if idleTicks++; busy && idleTicks >= 2 {
+			debug.FreeOSMemory()
+			busy = false
+		}
+	}
 }

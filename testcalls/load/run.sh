@@ -98,7 +98,8 @@ suite_dtmf() {
 suite_plain() {
 	for n in "$@"; do
 		start_server "plain-$n" --prompts-dir "$WORK/silent-prompts"
-		gen -label "plain-$n" -mode plain -concurrent "$n" -calls "$n" -rate "$((RAMP * 2))" -data "$DATA/media"
+		# Ramp within ~8 s so that all n calls (20.4 s each) are up at once.
+		gen -label "plain-$n" -mode plain -concurrent "$n" -calls "$n" -rate "$(((n + 7) / 8 > RAMP ? (n + 7) / 8 : RAMP))" -data "$DATA/media"
 		stop_server
 	done
 }
