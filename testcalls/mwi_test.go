@@ -478,8 +478,20 @@ func TestMWIBenchDepositToNotify(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set VOICEMAIL_MWI_BENCH=N to run N deposits per lane")
 	}
-	s := mwiServer(t, "", "--log-level", "warn")
-	const lanes = 8
+	var s *server
+	lanes := 8
+	if ext := os.Getenv("VOICEMAIL_MWI_BENCH_SERVER"); ext != "" {
+		// A server already running (testcalls/load/run.sh mwi: under load),
+		// given as SIPPORT,HTTPPORT,TOKEN on 127.0.0.1.
+		var tok string
+		s = &server{t: t}
+		if _, err := fmt.Sscanf(strings.ReplaceAll(ext, ",", " "), "%d %d %s", &s.sipPort, &s.httpPort, &tok); err != nil {
+			t.Fatalf("VOICEMAIL_MWI_BENCH_SERVER=%q: want SIPPORT,HTTPPORT,TOKEN: %v", ext, err)
+		}
+		s.token, lanes = tok, 4
+	} else {
+		s = mwiServer(t, "", "--log-level", "warn")
+	}
 	var mu sync.Mutex
 	var lat []time.Duration
 	var wg sync.WaitGroup

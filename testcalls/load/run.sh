@@ -158,6 +158,27 @@ suite_sipp() {
 	echo "# loadavg before: $(cat /proc/loadavg)"
 } >>"$OUT/machine.txt"
 
+# suite_mwi N: NOTIFY after BYE while N deposits run. vmload holds N
+# deposits to 1001; once they are up, TestMWIBenchDepositToNotify (4 lanes,
+# each a subscriber on its own mailbox) times BYE → NOTIFY against this
+# server.
+suite_mwi() {
+	# Built first, so that no compiler competes with the measurement.
+	(cd "$ROOT" && go test -c -o "$WORK/testcalls.test" ./testcalls/)
+	for n in "$@"; do
+		start_server "mwi-$n" --recording-min-seconds 1
+		gen -label "mwi-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -data "$DATA/media" &
+		local gen_pid=$!
+		sleep $(( n / RAMP + 12 ))  # ramp, then the greetings of the last calls
+		(cd "$ROOT/testcalls" && VOICEMAIL_MWI_BENCH=${MWI_DEPOSITS:-4} VOICEMAIL_BIN="$BIN/voicemail" \
+			VOICEMAIL_MWI_BENCH_SERVER="$SIP_PORT,$HTTP_PORT,$(cat "$DATA/admin_token")" \
+			taskset -c "$GEN_CPU" "$WORK/testcalls.test" -test.count=1 -test.run TestMWIBenchDepositToNotify -test.v) \
+			| grep -E 'BYE → NOTIFY|FAIL|^ok|PASS' | tee -a "$OUT/mwi-$n.txt"
+		wait "$gen_pid"
+		stop_server
+	done
+}
+
 if [ -n "${SMOKE:-}" ]; then
 	set -- smoke
 fi
@@ -169,6 +190,7 @@ dtmf) suite_dtmf "${@:-500}" ;;
 plain) suite_plain "${@:-500 1000 2000 3000}" ;;
 setup) suite_setup "${@:-200 400 600 800}" ;;
 sipp) suite_sipp "${@:-100 200 400}" ;;
+mwi) suite_mwi "${@:-500}" ;;
 smoke)
 	SECONDS_AUDIO=3
 	"$BIN/vmload" mkaudio -seconds 3 -out "$WORK/speech.ulaw"
@@ -183,9 +205,10 @@ all)
 	suite_plain 500 1000 2000 3000
 	suite_setup 200 400 600 800
 	suite_sipp 100 200 400
+	suite_mwi 500
 	;;
 *)
-	echo "usage: $0 [all|deposit|dtmf|plain|setup|sipp|smoke] [levels...]" >&2
+	echo "usage: $0 [all|deposit|dtmf|plain|setup|sipp|mwi|smoke] [levels...]" >&2
 	exit 2
 	;;
 esac
