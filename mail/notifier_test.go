@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vmserver/voicemail/config"
+	"github.com/vmserver/voicemail/mail/smtptest"
 	"github.com/vmserver/voicemail/store"
 )
 
@@ -170,32 +171,32 @@ func fakeWAV(n int) []byte {
 func TestMailWithAttachment(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d := startSMTPD(t, "")
+	d := smtptest.Start(t, "")
 	e.mailbox(store.Mailbox{Number: "1001", Name: "Alice", Email: "alice@example.com, Boss <boss@example.com>",
 		AttachAudio: true, Timezone: "Europe/Paris"})
 	e.mailbox(store.Mailbox{Number: "1002", Name: "Bob"}) // no email: no mail
-	n := e.notifier(d.port(), nil)
+	n := e.notifier(d.Port(), nil)
 
 	wav := fakeWAV(20000)
 	e.deposit("1002", fakeWAV(100))
 	m := e.deposit("1001", wav)
-	mails := d.wait(t, 1, 15*time.Second)
+	mails := d.Wait(t, 1, 15*time.Second)
 	waitFor(t, "the row marked sent", func() bool { r := e.row(m.ID); return r != nil && r.Status == store.MailSent })
 	if len(mails) != 1 {
 		t.Fatalf("%d mails, want 1", len(mails))
 	}
 	got := mails[0]
-	if got.from != "vm@example.com" || strings.Join(got.to, ",") != "alice@example.com,boss@example.com" {
-		t.Errorf("envelope from %q to %v", got.from, got.to)
+	if got.From != "vm@example.com" || strings.Join(got.To, ",") != "alice@example.com,boss@example.com" {
+		t.Errorf("envelope from %q to %v", got.From, got.To)
 	}
-	p := parseMail(t, got.data)
-	if want := "New voicemail for 1001 (Alice) from Test Caller <+14155550100>"; p.subject != want {
-		t.Errorf("Subject %q, want %q", p.subject, want)
+	p := smtptest.Parse(t, got.Raw)
+	if want := "New voicemail for 1001 (Alice) from Test Caller <+14155550100>"; p.Subject != want {
+		t.Errorf("Subject %q, want %q", p.Subject, want)
 	}
-	if to := p.header.Get("To"); !strings.Contains(to, "alice@example.com") || !strings.Contains(to, "boss@example.com") {
+	if to := p.Header.Get("To"); !strings.Contains(to, "alice@example.com") || !strings.Contains(to, "boss@example.com") {
 		t.Errorf("To: %q", to)
 	}
-	if id := p.header.Get("Message-Id"); id != "<voicemail."+m.ID+"@example.com>" {
+	if id := p.Header.Get("Message-Id"); id != "<voicemail."+m.ID+"@example.com>" {
 		t.Errorf("Message-ID %q", id)
 	}
 	for _, want := range []string{
@@ -204,12 +205,12 @@ func TestMailWithAttachment(t *testing.T) {
 		"Listen:   http://vm.example.com:8080/api/v1/mailboxes/1001/messages/" + m.ID + "/audio",
 		"The recording is attached.",
 	} {
-		if !strings.Contains(p.body, want) {
-			t.Errorf("body lacks %q:\n%s", want, p.body)
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("body lacks %q:\n%s", want, p.Body)
 		}
 	}
-	if !bytes.Equal(p.attach, wav) || p.attachType != "audio/wav" || p.attachName != "voicemail-1001-20250304-150506.wav" {
-		t.Errorf("attachment %q (%s, %d bytes), want the %d-byte WAV", p.attachName, p.attachType, len(p.attach), len(wav))
+	if !bytes.Equal(p.Attachment, wav) || p.AttachType != "audio/wav" || p.AttachName != "voicemail-1001-20250304-150506.wav" {
+		t.Errorf("attachment %q (%s, %d bytes), want the %d-byte WAV", p.AttachName, p.AttachType, len(p.Attachment), len(wav))
 	}
 	if _, err := e.st.GetMessage(t.Context(), "default", "1001", m.ID); err != nil {
 		t.Errorf("the message is gone without delete_after_email: %v", err)
@@ -233,19 +234,19 @@ func TestMailWithAttachment(t *testing.T) {
 func TestGroupMailsItsOwnList(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d := startSMTPD(t, "")
+	d := smtptest.Start(t, "")
 	e.mailbox(store.Mailbox{Number: "1001", Email: "alice@example.com"})
 	e.mailbox(store.Mailbox{Number: "8000", Name: "Support", Type: store.TypeGroup, Members: []string{"1001"},
 		Email: "support@example.com;oncall@example.com"})
-	e.notifier(d.port(), nil)
+	e.notifier(d.Port(), nil)
 	e.deposit("8000", fakeWAV(10))
-	mails := d.wait(t, 1, 15*time.Second)
-	if got := strings.Join(mails[0].to, ","); got != "support@example.com,oncall@example.com" {
+	mails := d.Wait(t, 1, 15*time.Second)
+	if got := strings.Join(mails[0].To, ","); got != "support@example.com,oncall@example.com" {
 		t.Errorf("recipients %s", got)
 	}
-	p := parseMail(t, mails[0].data)
-	if !strings.Contains(p.body, "group mailbox 8000") || p.attach != nil {
-		t.Errorf("body %q, attachment %d bytes (attach_audio off)", p.body, len(p.attach))
+	p := smtptest.Parse(t, mails[0].Raw)
+	if !strings.Contains(p.Body, "group mailbox 8000") || p.Attachment != nil {
+		t.Errorf("body %q, attachment %d bytes (attach_audio off)", p.Body, len(p.Attachment))
 	}
 }
 
@@ -254,8 +255,8 @@ func TestGroupMailsItsOwnList(t *testing.T) {
 func TestDeleteAfterEmail(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d := startSMTPD(t, "")
-	d.gate = make(chan struct{})
+	d := smtptest.Start(t, "")
+	d.Hold()
 	e.mailbox(store.Mailbox{Number: "1001", Email: "alice@example.com", AttachAudio: true, DeleteAfterEmail: true})
 	var deleted []string
 	var mu sync.Mutex
@@ -266,10 +267,10 @@ func TestDeleteAfterEmail(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	e.notifier(d.port(), nil)
+	e.notifier(d.Port(), nil)
 	m := e.deposit("1001", fakeWAV(1000))
 	select {
-	case <-d.inDat:
+	case <-d.DataStarted():
 	case <-time.After(15 * time.Second):
 		t.Fatal("no DATA")
 	}
@@ -280,8 +281,8 @@ func TestDeleteAfterEmail(t *testing.T) {
 	if !e.blobs.Exists(m.MediaKey) {
 		t.Fatal("WAV deleted before the server accepted the mail")
 	}
-	close(d.gate)
-	d.wait(t, 1, 15*time.Second)
+	d.Release()
+	d.Wait(t, 1, 15*time.Second)
 	waitFor(t, "the message deleted", func() bool {
 		_, err := e.st.GetMessage(t.Context(), "default", "1001", m.ID)
 		return errors.Is(err, store.ErrNotFound)
@@ -339,10 +340,10 @@ func TestRetryAcrossRestart(t *testing.T) {
 		t.Fatalf("message lost while the SMTP server is down: %v", err)
 	}
 
-	d := startSMTPD(t, addr)
+	d := smtptest.Start(t, addr)
 	n2 := e.notifier(port, nil)
-	mails := d.wait(t, 1, 15*time.Second)
-	if p := parseMail(t, mails[0].data); !bytes.Equal(p.attach, wav) {
+	mails := d.Wait(t, 1, 15*time.Second)
+	if p := smtptest.Parse(t, mails[0].Raw); !bytes.Equal(p.Attachment, wav) {
 		t.Errorf("attachment differs from the WAV")
 	}
 	waitFor(t, "the message deleted", func() bool {
@@ -353,8 +354,8 @@ func TestRetryAcrossRestart(t *testing.T) {
 	if v := value(t, n2.m.sent); v != 1 {
 		t.Errorf("sent = %v", v)
 	}
-	if len(d.received()) != 1 {
-		t.Errorf("%d mails, want 1", len(d.received()))
+	if len(d.Mails()) != 1 {
+		t.Errorf("%d mails, want 1", len(d.Mails()))
 	}
 }
 
@@ -384,7 +385,7 @@ func TestDroppedWhenMessageDeleted(t *testing.T) {
 func TestReconcileAtStart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d := startSMTPD(t, "")
+	d := smtptest.Start(t, "")
 	e.mailbox(store.Mailbox{Number: "1001", Email: "alice@example.com"})
 	m := e.deposit("1001", fakeWAV(10))
 	// ReceivedAt is in 2025: the reconciliation only looks one day back.
@@ -394,9 +395,9 @@ func TestReconcileAtStart(t *testing.T) {
 	if err := e.st.CreateMessage(t.Context(), recent); err != nil {
 		t.Fatal(err)
 	}
-	e.notifier(d.port(), nil)
-	mails := d.wait(t, 1, 15*time.Second)
-	if got := parseMail(t, mails[0].data).header.Get("X-Voicemail-Message-Id"); got != recent.ID {
+	e.notifier(d.Port(), nil)
+	mails := d.Wait(t, 1, 15*time.Second)
+	if got := smtptest.Parse(t, mails[0].Raw).Header.Get("X-Voicemail-Message-Id"); got != recent.ID {
 		t.Errorf("the mail is about message %q, want the recent one %s", got, recent.ID)
 	}
 	if e.row(old.ID) != nil {
@@ -409,9 +410,9 @@ func TestReconcileAtStart(t *testing.T) {
 func TestMissingAudioIsRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	d := startSMTPD(t, "")
+	d := smtptest.Start(t, "")
 	e.mailbox(store.Mailbox{Number: "1003", Email: "carol@example.com", AttachAudio: true})
-	e.notifier(d.port(), nil)
+	e.notifier(d.Port(), nil)
 	m := &store.Message{Tenant: "default", Mailbox: "1003", CallerID: "200"}
 	if err := e.st.CreateMessage(t.Context(), m); err != nil {
 		t.Fatal(err)
@@ -420,7 +421,7 @@ func TestMissingAudioIsRetried(t *testing.T) {
 	if r := e.row(m.ID); !strings.Contains(r.LastError, "missing") {
 		t.Errorf("last error %q", r.LastError)
 	}
-	if len(d.received()) != 0 {
+	if len(d.Mails()) != 0 {
 		t.Error("a mail without its attachment was sent")
 	}
 }

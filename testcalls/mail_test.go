@@ -2,197 +2,22 @@ package testcalls
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
-	netmail "net/mail"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
+	"github.com/vmserver/voicemail/mail/smtptest"
 	"github.com/vmserver/voicemail/testcalls/siptest"
 )
 
 // Email notification (issue 7, SPEC §11) against a real SMTP server
 // (go-smtp) started by the test on loopback.
-
-// mailSMTPD records the mails it accepts; with gate set, its answer to
-// the end of DATA waits until the gate is closed.
-type mailSMTPD struct {
-	srv   *smtp.Server
-	addr  string
-	mu    sync.Mutex
-	mails []mailReceived
-	got   chan struct{}
-	data  chan struct{} // a DATA arrived (before the gate)
-	gate  chan struct{}
-}
-
-type mailReceived struct {
-	from string
-	to   []string
-	raw  []byte
-}
-
-func startMailSMTPD(t *testing.T, addr string, gate chan struct{}) *mailSMTPD {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("SMTP server on %s: %v", addr, err)
-	}
-	d := &mailSMTPD{addr: ln.Addr().String(), got: make(chan struct{}, 100), data: make(chan struct{}, 100), gate: gate}
-	d.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &mailSession{d: d}, nil }))
-	d.srv.Domain = "localhost"
-	d.srv.ReadTimeout = time.Minute
-	d.srv.WriteTimeout = time.Minute
-	go d.srv.Serve(ln)
-	t.Cleanup(func() {
-		if gate != nil {
-			select {
-			case <-gate:
-			default:
-				close(gate)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := d.srv.Shutdown(ctx); err != nil {
-			d.srv.Close()
-		}
-	})
-	return d
-}
-
-func (d *mailSMTPD) received() []mailReceived {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]mailReceived(nil), d.mails...)
-}
-
-func (d *mailSMTPD) wait(t *testing.T, n int, timeout time.Duration) []mailReceived {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		if m := d.received(); len(m) >= n {
-			return m
-		}
-		select {
-		case <-d.got:
-		case <-deadline:
-			t.Fatalf("the SMTP server got %d mails in %v, want %d", len(d.received()), timeout, n)
-		}
-	}
-}
-
-type mailSession struct {
-	d    *mailSMTPD
-	from string
-	to   []string
-}
-
-func (s *mailSession) Reset()        { s.from, s.to = "", nil }
-func (s *mailSession) Logout() error { return nil }
-func (s *mailSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.from = from
-	return nil
-}
-func (s *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.to = append(s.to, to)
-	return nil
-}
-func (s *mailSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.d.data <- struct{}{}
-	if s.d.gate != nil {
-		<-s.d.gate
-	}
-	s.d.mu.Lock()
-	s.d.mails = append(s.d.mails, mailReceived{from: s.from, to: append([]string(nil), s.to...), raw: b})
-	s.d.mu.Unlock()
-	s.d.got <- struct{}{}
-	return nil
-}
-
-// mailParts is a received mail taken apart.
-type mailParts struct {
-	header      netmail.Header
-	subject     string
-	body        string
-	attachName  string
-	attachType  string
-	attachment  []byte
-	attachments int
-}
-
-func parseMailParts(t *testing.T, raw []byte) mailParts {
-	t.Helper()
-	msg, err := netmail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("parse mail: %v\n%s", err, raw)
-	}
-	p := mailParts{header: msg.Header}
-	if p.subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject")); err != nil {
-		t.Fatal(err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(mt, "multipart/") {
-		p.body = string(mailDecode(t, msg.Header.Get("Content-Transfer-Encoding"), msg.Body))
-		return p
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data := mailDecode(t, part.Header.Get("Content-Transfer-Encoding"), part)
-		ct, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
-		switch {
-		case part.FileName() != "":
-			p.attachments++
-			p.attachName, p.attachType, p.attachment = part.FileName(), ct, data
-		case ct == "text/plain":
-			p.body = string(data)
-		}
-	}
-	return p
-}
-
-func mailDecode(t *testing.T, cte string, r io.Reader) []byte {
-	t.Helper()
-	switch strings.ToLower(strings.TrimSpace(cte)) {
-	case "base64":
-		r = base64.NewDecoder(base64.StdEncoding, r)
-	case "quoted-printable":
-		r = quotedprintable.NewReader(r)
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("decode %s: %v", cte, err)
-	}
-	return b
-}
 
 // startMailServer starts the voicemail server with email on, against an
 // SMTP server at smtpAddr, retrying fast.
@@ -260,8 +85,8 @@ func (s *server) waitOutbox(t *testing.T, messageID, what string, cond func(stat
 func TestMailDeposit(t *testing.T) {
 	t.Parallel()
 	requireSipp(t)
-	d := startMailSMTPD(t, "127.0.0.1:0", nil)
-	s := startMailServer(t, "", d.addr)
+	d := smtptest.Start(t, "127.0.0.1:0")
+	s := startMailServer(t, "", d.Addr)
 	mailMailbox(t, s, map[string]any{"number": "2001", "name": "Member", "pin": "1234", "email": "member@example.com", "attach_audio": true})
 	group := map[string]any{"number": "8100", "name": "Team", "type": "group", "members": []string{"2001"},
 		"email": "team@example.com, lead@example.com", "attach_audio": true, "timezone": "Europe/Paris"}
@@ -270,28 +95,28 @@ func TestMailDeposit(t *testing.T) {
 	mailDeposit(t, s, "8100")
 	rec := newestRecording(t, s, "8100", 1)
 	s.waitOutbox(t, rec.api.ID, "sent", func(st string, _ int) bool { return st == "sent" })
-	mails := d.wait(t, 1, 10*time.Second)
+	mails := d.Wait(t, 1, 10*time.Second)
 	if len(mails) != 1 {
 		t.Fatalf("%d mails for one deposit, want 1", len(mails))
 	}
 	m := mails[0]
-	if m.from != "vm@example.com" || strings.Join(m.to, ",") != "team@example.com,lead@example.com" {
-		t.Errorf("envelope: from %q to %v; want vm@example.com to the group's list (not its members)", m.from, m.to)
+	if m.From != "vm@example.com" || strings.Join(m.To, ",") != "team@example.com,lead@example.com" {
+		t.Errorf("envelope: from %q to %v; want vm@example.com to the group's list (not its members)", m.From, m.To)
 	}
-	p := parseMailParts(t, m.raw)
-	t.Logf("Subject: %s\n%s", p.subject, p.body)
-	if from := p.header.Get("From"); !strings.Contains(from, "vm@example.com") {
+	p := smtptest.Parse(t, m.Raw)
+	t.Logf("Subject: %s\n%s", p.Subject, p.Body)
+	if from := p.Header.Get("From"); !strings.Contains(from, "vm@example.com") {
 		t.Errorf("From: %q", from)
 	}
-	if to := p.header.Get("To"); !strings.Contains(to, "team@example.com") || !strings.Contains(to, "lead@example.com") {
+	if to := p.Header.Get("To"); !strings.Contains(to, "team@example.com") || !strings.Contains(to, "lead@example.com") {
 		t.Errorf("To: %q", to)
 	}
-	if p.header.Get("Date") == "" || p.header.Get("Message-Id") == "" {
-		t.Errorf("Date %q, Message-ID %q", p.header.Get("Date"), p.header.Get("Message-Id"))
+	if p.Header.Get("Date") == "" || p.Header.Get("Message-Id") == "" {
+		t.Errorf("Date %q, Message-ID %q", p.Header.Get("Date"), p.Header.Get("Message-Id"))
 	}
 	for _, want := range []string{"8100", "Team", sippCallerName, callerNumber} {
-		if !strings.Contains(p.subject, want) {
-			t.Errorf("Subject %q lacks %q", p.subject, want)
+		if !strings.Contains(p.Subject, want) {
+			t.Errorf("Subject %q lacks %q", p.Subject, want)
 		}
 	}
 
@@ -311,17 +136,17 @@ func TestMailDeposit(t *testing.T) {
 		received.In(paris).Format("Monday, 2 January 2006 at 15:04:05 MST"),
 		link,
 	} {
-		if !strings.Contains(p.body, want) {
-			t.Errorf("body lacks %q:\n%s", want, p.body)
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("body lacks %q:\n%s", want, p.Body)
 		}
 	}
-	if p.attachments != 1 || p.attachType != "audio/wav" || !strings.HasSuffix(p.attachName, ".wav") {
-		t.Errorf("%d attachments, last %q (%s); want one audio/wav", p.attachments, p.attachName, p.attachType)
+	if p.Attachments != 1 || p.AttachType != "audio/wav" || !strings.HasSuffix(p.AttachName, ".wav") {
+		t.Errorf("%d attachments, last %q (%s); want one audio/wav", p.Attachments, p.AttachName, p.AttachType)
 	}
-	if !bytes.Equal(p.attachment, rec.wav) {
-		t.Errorf("attachment (%d bytes) differs from the stored WAV %s (%d bytes)", len(p.attachment), rec.path, len(rec.wav))
+	if !bytes.Equal(p.Attachment, rec.wav) {
+		t.Errorf("attachment (%d bytes) differs from the stored WAV %s (%d bytes)", len(p.Attachment), rec.path, len(rec.wav))
 	}
-	if got := s.audio(t, "8100", rec.api.ID); !bytes.Equal(got, p.attachment) {
+	if got := s.audio(t, "8100", rec.api.ID); !bytes.Equal(got, p.Attachment) {
 		t.Errorf("the link's audio differs from the attachment")
 	}
 	if n := len(s.messages(t, "8100")); n != 1 {
@@ -356,10 +181,9 @@ func TestMailDeleteAfterEmail(t *testing.T) {
 		t.Error("the server logged no retry")
 	}
 
-	gate := make(chan struct{})
-	d := startMailSMTPD(t, smtpAddr, gate)
+	d := smtptest.StartHeld(t, smtpAddr)
 	select {
-	case <-d.data:
+	case <-d.DataStarted():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the mail was not retried once the SMTP server was back")
 	}
@@ -370,11 +194,11 @@ func TestMailDeleteAfterEmail(t *testing.T) {
 	if _, err := os.Stat(wavPath); err != nil {
 		t.Fatalf("WAV removed before the server accepted the mail: %v", err)
 	}
-	close(gate)
-	mails := d.wait(t, 1, 10*time.Second)
-	p := parseMailParts(t, mails[0].raw)
-	if !bytes.Equal(p.attachment, wav) {
-		t.Errorf("attachment (%d bytes) differs from the stored WAV (%d bytes)", len(p.attachment), len(wav))
+	d.Release()
+	mails := d.Wait(t, 1, 10*time.Second)
+	p := smtptest.Parse(t, mails[0].Raw)
+	if !bytes.Equal(p.Attachment, wav) {
+		t.Errorf("attachment (%d bytes) differs from the stored WAV (%d bytes)", len(p.Attachment), len(wav))
 	}
 	s.waitOutbox(t, id, "sent", func(st string, _ int) bool { return st == "sent" })
 	deadline := time.Now().Add(10 * time.Second)
@@ -387,8 +211,8 @@ func TestMailDeleteAfterEmail(t *testing.T) {
 	if _, err := os.Stat(wavPath); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the WAV is still there after delete_after_email: %v", err)
 	}
-	if len(d.received()) != 1 {
-		t.Errorf("%d mails, want 1", len(d.received()))
+	if len(d.Mails()) != 1 {
+		t.Errorf("%d mails, want 1", len(d.Mails()))
 	}
 }
 
@@ -413,21 +237,21 @@ func TestMailSurvivesRestart(t *testing.T) {
 	if n := len(s2.messages(t, "2003")); n != 1 {
 		t.Fatalf("2003 holds %d messages after the restart, want 1", n)
 	}
-	d := startMailSMTPD(t, smtpAddr, nil)
-	mails := d.wait(t, 1, 30*time.Second)
+	d := smtptest.Start(t, smtpAddr)
+	mails := d.Wait(t, 1, 30*time.Second)
 	s2.waitOutbox(t, id, "sent", func(st string, _ int) bool { return st == "sent" })
 	wav, err := os.ReadFile(filepath.Join(dataDir, "media", "default", "2003", id+".wav"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := parseMailParts(t, mails[0].raw)
-	if !bytes.Equal(p.attachment, wav) {
-		t.Errorf("attachment (%d bytes) differs from the stored WAV (%d bytes)", len(p.attachment), len(wav))
+	p := smtptest.Parse(t, mails[0].Raw)
+	if !bytes.Equal(p.Attachment, wav) {
+		t.Errorf("attachment (%d bytes) differs from the stored WAV (%d bytes)", len(p.Attachment), len(wav))
 	}
-	if got := p.header.Get("X-Voicemail-Message-Id"); got != id {
+	if got := p.Header.Get("X-Voicemail-Message-Id"); got != id {
 		t.Errorf("the mail is about message %q, want %s", got, id)
 	}
-	if len(d.received()) != 1 || len(s2.messages(t, "2003")) != 1 {
-		t.Errorf("%d mails and %d messages, want 1 and 1", len(d.received()), len(s2.messages(t, "2003")))
+	if len(d.Mails()) != 1 || len(s2.messages(t, "2003")) != 1 {
+		t.Errorf("%d mails and %d messages, want 1 and 1", len(d.Mails()), len(s2.messages(t, "2003")))
 	}
 }
