@@ -51,6 +51,9 @@ type dialog struct {
 	access    bool
 	answered  atomic.Bool
 	confirmed atomic.Bool
+
+	interval  atomic.Int64  // RFC 4028 session interval (ns); 0 = no session timer
+	refreshCh chan struct{} // a session refresh arrived (timer.go)
 }
 
 func newTag() string {
@@ -165,6 +168,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = s.refuse(tx, req, 420, "Bad Extension", nil, "", sip.NewHeader("Unsupported", unsup))
 		return
 	}
+	interval, tooSmall := s.sessionInterval(req)
+	if tooSmall {
+		_ = s.refuse(tx, req, 422, "Session Interval Too Small", nil, "",
+			sip.NewHeader("Min-SE", strconv.Itoa(int(s.minSE()/time.Second))))
+		return
+	}
 	var offer *Offer
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
@@ -189,8 +198,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d := &dialog{
 		s: s, callID: cid.Value(), localTag: newTag(), invite: req, tx: tx, tenant: tenant,
 		ackCh: make(chan *sip.Request, 1), byeCh: make(chan struct{}), hangCh: make(chan struct{}),
-		offer: offer, sdpID: randUint64(), sdpVer: 1,
+		offer: offer, sdpID: randUint64(), sdpVer: 1, refreshCh: make(chan struct{}, 1),
 	}
+	d.interval.Store(int64(interval))
 	d.remoteTag, _ = req.From().Params.Get("tag")
 	d.remoteCSeq.Store(req.CSeq().SeqNo)
 	d.localCSeq.Store(uint32(randUint64() % 10000))
@@ -235,7 +245,7 @@ func unsupportedRequire(req *sip.Request) string {
 	var out []string
 	for _, h := range req.GetHeaders("Require") {
 		for _, tag := range strings.Split(h.Value(), ",") {
-			if tag = strings.TrimSpace(tag); tag != "" {
+			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "timer") {
 				out = append(out, tag)
 			}
 		}
@@ -309,13 +319,7 @@ func (d *dialog) run() {
 	result = "completed"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		select {
-		case <-d.byeCh:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	go d.watch(ctx, cancel)
 	d.drive(ctx)
 	select {
 	case <-d.byeCh:
@@ -345,6 +349,11 @@ func (d *dialog) answer() bool {
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	for _, h := range capabilityHeaders() {
 		if h.Name() != "Accept" {
+			res.AppendHeader(h)
+		}
+	}
+	if iv := time.Duration(d.interval.Load()); iv > 0 {
+		for _, h := range timerHeaders(iv) {
 			res.AppendHeader(h)
 		}
 	}
@@ -454,7 +463,75 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// An INVITE overlaps only until our final response (RFC 3261 §14.2): a
 	// caller may send the next one as soon as it sees this one.
 	d.reinvite.Unlock()
+	d.refreshTimer(req, res)
 	_ = tx.Respond(res)
+}
+
+// onUpdate takes an UPDATE (RFC 3311): a session refresh (RFC 4028), with
+// or without a new offer.
+func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	d := s.inDialog(req, tx)
+	if d == nil {
+		return
+	}
+	var res *sip.Response
+	if len(req.Body()) > 0 {
+		if !d.reinvite.TryLock() {
+			_ = respond(tx, req, 500, "Server Internal Error", nil, d.localTag, sip.NewHeader("Retry-After", "2"))
+			return
+		}
+		res = d.reinviteAnswer(req)
+		d.reinvite.Unlock()
+	} else {
+		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.AppendHeader(s.contact(req.Transport()))
+	}
+	d.refreshTimer(req, res)
+	_ = tx.Respond(res)
+}
+
+// refreshTimer restarts the session timer on a successful refresh and puts
+// the interval in the answer (RFC 4028 §9).
+func (d *dialog) refreshTimer(req *sip.Request, res *sip.Response) {
+	if res.StatusCode != 200 || d.interval.Load() == 0 {
+		return
+	}
+	if iv, _ := d.s.sessionInterval(req); iv > 0 {
+		d.interval.Store(int64(iv))
+	}
+	for _, h := range timerHeaders(time.Duration(d.interval.Load())) {
+		res.AppendHeader(h)
+	}
+	d.refreshed()
+}
+
+// watch ends the call's context when the caller hung up, or when the
+// session timer ran out without a refresh (RFC 4028 §10: we then BYE).
+func (d *dialog) watch(ctx context.Context, cancel context.CancelFunc) {
+	var expired <-chan time.Time
+	var t *time.Timer
+	if iv := time.Duration(d.interval.Load()); iv > 0 {
+		t = time.NewTimer(byeBefore(iv))
+		defer t.Stop()
+		expired = t.C
+	}
+	for {
+		select {
+		case <-d.byeCh:
+			cancel()
+			return
+		case <-ctx.Done():
+			return
+		case <-d.refreshCh:
+			if t != nil {
+				t.Reset(byeBefore(time.Duration(d.interval.Load())))
+			}
+		case <-expired:
+			d.log.Info("session timer expired without a refresh; ending the call")
+			cancel()
+			return
+		}
+	}
 }
 
 // reinviteAnswer applies a re-INVITE's offer and returns our answer.

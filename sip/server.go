@@ -25,11 +25,11 @@ import (
 )
 
 // allowed is the Allow header value: what we answer.
-const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, SUBSCRIBE"
+const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, SUBSCRIBE, UPDATE"
 
 // knownMethods are methods we recognise but do not serve: 405, not 501.
 var knownMethods = map[string]bool{
-	"REGISTER": true, "MESSAGE": true, "PUBLISH": true, "UPDATE": true,
+	"REGISTER": true, "MESSAGE": true, "PUBLISH": true,
 	"PRACK": true, "REFER": true,
 }
 
@@ -59,7 +59,10 @@ type Config struct {
 	// this late on average: calls in progress keep their audio whole.
 	// 0 = off.
 	OverloadLateness time.Duration
-	Recording        Recording
+	// MinSE is the smallest session interval accepted (RFC 4028 Min-SE);
+	// 0 = 90 s.
+	MinSE     time.Duration
+	Recording Recording
 	// LoginMaxAttempts and LoginLockout are login.max_attempts (failed
 	// logins per call) and login.lockout (SPEC §5) for the access IVR.
 	LoginMaxAttempts int
@@ -129,6 +132,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.OnCancel(s.onCancel)
 	srv.OnOptions(s.onOptions)
 	srv.OnInfo(s.onInfo)
+	srv.OnUpdate(s.onUpdate)
 	srv.OnNotify(s.onNotify)
 	srv.OnSubscribe(s.onSubscribe)
 	srv.OnNoRoute(s.onNoRoute)
@@ -281,7 +285,7 @@ func capabilityHeaders() []sip.Header {
 	return []sip.Header{
 		sip.NewHeader("Allow", allowed),
 		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
-		sip.NewHeader("Supported", "replaces"),
+		sip.NewHeader("Supported", "replaces, timer"),
 		sip.NewHeader("Allow-Events", "message-summary"),
 	}
 }

@@ -397,3 +397,44 @@ func TestOverloadGuard(t *testing.T) {
 		t.Errorf("503 lacks Retry-After:\n%s", res)
 	}
 }
+
+func TestSessionTimer(t *testing.T) {
+	t.Parallel()
+	// RFC 4028 §4 puts Min-SE at 90 s at least; this server is configured
+	// lower so that the test does not wait minutes.
+	ts := startServer(t, func(c *Config) { c.MinSE = 2 * time.Second })
+
+	// Below our minimum: 422 with Min-SE.
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"), "Supported: timer", "Session-Expires: 1")
+	if res := p.expect("SIP/2.0 422", 5*time.Second); !strings.Contains(res, "Min-SE: 2") {
+		t.Errorf("422 lacks Min-SE:\n%s", res)
+	}
+	p.send("ACK", 1, "")
+
+	// Accepted: the caller refreshes; a refresh by UPDATE is answered with
+	// the interval; when refreshes stop, we end the call with a BYE.
+	q := newPhone(t, ts.addr)
+	q.send("INVITE", 1, q.sdp("sendrecv"), "Supported: timer", "Session-Expires: 3;refresher=uac")
+	ok := q.expect("SIP/2.0 200", 5*time.Second)
+	if !strings.Contains(ok, "Session-Expires: 3;refresher=uac") || !strings.Contains(ok, "Require: timer") {
+		t.Fatalf("200 lacks the session timer:\n%s", ok)
+	}
+	q.send("ACK", 1, "")
+	q.send("UPDATE", 2, "")
+	if res := q.expect("SIP/2.0 200", 5*time.Second); !strings.Contains(res, "Session-Expires: 3;refresher=uac") {
+		t.Errorf("UPDATE refresh answer:\n%s", res)
+	}
+	bye := q.expect("BYE ", 10*time.Second)
+	q.reply(bye, 200)
+
+	// Without "timer" in Supported the interval is ignored: no timer.
+	r := newPhone(t, ts.addr)
+	r.send("INVITE", 1, r.sdp("sendrecv"), "Session-Expires: 1")
+	if res := r.expect("SIP/2.0 200", 5*time.Second); strings.Contains(res, "Session-Expires") {
+		t.Errorf("session timer used without the caller's support:\n%s", res)
+	}
+	r.send("ACK", 1, "")
+	r.send("BYE", 2, "")
+	r.expect("SIP/2.0 200", 5*time.Second)
+}
