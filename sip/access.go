@@ -140,45 +140,20 @@ func (c *accessCall) exec(actions []ivr.Action) {
 	}
 }
 
-// pcm turns Play items into samples. A single prompt is played from the
-// shared prompt slice without a copy.
+// pcm turns Play items into samples; a message's audio is its cached
+// slice when played alone.
 func (c *accessCall) pcm(items []ivr.Audio) ([]int16, error) {
-	d := c.d
-	if len(items) == 1 && items[0].Kind == ivr.AudioPrompt {
-		p, ok := d.s.deps.Prompts.Get(items[0].Name)
-		if !ok {
-			return nil, fmt.Errorf("no prompt %q", items[0].Name)
-		}
-		return p, nil
-	}
-	var out []int16
-	var errs []error
-	for _, it := range items {
+	return c.d.s.playAudio(items, false, func(it ivr.Audio) ([]int16, error) {
 		switch it.Kind {
-		case ivr.AudioPrompt:
-			p, ok := d.s.deps.Prompts.Get(it.Name)
-			if !ok {
-				errs = append(errs, fmt.Errorf("no prompt %q", it.Name))
-			}
-			out = append(out, p...)
-		case ivr.AudioBeep:
-			out = append(out, media.Beep()...)
 		case ivr.AudioRecording:
 			if c.rec != nil {
-				out = append(out, c.rec.samples()...)
+				return c.rec.samples(), nil
 			}
 		case ivr.AudioMessage:
-			p, err := c.messageAudio(it.Name)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if len(items) == 1 {
-				return p, errors.Join(errs...) // the cached slice, not a copy
-			}
-			out = append(out, p...)
+			return c.messageAudio(it.Name)
 		}
-	}
-	return out, errors.Join(errs...)
+		return nil, nil
+	})
 }
 
 func (c *accessCall) messageAudio(id string) ([]int16, error) {

@@ -236,44 +236,59 @@ func (c *depositCall) exec(actions []ivr.Action) {
 
 // audio turns Play items into one PCM buffer.
 func (c *depositCall) audio(items []ivr.Audio) ([]int16, error) {
-	if key := c.d.s.prompts.key(items); key != "" {
-		return c.d.s.prompts.get(key, func() ([]int16, error) { return c.build(items) })
-	}
-	return c.build(items)
+	return c.d.s.playAudio(items, true, func(it ivr.Audio) ([]int16, error) {
+		switch it.Kind {
+		case ivr.AudioGreeting:
+			return c.d.greeting(it.Name)
+		case ivr.AudioRecording:
+			if c.rec != nil {
+				return c.rec.audio()
+			}
+		}
+		return nil, nil
+	})
 }
 
-// build concatenates the audio of items.
-func (c *depositCall) build(items []ivr.Audio) ([]int16, error) {
-	d := c.d
+// playAudio returns the samples of a Play. Prompts and the beep come from
+// the shared set; a single item is played without a copy; with cache, a
+// sequence of prompts only is built once and shared (promptcache.go).
+// Everything recorded (greetings, recordings, messages) comes from
+// recorded.
+func (s *Server) playAudio(items []ivr.Audio, cache bool, recorded func(ivr.Audio) ([]int16, error)) ([]int16, error) {
+	if len(items) == 1 && items[0].Kind != ivr.AudioBeep {
+		return s.itemAudio(items[0], recorded)
+	}
+	if key := s.prompts.key(items); cache && key != "" {
+		return s.prompts.get(key, func() ([]int16, error) { return s.joinAudio(items, recorded) })
+	}
+	return s.joinAudio(items, recorded)
+}
+
+func (s *Server) joinAudio(items []ivr.Audio, recorded func(ivr.Audio) ([]int16, error)) ([]int16, error) {
 	var out []int16
 	var errs []error
 	for _, it := range items {
-		switch it.Kind {
-		case ivr.AudioPrompt:
-			p, ok := d.s.deps.Prompts.Get(it.Name)
-			if !ok {
-				errs = append(errs, fmt.Errorf("no prompt %q", it.Name))
-			}
-			out = append(out, p...)
-		case ivr.AudioGreeting:
-			p, err := d.greeting(it.Name)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			out = append(out, p...)
-		case ivr.AudioBeep:
-			out = append(out, media.Beep()...)
-		case ivr.AudioRecording:
-			if c.rec != nil {
-				p, err := c.rec.audio()
-				if err != nil {
-					errs = append(errs, err)
-				}
-				out = append(out, p...)
-			}
+		p, err := s.itemAudio(it, recorded)
+		if err != nil {
+			errs = append(errs, err)
 		}
+		out = append(out, p...)
 	}
 	return out, errors.Join(errs...)
+}
+
+func (s *Server) itemAudio(it ivr.Audio, recorded func(ivr.Audio) ([]int16, error)) ([]int16, error) {
+	switch it.Kind {
+	case ivr.AudioPrompt:
+		p, ok := s.deps.Prompts.Get(it.Name)
+		if !ok {
+			return nil, fmt.Errorf("no prompt %q", it.Name)
+		}
+		return p, nil
+	case ivr.AudioBeep:
+		return media.Beep(), nil
+	}
+	return recorded(it)
 }
 
 func (d *dialog) greeting(kind string) ([]int16, error) {

@@ -653,6 +653,13 @@ func startSipp(t *testing.T, s *server, scenario, service string, keys ...string
 		args = append(args, "-key", keys[i], keys[i+1])
 	}
 	args = append(args, s.sipAddr())
+	return launchSipp(t, dir, args)
+}
+
+// launchSipp runs sipp with args in dir, which holds its error and message
+// logs; the result is collected when it exits.
+func launchSipp(t *testing.T, dir string, args []string) *sippProc {
+	t.Helper()
 	p := &sippProc{out: &syncBuffer{}, dir: dir, args: args, done: make(chan struct{})}
 	p.cmd = exec.Command("sipp", args...)
 	p.cmd.Dir = dir

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -57,27 +56,7 @@ func mwiSipp(t *testing.T, sipAddr, scenario string, port int, extra []string, k
 		args = append(args, "-key", keys[i], keys[i+1])
 	}
 	args = append(args, sipAddr)
-	p := &sippProc{out: &syncBuffer{}, dir: dir, args: args, done: make(chan struct{})}
-	p.cmd = exec.Command("sipp", args...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start sipp: %v", err)
-	}
-	go func() {
-		err := p.cmd.Wait()
-		p.res = sippResult{code: p.cmd.ProcessState.ExitCode(), out: p.out.String(), args: args}
-		if err != nil && p.res.code == 0 {
-			p.res.code = -1
-		}
-		b, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
-		p.res.errLog = string(b)
-		b, _ = os.ReadFile(filepath.Join(dir, "messages.log"))
-		p.res.msgLog = string(b)
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	return p
+	return launchSipp(t, dir, args)
 }
 
 // waitProgress waits until the scenario wrote mark n times to ./progress.
