@@ -320,7 +320,9 @@ func (d *dialog) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.watch(ctx, cancel)
-	d.drive(ctx)
+	if d.driveSafely(ctx) {
+		result = "panic"
+	}
 	select {
 	case <-d.byeCh:
 	default:
@@ -330,6 +332,19 @@ func (d *dialog) run() {
 		}
 		bcancel()
 	}
+}
+
+// driveSafely runs the call's IVR; a panic in it ends this call alone
+// (with a BYE below) and is reported true.
+func (d *dialog) driveSafely(ctx context.Context) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.s.recovered("call", r, "call_id", d.callID)
+			panicked = true
+		}
+	}()
+	d.drive(ctx)
+	return false
 }
 
 // answer sends 200 OK and waits for the ACK, retransmitting the 2xx over

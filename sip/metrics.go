@@ -11,6 +11,7 @@ type callMetrics struct {
 	calls     *prometheus.CounterVec // by kind (deposit, access) and result
 	rtp       *prometheus.CounterVec // packets by direction/fate
 	recording prometheus.Counter     // seconds of saved messages
+	panics    *prometheus.CounterVec // recovered panics by where
 }
 
 func newCallMetrics() *callMetrics {
@@ -27,11 +28,15 @@ func newCallMetrics() *callMetrics {
 			Name: "voicemail_recording_seconds_total",
 			Help: "Seconds of audio saved as messages.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voicemail_panics_total",
+			Help: "Panics recovered in a request handler or a call, by where; the process kept running.",
+		}, []string{"where"}),
 	}
 }
 
 func (m *callMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.calls, m.rtp, m.recording}
+	return []prometheus.Collector{m.calls, m.rtp, m.recording, m.panics}
 }
 
 func (m *callMetrics) call(access bool, result string) {

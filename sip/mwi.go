@@ -460,6 +460,11 @@ func (m *mwi) dispatch(e *mwiEntry) bool {
 	go func() {
 		defer m.wg.Done()
 		defer func() { <-m.sem }()
+		defer func() {
+			if r := recover(); r != nil {
+				m.s.recovered("notify", r)
+			}
+		}()
 		m.send(e)
 	}()
 	return true

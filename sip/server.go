@@ -126,16 +126,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
 		dialogs: map[string]*dialog{}, ports: map[string]int{}, metrics: newCallMetrics(), prompts: newPromptCache()}
 	s.mwi = newMWI(s)
-	srv.OnInvite(s.onInvite)
-	srv.OnAck(s.onAck)
-	srv.OnBye(s.onBye)
-	srv.OnCancel(s.onCancel)
-	srv.OnOptions(s.onOptions)
-	srv.OnInfo(s.onInfo)
-	srv.OnUpdate(s.onUpdate)
-	srv.OnNotify(s.onNotify)
-	srv.OnSubscribe(s.onSubscribe)
-	srv.OnNoRoute(s.onNoRoute)
+	srv.OnInvite(s.guard(s.onInvite))
+	srv.OnAck(s.guard(s.onAck))
+	srv.OnBye(s.guard(s.onBye))
+	srv.OnCancel(s.guard(s.onCancel))
+	srv.OnOptions(s.guard(s.onOptions))
+	srv.OnInfo(s.guard(s.onInfo))
+	srv.OnUpdate(s.guard(s.onUpdate))
+	srv.OnNotify(s.guard(s.onNotify))
+	srv.OnSubscribe(s.guard(s.onSubscribe))
+	srv.OnNoRoute(s.guard(s.onNoRoute))
 	return s, nil
 }
 
