@@ -6,7 +6,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 DATA    ?= ./data
 
-.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts clean
+.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts clean chart chart-test
 
 all: build
 
@@ -26,6 +26,7 @@ test: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /testcalls)
 	$(GO) test -count=1 -timeout 15m ./testcalls/...
+	$(MAKE) chart-test
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /testcalls)
@@ -55,6 +56,16 @@ pcaps:
 
 prompts:
 	bash prompts/generate.sh
+
+# The Helm chart ships a copy of the Kamailio configuration.
+chart:
+	cp deploy/kamailio/kamailio.cfg deploy/helm/voicemail/files/kamailio.cfg
+
+# helm lint + helm template of every values variant, decoded strictly into
+# the Kubernetes API types, and checked against `voicemail serve`'s own
+# configuration loader (its own module: deploy/helm/test).
+chart-test:
+	cd deploy/helm/test && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf bin

@@ -71,6 +71,10 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// ShutdownDrainTimeout bounds how long SIGTERM waits for calls in
+	// progress (docs/operations.md).
+	ShutdownDrainTimeout time.Duration
 }
 
 // Listen is one SIP transport and address, e.g. "udp:0.0.0.0:5060".
@@ -176,6 +180,7 @@ func options() []option {
 			return nil
 		}},
 		{"gdpr.export_ttl", "24h", "how long a GDPR export archive stays downloadable", dur(func(c *Config) *time.Duration { return &c.GDPRExportTTL })},
+		{"shutdown.drain_timeout", "60s", "on SIGTERM, how long calls in progress may go on before they are ended (recordings kept)", dur(func(c *Config) *time.Duration { return &c.ShutdownDrainTimeout })},
 		{"log.level", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			switch v {
 			case "debug", "info", "warn", "error":
@@ -193,6 +198,16 @@ func options() []option {
 			return fmt.Errorf("want json or text, got %q", v)
 		}},
 	}
+}
+
+// Keys lists every configuration key, in the order of the table.
+func Keys() []string {
+	opts := options()
+	keys := make([]string, len(opts))
+	for i, o := range opts {
+		keys[i] = o.key
+	}
+	return keys
 }
 
 // FlagName is the flag for a key: dots and underscores become dashes.

@@ -29,8 +29,6 @@ import (
 	"github.com/vmserver/voicemail/store"
 )
 
-// drainTimeout bounds how long SIGTERM waits for calls in progress.
-const drainTimeout = 60 * time.Second
 
 func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -205,7 +203,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 
 	<-ctx.Done()
 	log.Info("shutting down: draining calls", "active", srv.ActiveCalls())
-	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownDrainTimeout)
 	srv.Drain(dctx)
 	cancel()
 	srv.StopMWI() // before the listeners close: subscriptions stay stored for the next start
