@@ -206,6 +206,12 @@ func TestGDPRClientCredentialsCountConfirm(t *testing.T) {
 		t.Errorf("--count mailboxes %v", mb)
 	}
 
+	// The same simulation with the client's id and secret as an HTTP Basic credential.
+	stdout, stderr, rc, out = gdprCLI("-p", "undoforget", "--user", gd.cred(), "--basic", "--count")
+	if a := readResult(t, out); rc != 3 || a.Result[0].Contacts[0].Response != "SUCCESS: not found" {
+		t.Errorf("undoforget --basic --count: exit %d %+v\n%s%s", rc, a.Result[0].Contacts, stdout, stderr)
+	}
+
 	// forgetme without --confirm: prints what it would do, exit 4, nothing deleted.
 	stdout, stderr, rc, out = gdprCLI("-p", "forgetme", "-c", gd.cred())
 	if rc != 4 || !strings.Contains(stdout, "SUCCESS: would forget 3 messages") || !strings.Contains(stderr, "--confirm") {
@@ -217,7 +223,7 @@ func TestGDPRClientCredentialsCountConfirm(t *testing.T) {
 	if n1, n2 := len(s.messages(t, "1001")), len(s.messages(t, "1002")); n1 != 4 || n2 != 1 {
 		t.Fatalf("after --count and an unconfirmed forgetme: %d and %d messages, want 4 and 1", n1, n2)
 	}
-	checkAudit(t, s, map[string]int{"forget:dry-run": 24, "export": 12})
+	checkAudit(t, s, map[string]int{"forget:dry-run": 24, "undo:dry-run": 12, "export": 12})
 	checkAuditActor(t, s, "client:default:"+gd.ID)
 
 	// A client with only the read scope cannot forget (403): exit 1.

@@ -143,22 +143,18 @@ func gdprCmd(args []string) int {
 		op, in, outDir, user, clientCred, server, tenant string
 		basic, count, confirm                            bool
 	)
-	for _, n := range []string{"p", "operation"} {
-		fs.StringVar(&op, n, "", "operation: exportme, forgetme or undoforget (undoforgot accepted)")
-	}
-	for _, n := range []string{"i", "input"} {
-		fs.StringVar(&in, n, "", "the request JSON file")
-	}
-	for _, n := range []string{"o", "output"} {
-		fs.StringVar(&outDir, n, "", "output folder (created if needed)")
-	}
+	fs.StringVar(&op, "p", "", "operation: exportme, forgetme or undoforget (undoforgot accepted)")
+	fs.StringVar(&op, "operation", "", "same as -p")
+	fs.StringVar(&in, "i", "", "the request JSON file")
+	fs.StringVar(&in, "input", "", "same as -i")
+	fs.StringVar(&outDir, "o", "", "output folder (created if needed)")
+	fs.StringVar(&outDir, "output", "", "same as -o")
 	// Secrets have no default shown: the environment is read after parsing.
-	for _, n := range []string{"u", "user", "token"} {
-		fs.StringVar(&user, n, "", "operator or tenant token (env VOICEMAIL_TOKEN)")
-	}
-	for _, n := range []string{"c", "client"} {
-		fs.StringVar(&clientCred, n, "", "API client credentials ID:SECRET (env VOICEMAIL_CLIENT)")
-	}
+	fs.StringVar(&user, "u", "", "operator or tenant token (env VOICEMAIL_TOKEN)")
+	fs.StringVar(&user, "user", "", "same as -u")
+	fs.StringVar(&user, "token", "", "same as -u")
+	fs.StringVar(&clientCred, "c", "", "API client credentials ID:SECRET (env VOICEMAIL_CLIENT)")
+	fs.StringVar(&clientCred, "client", "", "same as -c")
 	fs.BoolVar(&basic, "basic", false, "send -u as an HTTP Basic credential")
 	fs.BoolVar(&count, "count", false, "simulation: report what would be done, change nothing")
 	fs.BoolVar(&confirm, "confirm", false, "required by forgetme (without it: report only, exit 4)")
