@@ -83,9 +83,6 @@ func (s *Server) authenticateToken(r *http.Request) (principal, error) {
 	if !ok || token == "" {
 		return principal{}, unauthorized("missing bearer token")
 	}
-	if strings.HasPrefix(token, clientTokenPrefix) {
-		return s.clientBearer(r, token)
-	}
 	if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
 		// An operator token acts on tenant "default" unless the request
 		// names another (SPEC §8).
@@ -97,6 +94,9 @@ func (s *Server) authenticateToken(r *http.Request) (principal, error) {
 			tenant = store.DefaultTenant
 		}
 		return principal{kind: kindOperator, tenant: tenant}, nil
+	}
+	if strings.HasPrefix(token, clientTokenPrefix) {
+		return s.clientBearer(r, token)
 	}
 	t, err := s.cfg.Store.TokenByHash(r.Context(), hashToken(token))
 	if errors.Is(err, store.ErrNotFound) {

@@ -80,7 +80,7 @@ func validScopes(scopes []string) (string, bool) {
 
 // ---- authentication ----
 
-// clientPrincipal checks a client id and secret (HTTP Basic on an API call).
+// clientBasic checks a client id and secret (HTTP Basic on an API call).
 func (s *Server) clientBasic(r *http.Request, id, secret string) (principal, error) {
 	c, err := s.checkClientSecret(r, id, secret)
 	if err != nil {

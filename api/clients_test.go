@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vmserver/voicemail/store"
 )
 
 type clientCreated struct {
@@ -185,5 +188,19 @@ func TestAPIClientsLifecycle(t *testing.T) {
 	}
 	if res, _ := f.do(t, "DELETE", "/api/v1/tenants/default/clients/"+ro.ClientID, token, ""); res.StatusCode != 404 {
 		t.Errorf("revoke through another tenant: %d", res.StatusCode)
+	}
+
+	// An expired token is refused.
+	key, err := f.api.clientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "vma_" + strings.Repeat("ab", 32)
+	if err := f.st.CreateClientToken(t.Context(), store.ClientToken{Hash: keyedHash(key, old), ClientID: ro.ClientID,
+		Scopes: []string{"read"}, ExpiresAt: time.Now().Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if res, b := f.do(t, "GET", "/api/v1/mailboxes", old, ""); res.StatusCode != 401 || !strings.Contains(string(b), "expired") {
+		t.Errorf("expired token: %d %s", res.StatusCode, b)
 	}
 }
