@@ -143,7 +143,7 @@ func (s *Service) processClaimed(ctx context.Context, name string) {
 	}
 	if err != nil {
 		s.cfg.Logger.Error("gdpr drop folder: request failed", "file", name, "err", err)
-		b, _ = json.MarshalIndent(ExecutionLog{Requests: []json.RawMessage{}, Result: []json.RawMessage{}, Error: err.Error()}, "", "  ")
+		b, _ = json.MarshalIndent(failedLog(doc, out, err), "", "  ")
 	}
 	if werr := writeFileAtomic(filepath.Join(s.cfg.ResultDir, base+"-execution-log.json"), append(b, '\n')); werr != nil {
 		s.cfg.Logger.Error("gdpr drop folder: execution log not written; the file stays claimed", "file", name, "err", werr)
@@ -154,6 +154,27 @@ func (s *Service) processClaimed(ctx context.Context, name string) {
 		s.cfg.Logger.Info("gdpr drop folder: processed", "file", name, "operation", op,
 			"contacts", out.Contacts, "errors", out.Errors, "messages", out.Messages, "archive", out.Archive != nil)
 	}
+}
+
+// failedLog is the execution log of a file that failed as a whole: what
+// was read and done before the failure (an export whose archive could not
+// be moved still ran), and the error.
+func failedLog(doc *Document, out *Outcome, err error) ExecutionLog {
+	l := ExecutionLog{Requests: []json.RawMessage{}, Result: []json.RawMessage{}, Error: err.Error()}
+	if doc == nil {
+		return l
+	}
+	for _, r := range doc.Requests {
+		if b, err := r.MarshalJSON(); err == nil {
+			l.Requests = append(l.Requests, b)
+		}
+	}
+	if out != nil {
+		if res, err := doc.Results(); err == nil {
+			l.Result = res
+		}
+	}
+	return l
 }
 
 // writeFileAtomic writes through a temp file and a rename.
