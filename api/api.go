@@ -130,6 +130,7 @@ func New(cfg Config) *Server {
 	s.route("POST /api/v1/tenants/{tenant}/tokens", s.createToken)
 	s.route("DELETE /api/v1/tenants/{tenant}/tokens/{token}", s.deleteToken)
 	s.route("DELETE /api/v1/login", s.logout)
+	s.clientRoutes() // API clients and /api/v1/oauth/token (api/clients.go)
 
 	s.route("GET /api/v1/mailboxes", s.listMailboxes)
 	s.route("POST /api/v1/mailboxes", s.createMailbox)

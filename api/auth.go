@@ -27,13 +27,17 @@ type principal struct {
 	tenant  string
 	mailbox string          // user tokens: the mailbox that logged in
 	groups  map[string]bool // user tokens: the group mailboxes it belongs to
-	tokenID string
+	tokenID string          // for API clients: the client id
+	scopes  map[string]bool // API clients: their scopes (api/clients.go)
 }
 
 func (p principal) operator() bool { return p.kind == kindOperator }
 
-// admin: an operator or a tenant token (full rights within the tenant).
-func (p principal) admin() bool { return p.kind == kindOperator || p.kind == kindTenant }
+// admin: an operator or a tenant token (full rights within the tenant),
+// or an API client, whose scopes checkClientScope already enforced.
+func (p principal) admin() bool {
+	return p.kind == kindOperator || p.kind == kindTenant || p.kind == kindClient
+}
 
 // canSee reports whether p may act on mailbox number of its tenant: a user
 // token sees its mailbox and its groups only.
@@ -60,7 +64,20 @@ func unauthorized(msg string) *apiError {
 }
 
 func (s *Server) authenticate(r *http.Request) (principal, error) {
+	p, err := s.authenticateToken(r)
+	if err == nil {
+		err = checkClientScope(r, p)
+	}
+	return p, err
+}
+
+func (s *Server) authenticateToken(r *http.Request) (principal, error) {
 	auth := r.Header.Get("Authorization")
+	if id, secret, ok := r.BasicAuth(); ok {
+		// An API client's id and secret, for scripts that cannot do the
+		// token step (api/clients.go).
+		return s.clientBasic(r, id, secret)
+	}
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
@@ -77,6 +94,9 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 			tenant = store.DefaultTenant
 		}
 		return principal{kind: kindOperator, tenant: tenant}, nil
+	}
+	if strings.HasPrefix(token, clientTokenPrefix) {
+		return s.clientBearer(r, token)
 	}
 	t, err := s.cfg.Store.TokenByHash(r.Context(), hashToken(token))
 	if errors.Is(err, store.ErrNotFound) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -15,15 +16,19 @@ import (
 // maxGDPRBody bounds a request document.
 const maxGDPRBody = 8 << 20
 
-// gdprResult is the answer of POST /api/v1/gdpr/{op}: the request echoed
-// with a result per contact, and for export the archive.
+// gdprResult is the answer of POST /api/v1/gdpr/{op}: the result file of
+// the contact-center format ("requests" as received, "result" with a
+// response inside every contact), then the run's summary and, for export,
+// the archive.
 type gdprResult struct {
-	Requests   []gdpr.Request `json:"requests"`
-	ArchiveID  string         `json:"archive_id,omitempty"`
-	ArchiveURL string         `json:"archive_url,omitempty"`
-	Contacts   int            `json:"contacts"`
-	Errors     int            `json:"errors"`
-	Messages   int            `json:"messages"`
+	Requests   []gdpr.Request    `json:"requests"`
+	Result     []json.RawMessage `json:"result"`
+	DryRun     bool              `json:"dry_run,omitempty"`
+	ArchiveID  string            `json:"archive_id,omitempty"`
+	ArchiveURL string            `json:"archive_url,omitempty"`
+	Contacts   int               `json:"contacts"`
+	Errors     int               `json:"errors"`
+	Messages   int               `json:"messages"`
 }
 
 func (s *Server) gdprService() (*gdpr.Service, error) {
@@ -33,8 +38,9 @@ func (s *Server) gdprService() (*gdpr.Service, error) {
 	return s.cfg.GDPR, nil
 }
 
-// gdprPrincipal: a tenant token acts on its tenant; the operator token on
-// every tenant unless the request names one (?tenant= or X-Tenant).
+// gdprPrincipal: a tenant token or API client acts on its tenant; the
+// operator token on every tenant unless the request names one (?tenant= or
+// X-Tenant), and a request's ccid narrows it further.
 func gdprPrincipal(r *http.Request, p principal) gdpr.Principal {
 	if p.operator() {
 		if r.URL.Query().Get("tenant") != "" || r.Header.Get("X-Tenant") != "" {
@@ -42,7 +48,7 @@ func gdprPrincipal(r *http.Request, p principal) gdpr.Principal {
 		}
 		return gdpr.Principal{Actor: "operator"}
 	}
-	return gdpr.Principal{Tenant: p.tenant, Actor: "tenant:" + p.tenant + ":" + p.tokenID}
+	return gdpr.Principal{Tenant: p.tenant, Actor: actorOf(p)}
 }
 
 func (s *Server) gdprRun(op gdpr.Operation) handler {
@@ -53,6 +59,12 @@ func (s *Server) gdprRun(op gdpr.Operation) handler {
 		}
 		if err := requireAdmin(p); err != nil {
 			return err
+		}
+		var opts gdpr.Options
+		if v := r.URL.Query().Get("dry_run"); v != "" {
+			if opts.DryRun, err = strconv.ParseBool(v); err != nil {
+				return invalid("dry_run", "dry_run must be true or false")
+			}
 		}
 		if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 			return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "want application/json"}
@@ -76,12 +88,22 @@ func (s *Server) gdprRun(op gdpr.Operation) handler {
 			} else if err != nil {
 				return err
 			}
+			// A credential of one tenant never runs a request meant for another.
+			for _, q := range doc.Requests {
+				if q.CCID != "" && q.CCID != gp.Tenant {
+					return &apiError{Status: http.StatusForbidden, Code: "forbidden", Field: "ccid",
+						Message: "request " + q.RequestCase + ": ccid " + q.CCID + " is not the tenant of this credential (" + gp.Tenant + ")"}
+				}
+			}
 		}
-		out, err := svc.Run(r.Context(), op, doc, gp)
+		out, err := svc.RunWith(r.Context(), op, doc, gp, opts)
 		if err != nil {
 			return err
 		}
-		res := gdprResult{Requests: out.Doc.Requests, Contacts: out.Contacts, Errors: out.Errors, Messages: out.Messages}
+		res := gdprResult{Requests: out.Doc.Requests, DryRun: out.DryRun, Contacts: out.Contacts, Errors: out.Errors, Messages: out.Messages}
+		if res.Result, err = out.Doc.Results(); err != nil {
+			return err
+		}
 		if out.Archive != nil {
 			res.ArchiveID = out.Archive.ID
 			res.ArchiveURL = "/api/v1/gdpr/exports/" + out.Archive.ID

@@ -69,17 +69,25 @@ func newGDPRFixture(t *testing.T) (*fixture, map[string]store.Message) {
 	return &fixture{srv: srv, st: st, blobs: blobs, api: h}, msgs
 }
 
+// gdprAnswer is the API's answer: the contact-center result file plus
+// the run's summary.
 type gdprAnswer struct {
 	Requests []struct {
 		RequestCase string `json:"requestcase"`
 		AccountID   string `json:"accountid"`
-		Result      []struct {
-			Phone    string `json:"phone"`
-			Email    string `json:"email"`
-			Response string `json:"response"`
-			Messages int    `json:"messages"`
-		} `json:"result"`
 	} `json:"requests"`
+	Result []struct {
+		RequestCase string `json:"requestcase"`
+		AccountID   string `json:"accountid"`
+		Contacts    []struct {
+			Phone     string   `json:"phone"`
+			Email     string   `json:"email"`
+			Response  string   `json:"response"`
+			Messages  int      `json:"messages"`
+			Mailboxes []string `json:"mailboxes"`
+		} `json:"contacts"`
+	} `json:"result"`
+	DryRun     bool   `json:"dry_run"`
 	ArchiveURL string `json:"archive_url"`
 	Messages   int    `json:"messages"`
 	Errors     int    `json:"errors"`
@@ -87,8 +95,8 @@ type gdprAnswer struct {
 
 func (a gdprAnswer) responses() []string {
 	var out []string
-	for _, r := range a.Requests {
-		for _, x := range r.Result {
+	for _, r := range a.Result {
+		for _, x := range r.Contacts {
 			out = append(out, x.Response)
 		}
 	}
@@ -126,7 +134,8 @@ func TestGDPRExportAPI(t *testing.T) {
 	if got := a.responses(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("responses %q", got)
 	}
-	if a.Requests[0].AccountID != "A1" || a.Requests[0].Result[0].Phone != "+1 781 555 1212" || a.Requests[0].Result[0].Messages != 2 || a.Errors != 1 {
+	if a.Requests[0].AccountID != "A1" || a.Result[0].AccountID != "A1" || a.Result[0].Contacts[0].Phone != "+1 781 555 1212" ||
+		a.Result[0].Contacts[0].Messages != 2 || a.Errors != 1 {
 		t.Errorf("echo %+v", a)
 	}
 	if !strings.HasPrefix(a.ArchiveURL, "/api/v1/gdpr/exports/") {
@@ -174,7 +183,7 @@ func TestGDPRExportAPI(t *testing.T) {
 func TestGDPRForgetUndoAPI(t *testing.T) {
 	f, msgs := newGDPRFixture(t)
 	a := gdprCall(t, f, "forget", token, gdprRequest)
-	if a.Messages != 2 || a.Requests[0].Result[0].Response != "SUCCESS" {
+	if a.Messages != 2 || a.Result[0].Contacts[0].Response != "SUCCESS" {
 		t.Fatalf("forget %+v", a)
 	}
 	if res, _ := f.do(t, "GET", "/api/v1/mailboxes/1001/messages/"+msgs["us"].ID, token, ""); res.StatusCode != 404 {

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// DropName matches the files of the drop-folder mode (SPEC §9):
+// DropName matches the files of the drop-folder mode (docs/gdpr.md):
 // forget-YYYYMMDD_<id>.json, export-YYYYMMDD_<id>.json, and undo-… for undo.
 var DropName = regexp.MustCompile(`^(forget|export|undo)-([0-9]{8})_([A-Za-z0-9][A-Za-z0-9._-]*)\.json$`)
 
@@ -21,19 +21,14 @@ var DropName = regexp.MustCompile(`^(forget|export|undo)-([0-9]{8})_([A-Za-z0-9]
 // claims it, so two instances watching one folder never both run it.
 const processingDir = ".processing"
 
-// ExecutionLog is "<name>-execution-log.json": the result document (the
-// requests echoed with their results) and how the run went.
+// ExecutionLog is "<name>-execution-log.json": the result file of the
+// contact-center format, {"requests": [as received], "result": [...]}
+// (docs/gdpr.md); "error" is added only when the file itself could not
+// be run (bad JSON…), with empty arrays.
 type ExecutionLog struct {
-	File       string    `json:"file"`
-	Operation  string    `json:"operation"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	Contacts   int       `json:"contacts"`
-	Errors     int       `json:"errors"`
-	Messages   int       `json:"messages"`
-	Archive    string    `json:"archive,omitempty"`
-	Error      string    `json:"error,omitempty"` // the whole file failed (bad JSON…)
-	Requests   []Request `json:"requests"`
+	Requests []json.RawMessage `json:"requests"`
+	Result   []json.RawMessage `json:"result"`
+	Error    string            `json:"error,omitempty"`
 }
 
 func (s *Service) prepareDropFolder() error {
@@ -117,45 +112,69 @@ func (s *Service) processClaimed(ctx context.Context, name string) {
 	base := strings.TrimSuffix(name, ".json")
 	m := DropName.FindStringSubmatch(name)
 	op, _ := ParseOperation(m[1])
-	log := ExecutionLog{File: name, Operation: string(op), StartedAt: s.cfg.Now().UTC(), Requests: []Request{}}
 	// The run is not cut short by a shutdown: it is one request file.
 	ctx = context.WithoutCancel(ctx)
+	var (
+		doc *Document
+		out *Outcome
+	)
 	err := func() error {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		doc, err := ParseDocument(b)
-		if err != nil {
+		if doc, err = ParseDocument(b); err != nil {
 			return err
 		}
-		log.Requests = doc.Requests
-		out, err := s.Run(ctx, op, doc, Principal{Actor: "drop-folder:" + name})
-		if err != nil {
+		if out, err = s.Run(ctx, op, doc, Principal{Actor: "drop-folder:" + name}); err != nil {
 			return err
 		}
-		log.Contacts, log.Errors, log.Messages = out.Contacts, out.Errors, out.Messages
 		if out.Archive != nil {
-			log.Archive = base + "-archive.zip"
-			if err := moveFile(out.Archive.Path, filepath.Join(s.cfg.ResultDir, log.Archive)); err != nil {
+			if err := moveFile(out.Archive.Path, filepath.Join(s.cfg.ResultDir, base+"-archive.zip")); err != nil {
 				return err
 			}
 			os.Remove(strings.TrimSuffix(out.Archive.Path, ".zip") + ".json")
 		}
 		return nil
 	}()
-	if err != nil {
-		log.Error = err.Error()
-		s.cfg.Logger.Error("gdpr drop folder: request failed", "file", name, "err", err)
+	var b []byte
+	if err == nil {
+		b, err = json.MarshalIndent(doc, "", "  ")
 	}
-	log.FinishedAt = s.cfg.Now().UTC()
-	b, _ := json.MarshalIndent(log, "", "  ")
+	if err != nil {
+		s.cfg.Logger.Error("gdpr drop folder: request failed", "file", name, "err", err)
+		b, _ = json.MarshalIndent(failedLog(doc, out, err), "", "  ")
+	}
 	if werr := writeFileAtomic(filepath.Join(s.cfg.ResultDir, base+"-execution-log.json"), append(b, '\n')); werr != nil {
 		s.cfg.Logger.Error("gdpr drop folder: execution log not written; the file stays claimed", "file", name, "err", werr)
 		return
 	}
 	os.Remove(path)
-	s.cfg.Logger.Info("gdpr drop folder: processed", "file", name, "operation", op, "errors", log.Errors)
+	if out != nil {
+		s.cfg.Logger.Info("gdpr drop folder: processed", "file", name, "operation", op,
+			"contacts", out.Contacts, "errors", out.Errors, "messages", out.Messages, "archive", out.Archive != nil)
+	}
+}
+
+// failedLog is the execution log of a file that failed as a whole: what
+// was read and done before the failure (an export whose archive could not
+// be moved still ran), and the error.
+func failedLog(doc *Document, out *Outcome, err error) ExecutionLog {
+	l := ExecutionLog{Requests: []json.RawMessage{}, Result: []json.RawMessage{}, Error: err.Error()}
+	if doc == nil {
+		return l
+	}
+	for _, r := range doc.Requests {
+		if b, err := r.MarshalJSON(); err == nil {
+			l.Requests = append(l.Requests, b)
+		}
+	}
+	if out != nil {
+		if res, err := doc.Results(); err == nil {
+			l.Result = res
+		}
+	}
+	return l
 }
 
 // writeFileAtomic writes through a temp file and a rename.

@@ -1,10 +1,10 @@
-// Package gdpr answers data subjects' requests by caller number (SPEC §9):
-// Export Me (a zip of the caller's messages), Forget Me (hidden at once,
-// purged after gdpr.forget_grace) and Undo, across every mailbox, through
-// the request/result JSON of the contact-center world. It also runs the
-// sweeper that purges forgotten messages and applies retention (SPEC §10),
-// the drop-folder mode, and keeps an audit trail in which contacts appear
-// only as a keyed hash.
+// Package gdpr answers data subjects' requests by caller number
+// (docs/gdpr.md): Export Me (a zip of the caller's messages), Forget Me
+// (hidden at once, purged after gdpr.forget_grace) and Undo, across every
+// mailbox, through the request/result JSON of the contact-center world. It
+// also runs the sweeper that purges forgotten messages and applies
+// retention, the drop-folder mode, and keeps an audit trail in which
+// contacts appear only as a keyed hash.
 //
 // Every change goes through the store.Notifying store, so MWI, events and
 // mail follow forget, undo and retention like any other change.
@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strings"
 )
 
@@ -31,14 +30,15 @@ const (
 )
 
 // ParseOperation accepts the API names (export, forget, undo) and the CLI's
-// (exportme, forgetme, undoforget).
+// (exportme, forgetme, undoforget, and undoforgot, the spelling one of the
+// contact-center scripts' manuals uses).
 func ParseOperation(s string) (Operation, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "export", "exportme":
 		return OpExport, nil
 	case "forget", "forgetme":
 		return OpForget, nil
-	case "undo", "undoforget":
+	case "undo", "undoforget", "undoforgot":
 		return OpUndo, nil
 	}
 	return "", fmt.Errorf("unknown operation %q (want exportme, forgetme or undoforget)", s)
@@ -59,43 +59,60 @@ const (
 	ErrInternal      = "ERROR: internal error"
 )
 
-// Document is the request file, and once processed the result: every
-// request echoed with a result entry per contact.
+// Result-only keys of a contact: a contact read back from a result
+// document carries them; they are never echoed as part of the contact.
+const (
+	keyResponse  = "response"
+	keyMessages  = "messages"
+	keyMailboxes = "mailboxes"
+)
+
+// Document is the request file. Once processed it marshals as the result
+// file of the contact-center format (docs/gdpr.md):
+//
+//	{"requests": [the request objects as received],
+//	 "result":   [each request object with "response" added inside every contact]}
 type Document struct {
-	Requests []Request `json:"requests"`
+	Requests []Request
 }
 
-// Request is one case. Fields this package does not know (accountid,
-// shortcodes, …) are echoed unchanged.
+// Request is one case, kept as received: every field, known or not, is
+// echoed in its order.
 type Request struct {
 	RequestCase string // the case id (a JSON number is kept as its text)
 	Type        string // FORGET or EXPORT
+	CCID        string // the contact-center id: the tenant this request is for ("" = the credential's scope)
 	Contacts    []Contact
-	Result      []Result // filled by processing
+	Result      []Result // filled by processing, one per contact
 
-	caseRaw json.RawMessage
-	extra   map[string]json.RawMessage
+	raw    json.RawMessage // the object as received
+	fields []field         // its members, in order
 }
 
 // Contact is one identifier of the data subject: {"phone": …}, {"email": …}
 // or {"ipaddr": …}.
 type Contact struct {
-	Kind  string // "phone", "email", "ipaddr", or the first key of an unknown contact
-	Value string
-	raw   map[string]json.RawMessage
+	Kind   string // "phone", "email", "ipaddr", or the first key of an unknown contact
+	Value  string
+	fields []field // as received, without the result-only keys
+	answer *Result // read back from a result document (ParseResult)
 }
 
-// Result is the answer for one contact: the contact echoed, the response
-// and the number of messages concerned.
+// Result is the answer for one contact: the contact echoed, the response,
+// and beside it the messages concerned and their mailboxes.
 type Result struct {
-	Contact  Contact
-	Response string
-	Messages int
+	Contact   Contact
+	Response  string
+	Messages  int
+	Mailboxes []string // "number" within one tenant, "tenant/number" across tenants
 }
 
-// ParseDocument reads a request document.
+// ParseDocument reads a request document (a result document is accepted
+// too: its "result" is ignored and its requests run again).
 func ParseDocument(b []byte) (*Document, error) {
-	var d Document
+	var d struct {
+		Requests []Request `json:"requests"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("invalid request JSON: %w", err)
@@ -106,139 +123,191 @@ func ParseDocument(b []byte) (*Document, error) {
 	if d.Requests == nil {
 		return nil, errors.New(`invalid request JSON: no "requests" array`)
 	}
-	return &d, nil
+	return &Document{Requests: d.Requests}, nil
+}
+
+// ParseResult reads a result document: its "result" entries become the
+// requests, with each contact's response, message count and mailboxes in
+// Result.
+func ParseResult(b []byte) (*Document, error) {
+	var d struct {
+		Result []Request `json:"result"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("invalid result JSON: %w", err)
+	}
+	if d.Result == nil {
+		return nil, errors.New(`invalid result JSON: no "result" array`)
+	}
+	for i := range d.Result {
+		r := &d.Result[i]
+		r.Result = make([]Result, 0, len(r.Contacts))
+		for _, c := range r.Contacts {
+			res := Result{Contact: c}
+			if c.answer != nil {
+				res = *c.answer
+				res.Contact = c
+			}
+			res.Contact.answer = nil
+			r.Result = append(r.Result, res)
+		}
+	}
+	return &Document{Requests: d.Result}, nil
+}
+
+// MarshalJSON writes the result document: the requests as received and,
+// when processed, the result array.
+func (d *Document) MarshalJSON() ([]byte, error) {
+	res, err := d.Results()
+	if err != nil {
+		return nil, err
+	}
+	reqs := d.Requests
+	if reqs == nil {
+		reqs = []Request{}
+	}
+	return json.Marshal(struct {
+		Requests []Request         `json:"requests"`
+		Result   []json.RawMessage `json:"result"`
+	}{reqs, res})
+}
+
+// Results is the "result" array: each request object as received, with
+// "response" (and "messages", "mailboxes") added inside every contact.
+func (d *Document) Results() ([]json.RawMessage, error) {
+	out := make([]json.RawMessage, 0, len(d.Requests))
+	for i := range d.Requests {
+		b, err := d.Requests[i].resultJSON()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 func (r *Request) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
+	fields, err := parseObject(b)
+	if err != nil {
 		return errors.New("a request must be a JSON object")
 	}
-	*r = Request{extra: map[string]json.RawMessage{}}
-	for k, v := range m {
-		switch strings.ToLower(k) {
+	*r = Request{raw: append(json.RawMessage(nil), b...), fields: fields}
+	for _, f := range fields {
+		switch strings.ToLower(f.key) {
 		case "requestcase":
-			r.caseRaw = v
-			var s string
-			if json.Unmarshal(v, &s) == nil {
-				r.RequestCase = s
-			} else {
-				r.RequestCase = strings.TrimSpace(string(v))
-			}
+			r.RequestCase = rawString(f.val)
 		case "type":
-			if err := json.Unmarshal(v, &r.Type); err != nil {
+			if err := json.Unmarshal(f.val, &r.Type); err != nil {
 				return errors.New(`"type" must be a string`)
 			}
+		case "ccid":
+			r.CCID = strings.TrimSpace(rawString(f.val))
 		case "contacts":
-			if err := json.Unmarshal(v, &r.Contacts); err != nil {
+			if err := json.Unmarshal(f.val, &r.Contacts); err != nil {
 				return fmt.Errorf(`"contacts": %w`, err)
 			}
-		case "result":
-			// Read back (an execution log); Run recomputes it.
-			if err := json.Unmarshal(v, &r.Result); err != nil {
-				return fmt.Errorf(`"result": %w`, err)
-			}
-		default:
-			r.extra[k] = v
 		}
 	}
 	return nil
 }
 
+// MarshalJSON echoes the request as received.
 func (r Request) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	first := true
-	field := func(k string, v any) error {
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
-		b.WriteByte(':')
-		vb, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		b.Write(vb)
-		return nil
+	if r.raw != nil {
+		return r.raw, nil
 	}
-	var caseV any = r.RequestCase
-	if len(r.caseRaw) > 0 {
-		caseV = r.caseRaw
+	return json.Marshal(map[string]any{"requestcase": r.RequestCase, "type": r.Type, "contacts": r.contacts()})
+}
+
+func (r *Request) contacts() []Contact {
+	if r.Contacts == nil {
+		return []Contact{}
 	}
-	if err := field("requestcase", caseV); err != nil {
-		return nil, err
-	}
-	if err := field("type", r.Type); err != nil {
-		return nil, err
-	}
-	keys := make([]string, 0, len(r.extra))
-	for k := range r.extra {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := field(k, r.extra[k]); err != nil {
-			return nil, err
-		}
-	}
-	contacts := r.Contacts
-	if contacts == nil {
-		contacts = []Contact{}
-	}
-	if err := field("contacts", contacts); err != nil {
-		return nil, err
-	}
+	return r.Contacts
+}
+
+// resultJSON is the request object with its contacts answered.
+func (r *Request) resultJSON() (json.RawMessage, error) {
+	var contacts any = r.contacts()
 	if r.Result != nil {
-		if err := field("result", r.Result); err != nil {
-			return nil, err
-		}
+		contacts = r.Result
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	cb, err := json.Marshal(contacts)
+	if err != nil {
+		return nil, err
+	}
+	fields := r.fields
+	if fields == nil {
+		fields = []field{{"requestcase", mustMarshal(r.RequestCase)}, {"type", mustMarshal(r.Type)}}
+	}
+	out := make([]field, 0, len(fields)+1)
+	replaced := false
+	for _, f := range fields {
+		if strings.EqualFold(f.key, "contacts") && !replaced {
+			f.val, replaced = cb, true
+		}
+		out = append(out, f)
+	}
+	if !replaced {
+		out = append(out, field{"contacts", cb})
+	}
+	return writeObject(out), nil
 }
 
 // contactKinds are the known keys, in order of preference.
 var contactKinds = []string{"phone", "email", "ipaddr"}
 
 func (c *Contact) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
+	fields, err := parseObject(b)
+	if err != nil {
 		return errors.New("a contact must be a JSON object")
 	}
-	*c = Contact{raw: m}
+	*c = Contact{fields: make([]field, 0, len(fields))}
+	var ans *Result
+	for _, f := range fields {
+		switch strings.ToLower(f.key) {
+		case keyResponse:
+			ans = orNew(ans)
+			ans.Response = rawString(f.val)
+		case keyMessages:
+			ans = orNew(ans)
+			_ = json.Unmarshal(f.val, &ans.Messages)
+		case keyMailboxes:
+			ans = orNew(ans)
+			_ = json.Unmarshal(f.val, &ans.Mailboxes)
+		default:
+			c.fields = append(c.fields, f)
+		}
+	}
+	c.answer = ans
 	for _, k := range contactKinds {
-		for key, v := range m {
-			if strings.EqualFold(key, k) {
-				c.Kind, c.Value = k, rawString(v)
+		for _, f := range c.fields {
+			if strings.EqualFold(f.key, k) {
+				c.Kind, c.Value = k, rawString(f.val)
 				return nil
 			}
 		}
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	if len(keys) > 0 {
-		c.Kind, c.Value = strings.ToLower(keys[0]), rawString(m[keys[0]])
+	// An unknown kind: the first key in alphabetical order names it.
+	for _, f := range c.fields {
+		if c.Kind == "" || strings.ToLower(f.key) < c.Kind {
+			c.Kind, c.Value = strings.ToLower(f.key), rawString(f.val)
+		}
 	}
 	return nil
 }
 
-func rawString(v json.RawMessage) string {
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		return s
+func orNew(r *Result) *Result {
+	if r == nil {
+		return &Result{}
 	}
-	return strings.TrimSpace(string(v))
+	return r
 }
 
+// MarshalJSON echoes the contact as received.
 func (c Contact) MarshalJSON() ([]byte, error) {
-	if c.raw != nil {
-		return json.Marshal(c.raw)
+	if c.fields != nil {
+		return writeObject(c.fields), nil
 	}
 	if c.Kind == "" {
 		return []byte("{}"), nil
@@ -249,35 +318,27 @@ func (c Contact) MarshalJSON() ([]byte, error) {
 // NewPhone returns a phone contact (for tests and tools).
 func NewPhone(number string) Contact { return Contact{Kind: "phone", Value: number} }
 
+// MarshalJSON writes the contact as received with "response" (and the
+// message count and mailboxes) added beside its fields.
 func (r Result) MarshalJSON() ([]byte, error) {
-	m := map[string]any{}
-	if r.Contact.raw != nil {
-		for k, v := range r.Contact.raw {
-			m[k] = v
-		}
-	} else if r.Contact.Kind != "" {
-		m[r.Contact.Kind] = r.Contact.Value
+	fields := r.Contact.fields
+	if fields == nil && r.Contact.Kind != "" {
+		fields = []field{{r.Contact.Kind, mustMarshal(r.Contact.Value)}}
 	}
-	m["response"] = r.Response
-	m["messages"] = r.Messages
-	return json.Marshal(m)
+	out := append(make([]field, 0, len(fields)+3), fields...)
+	out = append(out, field{keyResponse, mustMarshal(r.Response)}, field{keyMessages, mustMarshal(r.Messages)})
+	if len(r.Mailboxes) > 0 {
+		out = append(out, field{keyMailboxes, mustMarshal(r.Mailboxes)})
+	}
+	return writeObject(out), nil
 }
 
-func (r *Result) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
+func rawString(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
 	}
-	if v, ok := m["response"]; ok {
-		r.Response = rawString(v)
-		delete(m, "response")
-	}
-	if v, ok := m["messages"]; ok {
-		_ = json.Unmarshal(v, &r.Messages)
-		delete(m, "messages")
-	}
-	raw, _ := json.Marshal(m)
-	return r.Contact.UnmarshalJSON(raw)
+	return strings.TrimSpace(string(v))
 }
 
 // NormalizePhone returns the E.164 form of a number written in E.123

@@ -28,6 +28,8 @@ var migrations = []string{
 	apiSchema,    // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
 	mailSchema,   // 5: email outbox (issue 7), store/sqlite_mail.go
 	gdprSchema,   // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
+	// 7: API clients and their tokens (issue 21), store/sqlite_clients.go
+	clientsSchema,
 }
 
 // coreSchema is version 1.

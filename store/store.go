@@ -154,6 +154,10 @@ type Store interface {
 	APIStore    // store/apistore.go: tokens, webhooks, event queue (issue 5)
 	MailStore   // store/mail.go: email outbox (issue 7)
 	GDPRStore   // store/gdpr.go: forget/undo/purge by caller, audit, retention (issue 6)
+	// store/gdpr_preview.go: what an undo would restore (issue 21)
+	GDPRPreviewStore
+	// store/clients.go: API clients and their tokens (issue 21)
+	ClientStore
 }
 
 // DefaultTenant is the tenant of requests whose host no tenant claims.
