@@ -19,7 +19,7 @@ import (
 
 const gdprHelp = `usage: voicemail gdpr -p exportme|forgetme|undoforget -i REQUEST.json -o OUTDIR [-u TOKEN] [flags]
 
-Runs a GDPR request file (SPEC §9) through the server's REST API and writes
+Runs a GDPR request file (docs/gdpr.md) through the server's REST API and writes
   OUTDIR/output.json     the requests echoed with a result per contact
   OUTDIR/execution.log   what was done, one line per contact
   OUTDIR/<id>.wav, OUTDIR/export.json   (exportme) the caller's messages
@@ -32,16 +32,13 @@ flags:
 func gdprCmd(args []string) int {
 	fs := flag.NewFlagSet("gdpr", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	server := os.Getenv("VOICEMAIL_SERVER")
-	if server == "" {
-		server = "http://127.0.0.1:8080"
-	}
+	server := "" // resolved by client.check, as for mailbox and message
 	op := fs.String("p", "", "operation: exportme, forgetme or undoforget")
 	in := fs.String("i", "", "the request JSON file")
 	outDir := fs.String("o", "", "output folder (created if needed)")
-	tok := fs.String("u", os.Getenv("VOICEMAIL_TOKEN"), "operator or tenant token (env VOICEMAIL_TOKEN)")
-	fs.StringVar(tok, "token", *tok, "same as -u")
-	fs.StringVar(&server, "server", server, "API base URL (env VOICEMAIL_SERVER)")
+	tok := fs.String("u", "", "operator or tenant token; "+tokenUsage) // never the secret as a default
+	fs.StringVar(tok, "token", "", "same as -u")
+	fs.StringVar(&server, "server", "", serverUsage)
 	tenant := fs.String("tenant", os.Getenv("VOICEMAIL_TENANT"), "operator token: only this tenant (default: every tenant)")
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "voicemail gdpr: "+format+" (voicemail gdpr -h for help)\n", a...)
