@@ -144,3 +144,42 @@ func TestLinksResolve(t *testing.T) {
 		}
 	}
 }
+
+// TestTestcallsReadme: testcalls/README.md lists every end-to-end test and
+// every sipp scenario.
+func TestTestcallsReadme(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "testcalls", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(readme)
+	testFunc := regexp.MustCompile(`(?m)^func (Test[A-Za-z0-9_]+)\(`)
+	files, _ := filepath.Glob(filepath.Join(root, "testcalls", "*_test.go"))
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range testFunc.FindAllStringSubmatch(string(b), -1) {
+			if m[1] == "TestMain" {
+				continue
+			}
+			n++
+			if !strings.Contains(doc, "`"+m[1]+"`") {
+				t.Errorf("testcalls/README.md does not list %s (%s)", m[1], filepath.Base(f))
+			}
+		}
+	}
+	scenarios, _ := filepath.Glob(filepath.Join(root, "testcalls", "scenarios", "*.xml"))
+	load, _ := filepath.Glob(filepath.Join(root, "testcalls", "load", "*.xml"))
+	for _, f := range append(scenarios, load...) {
+		n++
+		if !strings.Contains(doc, filepath.Base(f)) {
+			t.Errorf("testcalls/README.md does not list the scenario %s", filepath.Base(f))
+		}
+	}
+	if n < 20 {
+		t.Errorf("found only %d tests and scenarios", n)
+	}
+}
