@@ -79,8 +79,8 @@ func TestCLIHelpHidesToken(t *testing.T) {
 	}
 }
 
-// TestServeBadFlagOneLine: a mistake on the serve command line is one line
-// naming what the user typed, with the -h hint, and exit 2.
+// TestServeBadFlagOneLine: a mistake on the serve (or client) command line
+// or in a variable is one line naming what the user typed, and exit 2.
 func TestServeBadFlagOneLine(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -94,6 +94,9 @@ func TestServeBadFlagOneLine(t *testing.T) {
 		{args: []string{"serve", "--rtp-ports", "9-1"}, want: []string{"--rtp-ports", "rtp.ports"}},
 		{env: []string{"VOICEMAIL_RTP_PORTS=9-1"}, args: []string{"serve"}, want: []string{"VOICEMAIL_RTP_PORTS"}},
 		{env: []string{"VOICEMAIL_LOG_FORMAT=xml"}, args: []string{"serve"}, want: []string{"VOICEMAIL_LOG_FORMAT", "json or text"}},
+		// The client too names the variable, not only its flag.
+		{env: []string{"VOICEMAIL_SERVER=ftp://x", "VOICEMAIL_TOKEN=t"}, args: []string{"mailbox", "list"}, want: []string{"VOICEMAIL_SERVER", "voicemail mailbox -h"}},
+		{env: []string{"VOICEMAIL_TOKEN=t"}, args: []string{"mailbox", "list", "--server", "ftp://x"}, want: []string{"--server"}},
 	} {
 		_, errs, code := runBin(t, dir, c.env, c.args...)
 		lines := strings.Split(strings.TrimRight(errs, "\n"), "\n")

@@ -37,6 +37,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 type client struct {
 	server, token, tenant, output string
 	configFile                    string // the server's YAML file (--config), to find it
+	serverFrom                    string // where server came from, for errors: what the user typed
 	http                          *http.Client
 	out                           io.Writer
 }
@@ -64,8 +65,9 @@ func clientFlags(fs *flag.FlagSet) *client {
 // VOICEMAIL_SERVER / VOICEMAIL_TOKEN, else from the local server's
 // configuration (file, environment, defaults), read as `serve` reads it.
 func (c *client) resolve() error {
+	c.serverFrom = "--server"
 	if c.server == "" {
-		c.server = os.Getenv("VOICEMAIL_SERVER")
+		c.server, c.serverFrom = os.Getenv("VOICEMAIL_SERVER"), "VOICEMAIL_SERVER"
 	}
 	if c.token == "" {
 		c.token = os.Getenv("VOICEMAIL_TOKEN")
@@ -86,7 +88,7 @@ func (c *client) resolve() error {
 		return fmt.Errorf("reading the server configuration: %w", err)
 	}
 	if c.server == "" {
-		c.server = localURL(cfg.HTTPListen)
+		c.server, c.serverFrom = localURL(cfg.HTTPListen), "http.listen of the server configuration"
 	}
 	if c.token == "" {
 		c.token = cfg.AdminToken
@@ -144,7 +146,7 @@ func (c *client) check() error {
 	}
 	u, err := url.Parse(c.server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("--server %q is not an http(s) URL", c.server)
+		return usagef("%s %q is not an http(s) URL", c.serverFrom, c.server)
 	}
 	return nil
 }
