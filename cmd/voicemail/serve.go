@@ -327,12 +327,17 @@ func printWelcome(cfg *config.Config, token string, generated, demo bool, public
 	fmt.Printf("List the messages:\n  curl -s -H 'Authorization: Bearer %s' http://%s/api/v1/mailboxes/1001/messages\n", token, cfg.HTTPListen)
 }
 
-// hintNoMailboxes says what to do next when the default tenant has no
-// mailbox yet: without one every call gets 404.
+// hintNoMailboxes says what to do next when no tenant has a mailbox yet:
+// without one every call gets 404.
 func hintNoMailboxes(ctx context.Context, st store.Store, cfg *config.Config) {
-	items, _, err := st.ListMailboxes(ctx, store.DefaultTenant, "", 1)
-	if err != nil || len(items) > 0 {
+	tenants, err := st.ListTenants(ctx)
+	if err != nil {
 		return
+	}
+	for _, t := range tenants {
+		if items, _, err := st.ListMailboxes(ctx, t.Name, "", 1); err != nil || len(items) > 0 {
+			return
+		}
 	}
 	token := fmt.Sprintf("\"$(cat %s)\"", filepath.Join(cfg.DataDir, "admin_token"))
 	if cfg.AdminToken != "" {
