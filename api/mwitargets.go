@@ -87,12 +87,21 @@ func (s *Server) resumeMWITarget(w http.ResponseWriter, r *http.Request, p princ
 	// when the target leaves the mailbox's list; listing it again starts it
 	// with the current state. Two updates, each a mailbox_updated change,
 	// do exactly that without reaching into the SIP side.
+	idx := slices.Index(m.MWITargets, in.Target)
 	without := *m
-	without.MWITargets = slices.DeleteFunc(slices.Clone(m.MWITargets), func(t string) bool { return t == in.Target })
+	without.MWITargets = slices.Delete(slices.Clone(m.MWITargets), idx, idx+1)
 	if err := s.cfg.Store.UpdateMailbox(ctx, &without); err != nil {
 		return err
 	}
-	if err := s.cfg.Store.UpdateMailbox(ctx, m); err != nil {
+	// Re-read, so that a change made meanwhile by another request is kept.
+	fresh, err := s.cfg.Store.GetMailbox(ctx, m.Tenant, m.Number)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(fresh.MWITargets, in.Target) {
+		fresh.MWITargets = slices.Insert(fresh.MWITargets, min(idx, len(fresh.MWITargets)), in.Target)
+	}
+	if err := s.cfg.Store.UpdateMailbox(ctx, fresh); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, mwiTargetJSON{Target: in.Target, State: "active"})

@@ -59,7 +59,7 @@ func TestMWITargetStateAndResume(t *testing.T) {
 		t.Errorf("changes: %+v", seen)
 	}
 	mb, err := f.st.GetMailbox(ctx, "default", "1001")
-	if err != nil || len(mb.MWITargets) != 2 {
+	if err != nil || len(mb.MWITargets) != 2 || mb.MWITargets[1] != "sip:b@192.0.2.2" {
 		t.Errorf("targets after resume: %v %v", mb, err)
 	}
 }
