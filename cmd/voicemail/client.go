@@ -45,7 +45,7 @@ type client struct {
 // Flag help for the connection settings. The token's value is never a flag
 // default: `-h` would print the secret.
 const (
-	serverUsage = "API base URL (default: $VOICEMAIL_SERVER, else http://<http.listen> of the server configuration read as `serve` does, else http://127.0.0.1:8080)"
+	serverUsage = "API base URL (default: $VOICEMAIL_SERVER, else http://<http.listen> of the server configuration read as serve reads it, else http://127.0.0.1:8080)"
 	tokenUsage  = "bearer token (default: $VOICEMAIL_TOKEN, else the server configuration's auth.admin_token or <data_dir>/admin_token)"
 	configUsage = "the server's YAML configuration file, to find its address and token (default: $" + config.ConfigEnv + ")"
 )
