@@ -6,7 +6,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 DATA    ?= ./data
 
-.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts clean chart chart-test
+.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts docs clean chart chart-test
 
 all: build
 
@@ -48,6 +48,13 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Regenerate the key table of docs/configuration.md after changing config/.
+# (`make test` runs the docs tests: ./docs and ./config fail when the manual
+# and the code disagree, or a file still cites the old specification.)
+docs:
+	$(GO) test -count=1 ./config -run TestConfigurationDoc -update
+	$(GO) test -count=1 ./docs ./config
 
 # Regenerate the committed test pcaps and prompts.
 pcaps:

@@ -137,6 +137,8 @@ func New(cfg Config) *Server {
 	s.route("GET /api/v1/mailboxes/{number}", s.getMailbox)
 	s.route("PATCH /api/v1/mailboxes/{number}", s.patchMailbox)
 	s.route("DELETE /api/v1/mailboxes/{number}", s.deleteMailbox)
+	s.route("GET /api/v1/mailboxes/{number}/mwi_targets", s.mwiTargets)
+	s.route("POST /api/v1/mailboxes/{number}/mwi_targets/resume", s.resumeMWITarget)
 
 	s.route("GET /api/v1/mailboxes/{number}/greetings/{kind}", s.getGreeting)
 	s.route("PUT /api/v1/mailboxes/{number}/greetings/{kind}", s.putGreeting)

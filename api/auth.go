@@ -85,13 +85,19 @@ func (s *Server) authenticateToken(r *http.Request) (principal, error) {
 	}
 	if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
 		// An operator token acts on tenant "default" unless the request
-		// names another (SPEC §8).
+		// names another (docs/api.md). A named tenant must exist, on every
+		// route: an unknown one is 404, never an empty answer.
 		tenant := r.URL.Query().Get("tenant")
 		if tenant == "" {
 			tenant = r.Header.Get("X-Tenant")
 		}
 		if tenant == "" {
-			tenant = store.DefaultTenant
+			return principal{kind: kindOperator, tenant: store.DefaultTenant}, nil
+		}
+		if _, err := s.cfg.Store.GetTenant(r.Context(), tenant); errors.Is(err, store.ErrNotFound) {
+			return principal{}, notFound("tenant " + tenant)
+		} else if err != nil {
+			return principal{}, err
 		}
 		return principal{kind: kindOperator, tenant: tenant}, nil
 	}

@@ -1,7 +1,8 @@
-// Package config loads the server configuration of SPEC §2: a YAML file whose
-// every key may be overridden by an environment variable and a flag.
-// Precedence: flag > env > file > default. Unknown keys and invalid values
-// stop start-up with an error that names the key.
+// Package config loads the server configuration (docs/configuration.md): a
+// YAML file whose every key may be overridden by an environment variable and
+// a flag. Precedence: flag > env > file > default. Unknown keys and invalid
+// values stop start-up with an error that names the key and where the value
+// came from (the flag or variable the user typed).
 package config
 
 import (
@@ -62,7 +63,7 @@ type Config struct {
 
 	GDPRForgetGrace time.Duration
 	RetentionDays   int
-	// GDPR drop folder (SPEC §9; off when GDPRSubmitDir is empty), sweeper
+	// GDPR drop folder (docs/gdpr.md; off when GDPRSubmitDir is empty), sweeper
 	// cadence (purge after the grace, retention) and export archive lifetime.
 	GDPRSubmitDir     string
 	GDPRResultDir     string
@@ -75,6 +76,8 @@ type Config struct {
 	// ShutdownDrainTimeout bounds how long SIGTERM waits for calls in
 	// progress (docs/operations.md).
 	ShutdownDrainTimeout time.Duration
+	// Demo creates the demo tenant's mailboxes at start-up when absent.
+	Demo bool
 }
 
 // Listen is one SIP transport and address, e.g. "udp:0.0.0.0:5060".
@@ -91,6 +94,23 @@ type option struct {
 	def   string
 	usage string
 	set   func(c *Config, v string) error
+}
+
+// boolean reports whether the key's flag may be given without a value (--demo).
+func (o option) boolean() bool { return o.key == "demo" }
+
+// Key is one configuration key as documented in docs/configuration.md.
+type Key struct {
+	Name, Default, Usage, Flag, Env string
+}
+
+// Keys lists every configuration key with its default, flag and variable.
+func Keys() []Key {
+	var out []Key
+	for _, o := range options() {
+		out = append(out, Key{Name: o.key, Default: o.def, Usage: o.usage, Flag: "--" + FlagName(o.key), Env: EnvName(o.key)})
+	}
+	return out
 }
 
 func options() []option {
@@ -197,18 +217,17 @@ func options() []option {
 			}
 			return fmt.Errorf("want json or text, got %q", v)
 		}},
+		{"demo", "false", "create the demo tenant's mailboxes 1001, 1002 and group 8000 if absent", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			c.Demo = b
+			return nil
+		}},
 	}
 }
 
-// Keys lists every configuration key, in the order of the table.
-func Keys() []string {
-	opts := options()
-	keys := make([]string, len(opts))
-	for i, o := range opts {
-		keys[i] = o.key
-	}
-	return keys
-}
 
 // FlagName is the flag for a key: dots and underscores become dashes.
 func FlagName(key string) string {
@@ -220,28 +239,63 @@ func EnvName(key string) string {
 	return "VOICEMAIL_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
+// ConfigEnv names the configuration file when --config is not given.
+const ConfigEnv = "VOICEMAIL_CONFIG"
+
 // Register adds one flag per key to fs. Call Load with the same set after
 // fs.Parse.
 func Register(fs *flag.FlagSet) {
 	for _, o := range options() {
-		def := o.def
-		fs.String(FlagName(o.key), def, o.usage+" ("+EnvName(o.key)+")")
+		usage := o.usage + " (" + EnvName(o.key) + ")"
+		if o.boolean() {
+			fs.Var(&boolFlag{v: o.def}, FlagName(o.key), usage)
+			continue
+		}
+		fs.String(FlagName(o.key), o.def, usage)
 	}
-	fs.String("config", "", "YAML configuration file")
+	fs.String("config", "", "YAML configuration file ("+ConfigEnv+")")
 }
 
-// Load builds the configuration from defaults, the file named by --config,
-// the environment and the flags set on fs.
+// boolFlag is a string-valued flag that may be given without a value.
+type boolFlag struct{ v string }
+
+func (b *boolFlag) String() string {
+	if b == nil {
+		return ""
+	}
+	return b.v
+}
+func (b *boolFlag) Set(v string) error { b.v = v; return nil }
+func (b *boolFlag) IsBoolFlag() bool   { return true }
+
+// File returns the configuration file named by --config on fs, else by
+// VOICEMAIL_CONFIG, else "".
+func File(fs *flag.FlagSet, env func(string) (string, bool)) string {
+	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+		return f.Value.String()
+	}
+	if v, ok := env(ConfigEnv); ok {
+		return strings.TrimSpace(v)
+	}
+	return ""
+}
+
+// Load builds the configuration from defaults, the file named by --config
+// (or VOICEMAIL_CONFIG), the environment and the flags set on fs.
 func Load(fs *flag.FlagSet, env func(string) (string, bool)) (*Config, error) {
 	values := map[string]string{}
+	// from names where each value came from, for errors: the user should see
+	// the flag or variable they typed, not only the YAML key.
+	from := map[string]string{}
 	opts := options()
 	known := map[string]bool{}
 	for _, o := range opts {
 		values[o.key] = o.def
 		known[o.key] = true
+		from[o.key] = "config key " + o.key + " (default)"
 	}
-	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
-		file, err := readFile(f.Value.String())
+	if path := File(fs, env); path != "" {
+		file, err := readFile(path)
 		if err != nil {
 			return nil, err
 		}
@@ -252,28 +306,31 @@ func Load(fs *flag.FlagSet, env func(string) (string, bool)) (*Config, error) {
 				continue
 			}
 			values[k] = v
+			from[k] = "config key " + k + " in " + path
 		}
 		if len(unknown) > 0 {
 			sort.Strings(unknown)
-			return nil, fmt.Errorf("config %s: unknown key %q", f.Value.String(), unknown[0])
+			return nil, fmt.Errorf("config %s: unknown key %q", path, unknown[0])
 		}
 	}
 	for _, o := range opts {
 		if v, ok := env(EnvName(o.key)); ok {
 			values[o.key] = v
+			from[o.key] = "environment variable " + EnvName(o.key) + " (config key " + o.key + ")"
 		}
 	}
 	fs.Visit(func(f *flag.Flag) {
 		for _, o := range opts {
 			if FlagName(o.key) == f.Name {
 				values[o.key] = f.Value.String()
+				from[o.key] = "flag --" + f.Name + " (config key " + o.key + ")"
 			}
 		}
 	})
 	c := &Config{}
 	for _, o := range opts {
 		if err := o.set(c, strings.TrimSpace(values[o.key])); err != nil {
-			return nil, fmt.Errorf("config key %s: %w", o.key, err)
+			return nil, fmt.Errorf("%s: %w", from[o.key], err)
 		}
 	}
 	if c.DB == "" {
@@ -287,10 +344,10 @@ func Load(fs *flag.FlagSet, env func(string) (string, bool)) (*Config, error) {
 	}
 	c.HTTPPublicURL = strings.TrimRight(c.HTTPPublicURL, "/")
 	if c.SMTPRetry <= 0 || c.SMTPRetryMax < c.SMTPRetry {
-		return nil, errors.New("config key smtp.retry: want a positive duration no longer than smtp.retry_max")
+		return nil, fmt.Errorf("%s: want a positive duration no longer than smtp.retry_max", from["smtp.retry"])
 	}
 	if c.RecordingMinSeconds > c.RecordingMaxSeconds {
-		return nil, errors.New("config key recording.min_seconds: larger than recording.max_seconds")
+		return nil, fmt.Errorf("%s: larger than recording.max_seconds", from["recording.min_seconds"])
 	}
 	return c, nil
 }

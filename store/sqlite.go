@@ -115,6 +115,14 @@ func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
 		return nil, fmt.Errorf("store: create database directory: %w", err)
 	}
+	// SQLite creates the file 0644 (and its -wal and -shm files with the
+	// same mode): create it first, owner-only, since it holds PIN and token
+	// hashes (docs/storage.md). An empty file is an empty database.
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("store: create database file: %w", err)
+	} else if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("store: create database file: %w", err)
+	}
 
 	// A file: URI so that any character in the path survives (SQLite
 	// decodes %XX); go-sqlite3 consumes the _ parameters itself.

@@ -7,17 +7,24 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/vmserver/voicemail/config"
 )
 
-// The client subcommands (SPEC §1) talk to the REST API: --server /
+// The client subcommands talk to the REST API (docs/api.md): --server /
 // VOICEMAIL_SERVER, --token / VOICEMAIL_TOKEN, table output or -o json.
-// Exit codes: 0 success, 1 failure, 2 usage; one line on stderr per error.
+// Without --server or --token they follow the local server's own
+// configuration (--config / VOICEMAIL_CONFIG and the VOICEMAIL_* variables),
+// as `serve` reads it. Exit codes: 0 success, 1 failure, 2 usage; one line
+// on stderr per error.
 
 // usageError is a mistake on the command line (exit 2).
 type usageError struct{ msg string }
@@ -29,22 +36,82 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 // client is one invocation's connection settings.
 type client struct {
 	server, token, tenant, output string
+	configFile                    string // the server's YAML file (--config), to find it
+	serverFrom                    string // where server came from, for errors: what the user typed
 	http                          *http.Client
 	out                           io.Writer
 }
 
+// Flag help for the connection settings. The token's value is never a flag
+// default: `-h` would print the secret.
+const (
+	serverUsage = "API base URL (default: $VOICEMAIL_SERVER, else http://<http.listen> of the server configuration read as serve reads it, else http://127.0.0.1:8080)"
+	tokenUsage  = "bearer token (default: $VOICEMAIL_TOKEN, else the server configuration's auth.admin_token or <data_dir>/admin_token)"
+	configUsage = "the server's YAML configuration file, to find its address and token (default: $" + config.ConfigEnv + ")"
+)
+
 // clientFlags registers the shared flags on fs.
 func clientFlags(fs *flag.FlagSet) *client {
 	c := &client{http: &http.Client{Timeout: 60 * time.Second}, out: os.Stdout}
-	server := os.Getenv("VOICEMAIL_SERVER")
-	if server == "" {
-		server = "http://127.0.0.1:8080"
-	}
-	fs.StringVar(&c.server, "server", server, "API base URL (env VOICEMAIL_SERVER)")
-	fs.StringVar(&c.token, "token", os.Getenv("VOICEMAIL_TOKEN"), "bearer token (env VOICEMAIL_TOKEN)")
+	fs.StringVar(&c.server, "server", "", serverUsage)
+	fs.StringVar(&c.token, "token", "", tokenUsage)
+	fs.StringVar(&c.configFile, "config", "", configUsage)
 	fs.StringVar(&c.tenant, "tenant", os.Getenv("VOICEMAIL_TENANT"), "tenant to act on with the operator token (env VOICEMAIL_TENANT)")
 	fs.StringVar(&c.output, "o", "table", "output: table or json")
 	return c
+}
+
+// resolve fills in the server and token not given as flags: from
+// VOICEMAIL_SERVER / VOICEMAIL_TOKEN, else from the local server's
+// configuration (file, environment, defaults), read as `serve` reads it.
+func (c *client) resolve() error {
+	c.serverFrom = "--server"
+	if c.server == "" {
+		c.server, c.serverFrom = os.Getenv("VOICEMAIL_SERVER"), "VOICEMAIL_SERVER"
+	}
+	if c.token == "" {
+		c.token = os.Getenv("VOICEMAIL_TOKEN")
+	}
+	if c.server != "" && c.token != "" {
+		return nil
+	}
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config.Register(fs)
+	if c.configFile != "" {
+		if err := fs.Set("config", c.configFile); err != nil {
+			return err
+		}
+	}
+	cfg, err := config.Load(fs, os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("reading the server configuration: %w", err)
+	}
+	if c.server == "" {
+		c.server, c.serverFrom = localURL(cfg.HTTPListen), "http.listen of the server configuration"
+	}
+	if c.token == "" {
+		c.token = cfg.AdminToken
+	}
+	if c.token == "" {
+		if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin_token")); err == nil {
+			c.token = strings.TrimSpace(string(b))
+		}
+	}
+	return nil
+}
+
+// localURL is the URL a local client uses for a server listening on
+// listen: an unspecified host (0.0.0.0, ::) is reached on loopback.
+func localURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // parseInterspersed parses flags that may come after positional arguments
@@ -71,12 +138,15 @@ func (c *client) check() error {
 	if c.output != "table" && c.output != "json" {
 		return usagef("-o must be table or json")
 	}
+	if err := c.resolve(); err != nil {
+		return usageError{err.Error()}
+	}
 	if c.token == "" {
 		return usagef("no token: pass --token or set VOICEMAIL_TOKEN")
 	}
 	u, err := url.Parse(c.server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("--server %q is not an http(s) URL", c.server)
+		return usagef("%s %q is not an http(s) URL", c.serverFrom, c.server)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ subcommands:
   show NUMBER              show one mailbox
   update NUMBER [fields]   change the given fields
   delete NUMBER            delete a mailbox with its messages and greetings
+  mwi-resume NUMBER URI    notify a stopped MWI target again (see mailbox show)
 
 fields: --name, --pin, --type personal|group, --members 1001,1002, --email,
   --attach-audio, --delete-after-email, --max-messages, --max-seconds,
@@ -24,15 +25,17 @@ fields: --name, --pin, --type personal|group, --members 1001,1002, --email,
   --mwi-targets sip:a@h,sip:b@h, --retention-days
 
 common flags: --server URL (VOICEMAIL_SERVER), --token T (VOICEMAIL_TOKEN),
+  --config FILE (VOICEMAIL_CONFIG: find a local server as serve does),
   --tenant NAME (operator token), -o table|json
 `
 
 var mailboxCmds = map[string]func(c *client, fs *flag.FlagSet, args []string) error{
-	"list":   mailboxList,
-	"add":    func(c *client, fs *flag.FlagSet, args []string) error { return mailboxWrite(c, fs, args, true) },
-	"show":   mailboxShow,
-	"update": func(c *client, fs *flag.FlagSet, args []string) error { return mailboxWrite(c, fs, args, false) },
-	"delete": mailboxDelete,
+	"list":       mailboxList,
+	"add":        func(c *client, fs *flag.FlagSet, args []string) error { return mailboxWrite(c, fs, args, true) },
+	"show":       mailboxShow,
+	"update":     func(c *client, fs *flag.FlagSet, args []string) error { return mailboxWrite(c, fs, args, false) },
+	"delete":     mailboxDelete,
+	"mwi-resume": mailboxMWIResume,
 }
 
 func mailboxCmd(args []string) int { return runClient("mailbox", args, mailboxCmds, mailboxHelp) }
@@ -125,6 +128,65 @@ func mailboxList(c *client, fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// cliMWITarget is one unsolicited MWI target with its state.
+type cliMWITarget struct {
+	Target    string `json:"target"`
+	State     string `json:"state"`
+	Reason    string `json:"reason"`
+	StoppedAt string `json:"stopped_at"`
+}
+
+// mwiTargetStates describes each target: "sip:a@h (active)" or
+// "sip:b@h (stopped: 481 at …)". An older server without the route gets the
+// bare list.
+func (c *client) mwiTargetStates(m cliMailbox) string {
+	if len(m.MWITargets) == 0 {
+		return ""
+	}
+	b, err := c.do("GET", "/api/v1/mailboxes/"+url.PathEscape(m.Number)+"/mwi_targets", nil)
+	var page struct {
+		Items []cliMWITarget `json:"items"`
+	}
+	if err != nil || json.Unmarshal(b, &page) != nil {
+		return strings.Join(m.MWITargets, ",")
+	}
+	parts := make([]string, 0, len(page.Items))
+	for _, t := range page.Items {
+		if t.State == "stopped" {
+			parts = append(parts, fmt.Sprintf("%s (stopped: %s at %s; voicemail mailbox mwi-resume %s %s)", t.Target, stopReason(t.Reason), t.StoppedAt, m.Number, t.Target))
+		} else {
+			parts = append(parts, t.Target+" ("+t.State+")")
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func stopReason(r string) string {
+	switch r {
+	case "subscribed":
+		return "the phone subscribed itself"
+	case "":
+		return "unknown"
+	}
+	return "answered " + r
+}
+
+func mailboxMWIResume(c *client, fs *flag.FlagSet, args []string) error {
+	pos, err := parse(c, fs, args, "number", "uri")
+	if err != nil {
+		return err
+	}
+	b, err := c.do("POST", "/api/v1/mailboxes/"+url.PathEscape(pos[0])+"/mwi_targets/resume", map[string]string{"target": pos[1]})
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		return c.printJSON(b)
+	}
+	fmt.Fprintf(c.out, "mwi target %s of mailbox %s notified again\n", pos[1], pos[0])
+	return nil
+}
+
 func (c *client) printMailbox(b []byte) error {
 	if c.output == "json" {
 		return c.printJSON(b)
@@ -139,7 +201,7 @@ func (c *client) printMailbox(b []byte) error {
 		{"delete after email", boolStr(m.DeleteAfterEmail)}, {"max messages", strconv.Itoa(m.MaxMessages)},
 		{"max seconds", strconv.Itoa(m.MaxSeconds)}, {"review", boolStr(m.Review)}, {"ask password", boolStr(m.AskPassword)},
 		{"operator", m.Operator}, {"timezone", m.Timezone}, {"language", m.Language},
-		{"mwi targets", strings.Join(m.MWITargets, ",")}, {"retention days", strconv.Itoa(m.RetentionDays)},
+		{"mwi targets", c.mwiTargetStates(m)}, {"retention days", strconv.Itoa(m.RetentionDays)},
 		{"created", m.CreatedAt}, {"updated", m.UpdatedAt},
 	})
 	return nil

@@ -22,6 +22,7 @@ subcommands:
   delete MAILBOX ID                              delete a message
 
 common flags: --server URL (VOICEMAIL_SERVER), --token T (VOICEMAIL_TOKEN),
+  --config FILE (VOICEMAIL_CONFIG: find a local server as serve does),
   --tenant NAME (operator token), -o table|json
 `
 

@@ -158,7 +158,7 @@ func gdprCmd(args []string) int {
 	fs.BoolVar(&basic, "basic", false, "send -u as an HTTP Basic credential")
 	fs.BoolVar(&count, "count", false, "simulation: report what would be done, change nothing")
 	fs.BoolVar(&confirm, "confirm", false, "required by forgetme (without it: report only, exit 4)")
-	fs.StringVar(&server, "server", "", "API base URL (env VOICEMAIL_SERVER, default http://127.0.0.1:8080)")
+	fs.StringVar(&server, "server", "", serverUsage)
 	fs.StringVar(&tenant, "tenant", "", "operator token: only this tenant (env VOICEMAIL_TENANT; default every tenant)")
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "voicemail gdpr: "+format+" (voicemail gdpr -h for help)\n", a...)
@@ -183,9 +183,15 @@ func gdprCmd(args []string) int {
 	if err != nil {
 		return usage("-p must be exportme, forgetme or undoforget, got %q", op)
 	}
-	server = firstOf(server, os.Getenv("VOICEMAIL_SERVER"), "http://127.0.0.1:8080")
+	// The server as the other client commands find it: flag, environment,
+	// then the configuration serve reads (http.listen).
+	rc := &client{server: server, token: "-"}
+	if err := rc.resolve(); err != nil {
+		return usage("%v", err)
+	}
+	server = firstOf(rc.server, "http://127.0.0.1:8080")
 	if u, err := url.Parse(server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usage("--server %q is not an http(s) URL", server)
+		return usage("%s %q is not an http(s) URL", rc.serverFrom, server)
 	}
 	if user != "" && clientCred != "" {
 		return usage("-u and -c exclude each other")

@@ -1,5 +1,5 @@
 // Command voicemail is the SIP voicemail server and its command-line client
-// (SPEC §1).
+// (README.md, docs/README.md).
 package main
 
 import (

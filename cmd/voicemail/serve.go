@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,23 +33,31 @@ import (
 
 func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // one error line, not the whole flag list
 	config.Register(fs)
-	demo := fs.Bool("demo", false, "create the demo tenant and mailboxes 1001, 1002 and group 8000 if absent")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(os.Stdout, "usage: voicemail serve [flags]\n\nEvery flag is also a YAML key and an environment variable; see docs/configuration.md.\n\n")
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
 			return 0
 		}
+		fmt.Fprintf(os.Stderr, "voicemail serve: %v (voicemail serve -h for help)\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "voicemail serve: unexpected argument %q (voicemail serve -h for help)\n", fs.Arg(0))
 		return 2
 	}
 	cfg, err := config.Load(fs, os.LookupEnv)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "voicemail: %v\n", err)
+		fmt.Fprintf(os.Stderr, "voicemail serve: %v\n", err)
 		return 2
 	}
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := runServer(ctx, cfg, *demo, log); err != nil {
+	if err := runServer(ctx, cfg, cfg.Demo, log); err != nil {
 		fmt.Fprintf(os.Stderr, "voicemail: %v\n", err)
 		return 1
 	}
@@ -109,7 +118,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		log.Info("recovered interrupted recordings", "saved", rec, "removed", removed)
 	}
 
-	// Email (SPEC §11) follows the bus; mailer stays nil (no collectors) when smtp.host is empty.
+	// Email (docs/email.md) follows the bus; mailer stays nil (no collectors) when smtp.host is empty.
 	var mailer *mail.Notifier
 	if cfg.SMTPHost != "" {
 		mc := mail.ConfigFrom(cfg)
@@ -166,7 +175,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	}
 	defer srv.StopMWI()
 
-	// GDPR (SPEC §9) and retention (SPEC §10): the sweeper and the drop folder.
+	// GDPR and retention (docs/gdpr.md): the sweeper and the drop folder.
 	gdprSvc, err := gdpr.New(gdpr.Config{Store: st, Blobs: blobs, DataDir: cfg.DataDir, Logger: log,
 		ForgetGrace: cfg.GDPRForgetGrace, RetentionDays: cfg.RetentionDays, SweepInterval: cfg.GDPRSweepInterval,
 		ExportTTL: cfg.GDPRExportTTL, SubmitDir: cfg.GDPRSubmitDir, ResultDir: cfg.GDPRResultDir})
@@ -199,6 +208,9 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	log.Info("voicemail ready", "http", ln.Addr().String(), "sip", cfg.SIPListen, "public_addr", publicIP.String(), "data_dir", cfg.DataDir)
 	if generated || demo {
 		printWelcome(cfg, token, generated, demo, publicIP)
+	}
+	if !demo {
+		hintNoMailboxes(ctx, st, cfg)
 	}
 
 	<-ctx.Done()
@@ -242,7 +254,7 @@ func addresses(cfg *config.Config) (public, bind net.IP, err error) {
 }
 
 // adminToken returns the configured token, or the one kept in data_dir,
-// generating it at first start (SPEC §2).
+// generating it at first start (docs/configuration.md).
 func adminToken(cfg *config.Config) (token string, generated bool, err error) {
 	if cfg.AdminToken != "" {
 		return cfg.AdminToken, false, nil
@@ -268,7 +280,7 @@ func adminToken(cfg *config.Config) (token string, generated bool, err error) {
 	return token, true, nil
 }
 
-// seedDemo creates the demo mailboxes of SPEC §2 when absent.
+// seedDemo creates the demo mailboxes when absent (docs/configuration.md, key demo).
 func seedDemo(ctx context.Context, st store.Store) error {
 	pin, err := store.HashPIN("1234")
 	if err != nil {
@@ -297,12 +309,42 @@ func printWelcome(cfg *config.Config, token string, generated, demo bool, public
 		return
 	}
 	sipAddr := cfg.SIPListen[0].Addr
+	// The scenario ships in the source tree: print an absolute path when we
+	// run from it, so that the line works from any folder.
+	scenario, scenarioWhere := "testcalls/scenarios/leave_message.xml", " (from the repository root)"
+	if abs, err := filepath.Abs(scenario); err == nil {
+		if _, err := os.Stat(abs); err == nil {
+			scenario, scenarioWhere = abs, ""
+		}
+	}
 	if host, port, err := net.SplitHostPort(sipAddr); err == nil && net.ParseIP(host).IsUnspecified() {
 		sipAddr = net.JoinHostPort(public.String(), port)
 	}
 	fmt.Printf("Demo tenant \"default\": mailboxes 1001 (Alice, PIN 1234), 1002 (Bob, PIN 1234), group 8000 (Alice and Bob).\n")
-	fmt.Printf("Leave a message for 1001 (from the repository root):\n  sipp -sf testcalls/scenarios/leave_message.xml -s 1001 -m 1 -nostdin -i 127.0.0.1 -p 5070 -mp 16000 %s\n", sipAddr)
+	fmt.Printf("Leave a message for 1001%s:\n  sipp -sf %s -s 1001 -m 1 -nostdin -i 127.0.0.1 -p 5070 -mp 16000 %s\n", scenarioWhere, scenario, sipAddr)
 	fmt.Printf("List the messages:\n  curl -s -H 'Authorization: Bearer %s' http://%s/api/v1/mailboxes/1001/messages\n", token, cfg.HTTPListen)
+}
+
+// hintNoMailboxes says what to do next when no tenant has a mailbox yet:
+// without one every call gets 404.
+func hintNoMailboxes(ctx context.Context, st store.Store, cfg *config.Config) {
+	tenants, err := st.ListTenants(ctx)
+	if err != nil {
+		return
+	}
+	for _, t := range tenants {
+		if items, _, err := st.ListMailboxes(ctx, t.Name, "", 1); err != nil || len(items) > 0 {
+			return
+		}
+	}
+	token := fmt.Sprintf("\"$(cat %s)\"", filepath.Join(cfg.DataDir, "admin_token"))
+	if cfg.AdminToken != "" {
+		token = "<your auth.admin_token>" // never print a configured secret
+	}
+	fmt.Printf("No mailboxes yet: every call gets 404. Create one with\n"+
+		"  voicemail mailbox add 1001 --name Alice --pin 1234 --server %s --token %s\n"+
+		"or restart with --demo (YAML: demo: true) for the demo mailboxes 1001, 1002 and 8000.\n",
+		localURL(cfg.HTTPListen), token)
 }
 
 // releaseWhenIdle gives the heap of a finished load back to the OS: the Go

@@ -226,7 +226,7 @@ func checkServeAccepts(t *testing.T, v string, args []string, env map[string]str
 	}
 	known := map[string]bool{}
 	for _, k := range config.Keys() {
-		known[config.EnvName(k)] = true
+		known[k.Env] = true
 	}
 	for name := range env {
 		if strings.HasPrefix(name, "VOICEMAIL_") && !known[name] {
