@@ -232,6 +232,9 @@ func (s *Server) route(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
 		if err == nil {
+			err = s.checkTenantParam(r, p)
+		}
+		if err == nil {
 			err = h(w, r, p)
 		}
 		s.finish(w, r, err)

@@ -117,7 +117,7 @@ func (s *Server) getGreeting(w http.ResponseWriter, r *http.Request, p principal
 		mod = fi.ModTime()
 	}
 	w.Header().Set("Content-Type", "audio/wav")
-	http.ServeContent(w, r, r.PathValue("kind")+".wav", mod, f)
+	serveRanged(w, r, r.PathValue("kind")+".wav", mod, f)
 	return nil
 }
 

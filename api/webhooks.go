@@ -56,9 +56,15 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, p princip
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	if err := limitWebhookURL.checkLen(in.URL); err != nil {
+		return err
+	}
 	u, err := url.Parse(in.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return invalid("url", "url must be an absolute http or https URL")
+	}
+	if err := limitWebhookEvents.checkList(in.Events, nil); err != nil {
+		return err
 	}
 	for _, e := range in.Events {
 		ok := false
@@ -74,8 +80,8 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, p princip
 		b := make([]byte, 24)
 		_, _ = rand.Read(b)
 		in.Secret, generated = hex.EncodeToString(b), true
-	} else if len(in.Secret) < 16 {
-		return invalid("secret", "secret must be at least 16 characters")
+	} else if err := limitSecret.checkLen(in.Secret); err != nil {
+		return err
 	}
 	h := &store.Webhook{Tenant: p.tenant, URL: in.URL, Events: in.Events, Secret: in.Secret}
 	if err := s.cfg.Store.CreateWebhook(r.Context(), h); err != nil {
