@@ -35,6 +35,9 @@ type Config struct {
 	GreetingFormat media.Format
 	// MaxGreetingBytes bounds a greeting upload (413 beyond); 0 = 32 MiB.
 	MaxGreetingBytes int64
+	// MaxGreetingSeconds bounds the audio of a greeting (greeting.max_seconds,
+	// 413 too_long beyond); 0 = 120.
+	MaxGreetingSeconds int
 	// UserTokenTTL is the lifetime of a login token; 0 = 12 h.
 	UserTokenTTL time.Duration
 	// Logins counts PIN failures per mailbox; nil = the store's AccessStore,
@@ -56,6 +59,10 @@ type Config struct {
 	WebhookBackoff     time.Duration
 	WebhookMaxAttempts int
 
+	// Space refuses writes (507) and fails /readyz while the disk is below
+	// media.min_free; nil = no check.
+	Space SpaceMonitor
+
 	// GDPR runs the requests of SPEC §9 and knows the retention default
 	// (SPEC §10); nil = the /api/v1/gdpr and /api/v1/retention routes answer 503.
 	GDPR *gdpr.Service
@@ -67,6 +74,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxGreetingBytes <= 0 {
 		c.MaxGreetingBytes = 32 << 20
+	}
+	if c.MaxGreetingSeconds <= 0 {
+		c.MaxGreetingSeconds = 120
 	}
 	if c.UserTokenTTL <= 0 {
 		c.UserTokenTTL = 12 * time.Hour
@@ -229,6 +239,9 @@ func (s *Server) public(pattern string, h handler) {
 // error shape of SPEC §8.
 func (s *Server) route(pattern string, h handler) {
 	s.routes = append(s.routes, pattern)
+	if spaceRoutes[pattern] {
+		h = s.needSpace(h)
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
 		if err == nil {
@@ -247,7 +260,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		ae = s.internal(r, err)
+		if ae = s.noSpace(err); ae == nil {
+			ae = s.internal(r, err)
+		}
 	}
 	writeError(w, ae)
 }
@@ -262,6 +277,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Blobs.Ping(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "media unavailable"})
 		return
+	}
+	if s.cfg.Space != nil {
+		if low, reason := s.cfg.Space.Low(); low {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "disk space low", "reason": reason})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
