@@ -58,6 +58,13 @@ type Config struct {
 	WebhookClient      *http.Client
 	WebhookBackoff     time.Duration
 	WebhookMaxAttempts int
+	// WebhookPolicy refuses webhook URLs on loopback, private, link-local
+	// and multicast addresses unless webhooks.allow_hosts permits them, at
+	// creation and (with the default client) on every delivery; nil = no
+	// allow-list. WebhookKey encrypts webhook secrets at rest (the
+	// data_dir/webhook_key file); nil = a key for this process only.
+	WebhookPolicy *WebhookPolicy
+	WebhookKey    []byte
 
 	// Space refuses writes (507) and fails /readyz while the disk is below
 	// media.min_free; nil = no check.
@@ -85,7 +92,7 @@ func (c *Config) defaults() {
 		c.LoginLockout = 15 * time.Minute
 	}
 	if c.WebhookClient == nil {
-		c.WebhookClient = &http.Client{Timeout: 10 * time.Second}
+		c.WebhookClient = c.WebhookPolicy.Client(10 * time.Second)
 	}
 	if c.WebhookBackoff <= 0 {
 		c.WebhookBackoff = time.Second
@@ -112,6 +119,7 @@ type Server struct {
 	unsub     func()
 	bg        sync.WaitGroup
 	bgCancel  context.CancelFunc
+	box       *secretBox // webhook secrets at rest
 }
 
 // New builds the API and its routes and, when cfg.Changes is set, starts
@@ -122,6 +130,11 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), done: make(chan struct{})}
 	s.metrics = newMetrics(&s.cfg)
 	s.hub = newHub()
+	box, err := newSecretBox(cfg.WebhookKey)
+	if err != nil {
+		panic(err) // only when the system has no randomness
+	}
+	s.box = box
 	s.metrics.attach(s.hub)
 
 	s.plain("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
