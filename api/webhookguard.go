@@ -26,6 +26,9 @@ import (
 type WebhookPolicy struct {
 	hosts map[string]bool
 	nets  []netip.Prefix
+	// lookup resolves a host at creation; nil = the system resolver
+	// (tests replace it to stay off the network).
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 // ParseWebhookAllow reads the allow-list: host names, IP addresses or
@@ -117,7 +120,13 @@ func (p *WebhookPolicy) checkURL(ctx context.Context, host string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	lookup := func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	}
+	if p != nil && p.lookup != nil {
+		lookup = p.lookup
+	}
+	addrs, err := lookup(ctx, host)
 	if err != nil || len(addrs) == 0 {
 		return fmt.Errorf("the host %s cannot be resolved", host)
 	}
