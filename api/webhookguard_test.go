@@ -187,7 +187,7 @@ func TestWebhookClientRebinding(t *testing.T) {
 	defer rcv.Close()
 	port := rcv.URL[strings.LastIndexByte(rcv.URL, ':'):]
 	deny, _ := ParseWebhookAllow(nil)
-	if _, err := deny.Client(2*time.Second).Get("http://localhost" + port + "/"); err == nil || !strings.Contains(err.Error(), "loopback") {
+	if _, err := deny.Client(2 * time.Second).Get("http://localhost" + port + "/"); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Errorf("loopback through a name: %v", err)
 	}
 	allow, _ := ParseWebhookAllow([]string{"localhost"})
