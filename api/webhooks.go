@@ -63,9 +63,6 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return invalid("url", "url must be an absolute http or https URL")
 	}
-	if err := s.cfg.WebhookPolicy.checkURL(r.Context(), u.Hostname()); err != nil {
-		return invalid("url", err.Error())
-	}
 	if err := limitWebhookEvents.checkList(in.Events, nil); err != nil {
 		return err
 	}
@@ -85,6 +82,10 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, p princip
 		in.Secret, generated = hex.EncodeToString(b), true
 	} else if err := limitSecret.checkLen(in.Secret); err != nil {
 		return err
+	}
+	// Last, as it may ask the DNS: the destination must be public or allowed.
+	if err := s.cfg.WebhookPolicy.checkURL(r.Context(), u.Hostname()); err != nil {
+		return invalid("url", err.Error())
 	}
 	h := &store.Webhook{Tenant: p.tenant, URL: in.URL, Events: in.Events, Secret: s.box.seal(p.tenant, in.Secret)}
 	if err := s.cfg.Store.CreateWebhook(r.Context(), h); err != nil {

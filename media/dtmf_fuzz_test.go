@@ -24,7 +24,7 @@ func FuzzRFC4733(f *testing.F) {
 			ssrc, ts := uint32(p[0]), uint32(p[1])*160
 			payload := p[2:6]
 			if p[7]&1 == 1 {
-				payload = payload[:p[7]>>1%4] // short payloads too
+				payload = payload[:(p[7]>>1)%4] // short payloads too
 			}
 			now = now.Add(time.Duration(p[6]) * 10 * time.Millisecond)
 			k, ok := d.Feed(ssrc, ts, payload, now)
