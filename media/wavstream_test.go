@@ -92,7 +92,7 @@ func TestWAVDecoderMatchesReadWAV(t *testing.T) {
 	for _, rate := range []int{8000, 11025, 16000, 22050, 44100, 48000} {
 		for _, ch := range []int{1, 2} {
 			for _, e := range encs {
-				n := rate*3/2 + 7 // 1.5 s and a bit: several decoder blocks
+				n := rate*6/10 + 7 // 0.6 s and a bit: more than one decoder block
 				left, right := tone(n, rate, uint64(rate)), tone(n, rate, uint64(rate)+1)
 				var data []byte
 				for i := 0; i < n; i++ {
