@@ -201,3 +201,18 @@ func TestDiskFull(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestSpaceRoutesRegistered: every route refused while space is low is a
+// real route (a renamed route would silently escape the check).
+func TestSpaceRoutesRegistered(t *testing.T) {
+	f := newFixture(t)
+	routes := map[string]bool{}
+	for _, r := range f.api.Routes() {
+		routes[r] = true
+	}
+	for r := range spaceRoutes {
+		if !routes[r] {
+			t.Errorf("spaceRoutes names %q, which is not registered", r)
+		}
+	}
+}
