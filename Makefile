@@ -6,7 +6,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 DATA    ?= ./data
 
-.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts docs clean chart chart-test
+.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts docs clean chart chart-test fuzz
 
 all: build
 
@@ -45,6 +45,20 @@ load:
 
 vet:
 	$(GO) vet ./...
+
+# Every fuzz target of every package (found with go test -list, so new
+# ones are included), one after the other, FUZZTIME each. The committed
+# corpora (testdata/fuzz/FuzzXxx) also run as plain tests in `make test`.
+# A crasher is written to testdata/fuzz/FuzzXxx/: commit it as a seed.
+FUZZTIME ?= 60s
+FUZZPARALLEL ?= 2
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
+	  done; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

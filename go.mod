@@ -26,6 +26,7 @@ require (
 	github.com/gobwas/ws v1.3.2 // indirect
 	github.com/icholy/digest v1.2.0 // indirect
 	github.com/kr/text v0.2.0 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/pion/randutil v0.1.0 // indirect
 	github.com/prometheus/common v0.66.1 // indirect

@@ -35,6 +35,9 @@ type Config struct {
 	GreetingFormat media.Format
 	// MaxGreetingBytes bounds a greeting upload (413 beyond); 0 = 32 MiB.
 	MaxGreetingBytes int64
+	// MaxGreetingSeconds bounds the audio of a greeting (greeting.max_seconds,
+	// 413 too_long beyond); 0 = 120.
+	MaxGreetingSeconds int
 	// UserTokenTTL is the lifetime of a login token; 0 = 12 h.
 	UserTokenTTL time.Duration
 	// Logins counts PIN failures per mailbox; nil = the store's AccessStore,
@@ -55,6 +58,17 @@ type Config struct {
 	WebhookClient      *http.Client
 	WebhookBackoff     time.Duration
 	WebhookMaxAttempts int
+	// WebhookPolicy refuses webhook URLs on loopback, private, link-local
+	// and multicast addresses unless webhooks.allow_hosts permits them, at
+	// creation and (with the default client) on every delivery; nil = no
+	// allow-list. WebhookKey encrypts webhook secrets at rest (the
+	// data_dir/webhook_key file); nil = a key for this process only.
+	WebhookPolicy *WebhookPolicy
+	WebhookKey    []byte
+
+	// Space refuses writes (507) and fails /readyz while the disk is below
+	// media.min_free; nil = no check.
+	Space SpaceMonitor
 
 	// GDPR runs the requests of SPEC §9 and knows the retention default
 	// (SPEC §10); nil = the /api/v1/gdpr and /api/v1/retention routes answer 503.
@@ -68,6 +82,9 @@ func (c *Config) defaults() {
 	if c.MaxGreetingBytes <= 0 {
 		c.MaxGreetingBytes = 32 << 20
 	}
+	if c.MaxGreetingSeconds <= 0 {
+		c.MaxGreetingSeconds = 120
+	}
 	if c.UserTokenTTL <= 0 {
 		c.UserTokenTTL = 12 * time.Hour
 	}
@@ -75,7 +92,7 @@ func (c *Config) defaults() {
 		c.LoginLockout = 15 * time.Minute
 	}
 	if c.WebhookClient == nil {
-		c.WebhookClient = &http.Client{Timeout: 10 * time.Second}
+		c.WebhookClient = c.WebhookPolicy.Client(10 * time.Second)
 	}
 	if c.WebhookBackoff <= 0 {
 		c.WebhookBackoff = time.Second
@@ -102,6 +119,7 @@ type Server struct {
 	unsub     func()
 	bg        sync.WaitGroup
 	bgCancel  context.CancelFunc
+	box       *secretBox // webhook secrets at rest
 }
 
 // New builds the API and its routes and, when cfg.Changes is set, starts
@@ -112,6 +130,11 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), done: make(chan struct{})}
 	s.metrics = newMetrics(&s.cfg)
 	s.hub = newHub()
+	box, err := newSecretBox(cfg.WebhookKey)
+	if err != nil {
+		panic(err) // only when the system has no randomness
+	}
+	s.box = box
 	s.metrics.attach(s.hub)
 
 	s.plain("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -232,8 +255,14 @@ func (s *Server) public(pattern string, h handler) {
 // error shape of SPEC §8.
 func (s *Server) route(pattern string, h handler) {
 	s.routes = append(s.routes, pattern)
+	if spaceRoutes[pattern] {
+		h = s.needSpace(h)
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
+		if err == nil {
+			err = s.checkTenantParam(r, p)
+		}
 		if err == nil {
 			err = h(w, r, p)
 		}
@@ -247,7 +276,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		ae = s.internal(r, err)
+		if ae = s.noSpace(err); ae == nil {
+			ae = s.internal(r, err)
+		}
 	}
 	writeError(w, ae)
 }
@@ -262,6 +293,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Blobs.Ping(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "media unavailable"})
 		return
+	}
+	if s.cfg.Space != nil {
+		if low, reason := s.cfg.Space.Low(); low {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "disk space low", "reason": reason})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

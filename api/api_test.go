@@ -45,7 +45,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	changes := store.NewChanges()
 	nst := store.Notifying(st, changes)
-	h := New(Config{Store: nst, Changes: changes, Blobs: blobs, AdminToken: token,
+	loopback, _ := ParseWebhookAllow([]string{"127.0.0.0/8", "::1"}) // the test receivers listen there
+	h := New(Config{Store: nst, Changes: changes, Blobs: blobs, AdminToken: token, WebhookPolicy: loopback,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WebhookBackoff: 50 * time.Millisecond})
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { h.Close(); srv.Close() })

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -51,39 +52,77 @@ func (s *Server) putGreeting(w http.ResponseWriter, r *http.Request, p principal
 	if r.ContentLength > s.cfg.MaxGreetingBytes {
 		return tooLarge(s.cfg.MaxGreetingBytes)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxGreetingBytes))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return tooLarge(s.cfg.MaxGreetingBytes)
-	}
+	out, samples, err := s.convertGreeting(http.MaxBytesReader(w, r.Body, s.cfg.MaxGreetingBytes))
 	if err != nil {
+		return err
+	}
+	if err := s.cfg.Blobs.Put(key, bytes.NewReader(out)); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, greetingJSON{Kind: r.PathValue("kind"), Size: int64(len(out)),
+		DurationMS: samples * 1000 / media.SampleRate, SampleRate: media.SampleRate, Format: s.cfg.GreetingFormat.String()})
+	return nil
+}
+
+// convertGreeting streams an upload through the WAV decoder into the
+// stored format. Memory stays bounded by greeting.max_seconds of output
+// (about 1 MB a minute) and a few kilobytes of input, whatever is sent: a
+// header announcing more than the limit is refused before the audio is
+// read, and a header that lies is cut off at the limit.
+func (s *Server) convertGreeting(body io.Reader) ([]byte, int64, error) {
+	readErr := func(err error) error {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(s.cfg.MaxGreetingBytes)
+		}
+		if errors.Is(err, media.ErrUnsupportedWAV) {
+			return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+				Message: "not a supported WAV file (PCM 8/16-bit, µ-law or A-law, mono or stereo, 8–48 kHz): " + err.Error()}
+		}
 		return invalid("", "reading the body: "+err.Error())
 	}
-	pcm, err := media.ReadWAV(bytes.NewReader(body))
+	dec, err := media.NewWAVDecoder(bufio.NewReaderSize(body, 32<<10))
 	if err != nil {
-		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
-			Message: "not a supported WAV file (PCM 8/16-bit, µ-law or A-law, mono or stereo, 8–48 kHz): " + err.Error()}
+		return nil, 0, readErr(err)
 	}
-	if len(pcm) == 0 {
-		return unprocessable("", "the WAV file holds no audio")
+	maxSamples := int64(s.cfg.MaxGreetingSeconds) * media.SampleRate
+	if dec.DeclaredSamples() > maxSamples {
+		return nil, 0, s.tooLong()
 	}
 	var buf memFile
 	ww, err := media.NewWAVWriter(&buf, s.cfg.GreetingFormat)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	if err := ww.Write(pcm); err != nil {
-		return err
+	pcm := make([]int16, 4096)
+	var total int64
+	for {
+		n, err := dec.Read(pcm)
+		if total += int64(n); total > maxSamples {
+			return nil, 0, s.tooLong()
+		}
+		if werr := ww.Write(pcm[:n]); werr != nil {
+			return nil, 0, werr
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, 0, readErr(err)
+		}
+	}
+	if total == 0 {
+		return nil, 0, unprocessable("", "the WAV file holds no audio")
 	}
 	if err := ww.Close(); err != nil {
-		return err
+		return nil, 0, err
 	}
-	if err := s.cfg.Blobs.Put(key, bytes.NewReader(buf.b)); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, greetingJSON{Kind: r.PathValue("kind"), Size: int64(len(buf.b)),
-		DurationMS: int64(len(pcm)) * 1000 / media.SampleRate, SampleRate: media.SampleRate, Format: s.cfg.GreetingFormat.String()})
-	return nil
+	return buf.b, total, nil
+}
+
+func (s *Server) tooLong() *apiError {
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_long",
+		Message: "a greeting is at most " + strconv.Itoa(s.cfg.MaxGreetingSeconds) + " seconds long (greeting.max_seconds)"}
 }
 
 type greetingJSON struct {
@@ -117,7 +156,7 @@ func (s *Server) getGreeting(w http.ResponseWriter, r *http.Request, p principal
 		mod = fi.ModTime()
 	}
 	w.Header().Set("Content-Type", "audio/wav")
-	http.ServeContent(w, r, r.PathValue("kind")+".wav", mod, f)
+	serveRanged(w, r, r.PathValue("kind")+".wav", mod, f)
 	return nil
 }
 
@@ -144,8 +183,14 @@ type memFile struct {
 
 func (m *memFile) Write(p []byte) (int, error) {
 	end := m.off + int64(len(p))
-	if end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	if end > int64(cap(m.b)) {
+		// Double: Go's append grows big slices by 1.25×, which allocates
+		// several times the final size on the way.
+		nb := make([]byte, end, max(2*int64(cap(m.b)), end, 64<<10))
+		copy(nb, m.b)
+		m.b = nb
+	} else if end > int64(len(m.b)) {
+		m.b = m.b[:end]
 	}
 	copy(m.b[m.off:], p)
 	m.off = end

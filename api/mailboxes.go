@@ -146,16 +146,20 @@ func (in *mailboxInput) apply(m *store.Mailbox) {
 
 var languageRE = regexp.MustCompile(`^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$`)
 
-// validateMailbox checks a whole mailbox (after create defaults or a patch).
+// validateMailbox checks a whole mailbox (after create defaults or a patch)
+// against the limits of limits.go.
 func validateMailbox(m *store.Mailbox) error {
 	if !isNumber(m.Number, 1, 32) {
 		return invalid("number", "number must be 1 to 32 digits")
 	}
-	if len(m.Name) > 128 {
-		return invalid("name", "name must be at most 128 characters")
+	if err := limitName.checkLen(m.Name); err != nil {
+		return err
 	}
 	if m.Type != store.TypePersonal && m.Type != store.TypeGroup {
 		return invalid("type", "type must be personal or group")
+	}
+	if err := limitMembers.checkList(m.Members, nil); err != nil {
+		return err
 	}
 	for _, mem := range m.Members {
 		if !isNumber(mem, 1, 32) {
@@ -168,23 +172,40 @@ func validateMailbox(m *store.Mailbox) error {
 	if m.Type == store.TypePersonal && len(m.Members) > 0 {
 		return invalid("members", "only a group mailbox has members")
 	}
+	if err := limitEmail.checkLen(m.Email); err != nil {
+		return err
+	}
 	// A group mailbox mails its own list: addresses separated by commas or
 	// semicolons (SPEC §11).
-	for _, part := range strings.FieldsFunc(m.Email, func(r rune) bool { return r == ',' || r == ';' }) {
+	parts := strings.FieldsFunc(m.Email, func(r rune) bool { return r == ',' || r == ';' })
+	for i, part := range parts {
 		part = strings.TrimSpace(part)
 		if a, err := mail.ParseAddress(part); err != nil || a.Address != part {
 			return invalid("email", "email must be plain addresses like alice@example.com, separated by commas")
 		}
+		parts[i] = part
 	}
-	for field, v := range map[string]int{"max_messages": m.MaxMessages, "max_seconds": m.MaxSeconds, "retention_days": m.RetentionDays} {
-		if v < 0 {
-			return invalid(field, field+" must not be negative")
+	if err := limitEmailCount.checkList(parts, strings.ToLower); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		l Limit
+		v int
+	}{{limitMaxMessages, m.MaxMessages}, {limitMaxSeconds, m.MaxSeconds}, {limitRetentionDays, m.RetentionDays}} {
+		if err := c.l.check(int64(c.v)); err != nil {
+			return err
 		}
+	}
+	if err := limitTimezone.checkLen(m.Timezone); err != nil {
+		return err
 	}
 	if m.Timezone != "" {
 		if _, err := time.LoadLocation(m.Timezone); err != nil {
 			return invalid("timezone", "unknown time zone "+strconv.Quote(m.Timezone))
 		}
+	}
+	if err := limitLanguage.checkLen(m.Language); err != nil {
+		return err
 	}
 	if m.Language != "" && !languageRE.MatchString(m.Language) {
 		return invalid("language", "language must be a tag like en or en-US")
@@ -192,8 +213,14 @@ func validateMailbox(m *store.Mailbox) error {
 	if m.Operator != "" && !isNumber(m.Operator, 1, 32) {
 		return invalid("operator", "operator must be an extension number")
 	}
+	if err := limitMWITargets.checkList(m.MWITargets, nil); err != nil {
+		return err
+	}
 	for _, t := range m.MWITargets {
-		if !strings.HasPrefix(t, "sip:") && !strings.HasPrefix(t, "sips:") || len(t) < 6 || strings.ContainsAny(t, " \t\r\n<>") {
+		if err := limitMWITarget.checkLen(t); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(t, "sip:") && !strings.HasPrefix(t, "sips:") || strings.ContainsAny(t, " \t\r\n<>") {
 			return invalid("mwi_targets", "mwi_targets must be sip: or sips: URIs")
 		}
 	}
@@ -420,11 +447,14 @@ func (s *Server) mailbox(r *http.Request, p principal) (*store.Mailbox, error) {
 func limitParam(r *http.Request) (int, error) {
 	v := r.URL.Query().Get("limit")
 	if v == "" {
-		return 100, nil
+		return 100, checkQuery(r)
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 1000 {
-		return 0, invalid("limit", "limit must be 1 to 1000")
+	if err != nil {
+		return 0, invalid("limit", limitLimit.describe())
 	}
-	return n, nil
+	if err := limitLimit.check(int64(n)); err != nil {
+		return 0, err
+	}
+	return n, checkQuery(r)
 }

@@ -244,7 +244,7 @@ func (s *Server) getAudio(w http.ResponseWriter, r *http.Request, p principal) e
 	defer f.Close()
 	w.Header().Set("Content-Type", "audio/wav")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+m.ID+`.wav"`)
-	http.ServeContent(w, r, m.ID+".wav", m.ReceivedAt, f)
+	serveRanged(w, r, m.ID+".wav", m.ReceivedAt, f)
 	return nil
 }
 

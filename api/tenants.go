@@ -64,15 +64,13 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p principa
 	if !validName(in.Name) {
 		return invalid("name", "name must be 1 to 64 letters, digits or -_.+@")
 	}
-	seen := map[string]bool{}
+	if err := limitDomains.checkList(in.Domains, strings.ToLower); err != nil {
+		return err
+	}
 	for _, d := range in.Domains {
 		if !validHost(d) {
 			return invalid("domains", "domains must be host names or addresses")
 		}
-		if seen[strings.ToLower(d)] {
-			return invalid("domains", "domain "+d+" is listed twice")
-		}
-		seen[strings.ToLower(d)] = true
 	}
 	t := &store.Tenant{Name: in.Name, Domains: in.Domains}
 	if err := s.cfg.Store.CreateTenant(r.Context(), t); err != nil {

@@ -56,9 +56,15 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, p princip
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	if err := limitWebhookURL.checkLen(in.URL); err != nil {
+		return err
+	}
 	u, err := url.Parse(in.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return invalid("url", "url must be an absolute http or https URL")
+	}
+	if err := limitWebhookEvents.checkList(in.Events, nil); err != nil {
+		return err
 	}
 	for _, e := range in.Events {
 		ok := false
@@ -74,17 +80,25 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, p princip
 		b := make([]byte, 24)
 		_, _ = rand.Read(b)
 		in.Secret, generated = hex.EncodeToString(b), true
-	} else if len(in.Secret) < 16 {
-		return invalid("secret", "secret must be at least 16 characters")
+	} else if err := limitSecret.checkLen(in.Secret); err != nil {
+		return err
 	}
-	h := &store.Webhook{Tenant: p.tenant, URL: in.URL, Events: in.Events, Secret: in.Secret}
+	// Last, as it may ask the DNS: the destination must be public or allowed.
+	if err := s.cfg.WebhookPolicy.checkURL(r.Context(), u.Hostname()); err != nil {
+		return invalid("url", err.Error())
+	}
+	h := &store.Webhook{Tenant: p.tenant, URL: in.URL, Events: in.Events, Secret: s.box.seal(p.tenant, in.Secret)}
 	if err := s.cfg.Store.CreateWebhook(r.Context(), h); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("tenant " + p.tenant)
 		}
 		return err
 	}
-	writeCreated(w, "/api/v1/webhooks/"+h.ID, toWebhookJSON(h, generated))
+	out := toWebhookJSON(h, false)
+	if generated {
+		out.Secret = in.Secret
+	}
+	writeCreated(w, "/api/v1/webhooks/"+h.ID, out)
 	return nil
 }
 
@@ -272,6 +286,10 @@ func (s *Server) deliverOne(ctx context.Context, h *store.Webhook, j store.Webho
 }
 
 func (s *Server) post(ctx context.Context, h *store.Webhook, j store.WebhookJob) (int, error) {
+	secret, err := s.box.open(h.Tenant, h.Secret)
+	if err != nil {
+		return 0, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(j.Body))
 	if err != nil {
 		return 0, err
@@ -280,7 +298,7 @@ func (s *Server) post(ctx context.Context, h *store.Webhook, j store.WebhookJob)
 	req.Header.Set("User-Agent", "voicemail-webhook/1")
 	req.Header.Set("X-Voicemail-Event", j.EventType)
 	req.Header.Set("X-Voicemail-Delivery", j.EventID)
-	req.Header.Set(SignatureHeader, Sign(h.Secret, j.Body))
+	req.Header.Set(SignatureHeader, Sign(secret, j.Body))
 	res, err := s.cfg.WebhookClient.Do(req)
 	if err != nil {
 		return 0, err

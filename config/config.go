@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vmserver/voicemail/diskspace"
 )
 
 // Config is the server configuration.
@@ -78,6 +80,10 @@ type Config struct {
 	ShutdownDrainTimeout time.Duration
 	// Demo creates the demo tenant's mailboxes at start-up when absent.
 	Demo bool
+	// Robustness limits (docs/api-limits.md).
+	GreetingMaxSeconds int                 // longest uploaded greeting (413 beyond)
+	MediaMinFree       diskspace.Threshold // free space below which deposits and API writes are refused
+	WebhooksAllowHosts []string            // host names, addresses or CIDRs webhooks may reach although not public
 }
 
 // Listen is one SIP transport and address, e.g. "udp:0.0.0.0:5060".
@@ -201,6 +207,27 @@ func options() []option {
 		}},
 		{"gdpr.export_ttl", "24h", "how long a GDPR export archive stays downloadable", dur(func(c *Config) *time.Duration { return &c.GDPRExportTTL })},
 		{"shutdown.drain_timeout", "60s", "on SIGTERM, how long calls in progress may go on before they are ended (recordings kept)", dur(func(c *Config) *time.Duration { return &c.ShutdownDrainTimeout })},
+		{"greeting.max_seconds", "120", "longest greeting an upload may hold (longer: 413)", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 3600 {
+				return fmt.Errorf("want 1 to 3600 seconds, got %q", v)
+			}
+			c.GreetingMaxSeconds = n
+			return nil
+		}},
+		{"media.min_free", diskspace.DefaultMinFree, "free space the media and database file systems must keep (e.g. 1GiB, 500MB, 1%; 0 = off); below it deposits get 503, API writes 507 and /readyz fails", func(c *Config, v string) (err error) {
+			c.MediaMinFree, err = diskspace.ParseThreshold(v)
+			return err
+		}},
+		{"webhooks.allow_hosts", "", "host names, addresses or CIDR networks webhooks may reach although loopback, private, link-local or multicast", func(c *Config, v string) error {
+			c.WebhooksAllowHosts = splitList(v)
+			for _, h := range c.WebhooksAllowHosts {
+				if strings.ContainsAny(h, " \t") {
+					return fmt.Errorf("want host names, addresses or CIDR networks, got %q", h)
+				}
+			}
+			return nil
+		}},
 		{"log.level", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			switch v {
 			case "debug", "info", "warn", "error":

@@ -3,13 +3,11 @@ package gdpr
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vmserver/voicemail/keyfile"
 	"github.com/vmserver/voicemail/store"
 )
 
@@ -88,34 +87,9 @@ func New(cfg Config) (*Service, error) {
 
 // loadKey reads the key, creating it (32 random bytes, hex, mode 0600) when absent.
 func loadKey(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(k) < 16 {
-			return nil, fmt.Errorf("gdpr: key %s is damaged (want hex, 32 bytes)", path)
-		}
-		return k, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("gdpr: key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("gdpr: key: %w", err)
-	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("gdpr: key: %w", err)
-	}
-	// Link, not rename: if another process created the key meanwhile, its key wins.
-	err := os.Link(tmp, path)
-	os.Remove(tmp)
-	if errors.Is(err, os.ErrExist) {
-		return loadKey(path)
-	}
+	k, err := keyfile.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("gdpr: key: %w", err)
+		return nil, fmt.Errorf("gdpr: %w", err)
 	}
 	return k, nil
 }

@@ -97,6 +97,7 @@ type sqliteStore struct {
 	w    *sql.DB // exactly one connection; every write goes here
 	r    *sql.DB // read-only pool
 	path string
+	wal  *walKeeper // bounds the WAL (sqlite_wal.go)
 }
 
 var _ Store = (*sqliteStore)(nil)
@@ -162,6 +163,7 @@ func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
 		s.Close()
 		return nil, err
 	}
+	s.startWALKeeper()
 	return s, nil
 }
 
@@ -216,6 +218,7 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Close() error {
+	s.stopWALKeeper()
 	var errR error
 	if s.r != nil {
 		errR = s.r.Close()

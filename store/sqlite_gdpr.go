@@ -154,6 +154,7 @@ VALUES (?, ?, ?, ?, ?, 'hidden')`, f.ID, t, f.PhoneHash, at.UTC().UnixNano(), n)
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: forget: commit: %w", err)
 	}
+	s.checkpointSoon()
 	sortMessages(msgs)
 	return msgs, nil
 }

@@ -314,6 +314,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 		"--http-listen", fmt.Sprintf("127.0.0.1:%d", s.httpPort),
 		"--rtp-ports", fmt.Sprintf("%d-%d", s.rtpMin, s.rtpMax),
 		"--auth-admin-token", s.token,
+		"--webhooks-allow-hosts", "127.0.0.0/8,::1", // the test webhook receivers listen on loopback
 	}
 	args = append(args, extra...)
 	s.cmd = exec.Command(binPath, args...)

@@ -22,7 +22,9 @@ import (
 
 	"github.com/vmserver/voicemail/api"
 	"github.com/vmserver/voicemail/config"
+	"github.com/vmserver/voicemail/diskspace"
 	"github.com/vmserver/voicemail/gdpr"
+	"github.com/vmserver/voicemail/keyfile"
 	"github.com/vmserver/voicemail/mail"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/prompts"
@@ -187,6 +189,19 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	}
 	defer gdprSvc.Stop()
 
+	// Free space of the media and database folders (media.min_free):
+	// /readyz, API writes (507) and — once the call driver asks it — new deposits.
+	space := diskspace.New(diskspace.Config{Paths: spacePaths(cfg), Min: cfg.MediaMinFree, Logger: log})
+	go space.Run(ctx)
+	webhookPolicy, err := api.ParseWebhookAllow(cfg.WebhooksAllowHosts)
+	if err != nil {
+		return fmt.Errorf("config key webhooks.allow_hosts: %w", err)
+	}
+	webhookKey, err := keyfile.Load(filepath.Join(cfg.DataDir, "webhook_key"))
+	if err != nil {
+		return fmt.Errorf("webhook secrets: %w", err)
+	}
+
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("config key http.listen: %w", err)
@@ -194,7 +209,8 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	// The API owns /metrics; SIP collectors go in api.Config.Collectors.
 	apiSrv := api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
 		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
-		Collectors: append(srv.Collectors(), mailer.Collectors()...)})
+		Collectors:         append(append(srv.Collectors(), mailer.Collectors()...), space.Collectors()...),
+		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey})
 	defer apiSrv.Close()
 	httpSrv := &http.Server{
 		Handler:           apiSrv,
@@ -369,4 +385,21 @@ func releaseWhenIdle(ctx context.Context, active func() int) {
 			busy = false
 		}
 	}
+}
+
+// spacePaths are the folders whose file systems media.min_free guards:
+// the local media volume and the SQLite database (remote stores have
+// their own space to watch).
+func spacePaths(cfg *config.Config) map[string]string {
+	paths := map[string]string{}
+	if p, ok := strings.CutPrefix(cfg.Media, "file://"); ok {
+		paths["media"] = p
+	}
+	if p, ok := strings.CutPrefix(cfg.DB, "sqlite://"); ok {
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			p = p[:i]
+		}
+		paths["database"] = filepath.Dir(p)
+	}
+	return paths
 }
