@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sync"
 	"time"
 )
 
-// ChangeKind names a change; the values are the event types of SPEC §8.
+// ChangeKind names a change; the values are the event types of
+// docs/api.md (events and webhooks).
 type ChangeKind string
 
 // The changes the store reports.
@@ -20,171 +23,216 @@ const (
 )
 
 // Change is one committed change. Every store operation that changes a
-// mailbox or its counts produces exactly one, after it committed, so MWI,
-// events (SSE, webhooks) and mail all follow from the same path.
+// mailbox or its counts writes exactly one per object, in its own
+// transaction (the outbox, store/outbox.go), so MWI, events (SSE,
+// webhooks) and mail all follow from the same log, on every instance.
 type Change struct {
+	// EventID is unique per change and the same on every instance that
+	// reads it: receivers deduplicate by it.
+	EventID     string `json:",omitempty"`
 	Kind        ChangeKind
 	Tenant      string
 	Mailbox     string   // the mailbox number
 	MailboxType string   // "personal" or "group"
 	Members     []string // a group mailbox's members (whose phones also light)
 	Message     *Message // for message changes
-	MailboxObj  *Mailbox // for mailbox changes (the deleted one for MailboxDeleted)
+	MailboxObj  *Mailbox // for mailbox changes (the deleted one for MailboxDeleted); PINHash is never set
 	At          time.Time
+	// Pos is the change's place in the log: a follower's cursor after it.
+	Pos Cursor `json:"-"`
 }
 
-// Changes fans committed changes out to subscribers. Subscribers run on
-// the goroutine of the change and must not block: they queue and return.
+// Changes fans changes out to subscribers. Each subscriber has its own
+// queue and goroutine: it gets the changes in log order, a slow one delays
+// only itself (never a write, never another subscriber), and it may
+// subscribe or cancel from its callback.
 type Changes struct {
-	mu   sync.RWMutex
+	mu   sync.Mutex
 	next int
-	subs map[int]func(Change)
+	subs map[int]*subscriber
+}
+
+type subscriber struct {
+	f    func(Change)
+	mu   sync.Mutex
+	q    []Change
+	wake chan struct{} // capacity 1: "the queue is not empty"
+	done chan struct{} // closed by cancel
 }
 
 // NewChanges returns an empty bus.
-func NewChanges() *Changes { return &Changes{subs: map[int]func(Change){}} }
+func NewChanges() *Changes { return &Changes{subs: map[int]*subscriber{}} }
 
-// Subscribe calls f for every change from now on; cancel stops it.
+// Subscribe calls f, on a goroutine of its own, for every change published
+// from now on, in order; cancel stops it (changes still queued are dropped;
+// cancel does not wait for a call in progress, so f may call it).
 func (c *Changes) Subscribe(f func(Change)) (cancel func()) {
+	s := &subscriber{f: f, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.mu.Lock()
 	id := c.next
 	c.next++
-	c.subs[id] = f
+	c.subs[id] = s
 	c.mu.Unlock()
+	go s.run()
+	var once sync.Once
 	return func() {
-		c.mu.Lock()
-		delete(c.subs, id)
-		c.mu.Unlock()
+		once.Do(func() {
+			c.mu.Lock()
+			delete(c.subs, id)
+			c.mu.Unlock()
+			close(s.done)
+		})
 	}
 }
 
-// Publish delivers ch to every subscriber.
+func (s *subscriber) run() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		batch := s.q
+		s.q = nil
+		s.mu.Unlock()
+		for _, ch := range batch {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			s.f(ch)
+		}
+	}
+}
+
+// Publish queues ch for every subscriber and returns at once.
 func (c *Changes) Publish(ch Change) {
 	if ch.At.IsZero() {
 		ch.At = time.Now().UTC()
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for _, f := range c.subs {
-		f(ch)
+	c.mu.Lock()
+	subs := make([]*subscriber, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		s.q = append(s.q, ch)
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Notifying wraps st so that every successful change is published on bus.
-// Use the wrapped store everywhere (IVR, API, GDPR, retention): there is no
-// other way to change a count.
-func Notifying(st Store, bus *Changes) Store { return &notifying{Store: st, bus: bus} }
+// Notifying starts publishing on bus every change that st's log receives
+// from now on — written through this process or, on PostgreSQL, by any
+// instance — and returns st wrapped so that Close stops the follower
+// before closing st. Subscribers that must not miss a change across
+// restarts use Consume instead.
+func Notifying(st Store, bus *Changes) Store {
+	ctx, cancel := context.WithCancel(context.Background())
+	// Take the head now, so that every change committed after Notifying
+	// returns is published.
+	head, err := st.ChangeHead(ctx)
+	if err != nil {
+		slog.Warn("store: cannot read the change log head; following from the next change", "err", err)
+	}
+	n := &notifying{Store: st, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(n.done)
+		follow(ctx, st, head, err == nil, func(_ context.Context, ch Change) error {
+			bus.Publish(ch)
+			return nil
+		})
+	}()
+	return n
+}
 
 type notifying struct {
 	Store
-	bus *Changes
+	cancel func()
+	done   chan struct{}
+	once   sync.Once
 }
 
-// publish completes ch with the mailbox's type and members.
-func (n *notifying) publish(ctx context.Context, ch Change) {
-	mb := ch.MailboxObj
-	if mb == nil {
-		if m, err := n.Store.GetMailbox(ctx, ch.Tenant, ch.Mailbox); err == nil {
-			mb = m
+func (n *notifying) Close() error {
+	n.once.Do(func() { n.cancel(); <-n.done })
+	return n.Store.Close()
+}
+
+// followPoll bounds how long a change can wait when a wake-up was missed
+// (another SQLite process, a lost LISTEN connection).
+const followPoll = time.Second
+
+// follow calls f for every change after c until ctx ends. Without a valid
+// start (haveStart false) it starts at the head found on the first read.
+// When f fails the change is retried after a pause.
+func follow(ctx context.Context, log ChangeLog, c Cursor, haveStart bool, f func(context.Context, Change) error) {
+	retry := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		sig := log.ChangeSignal()
+		if !haveStart {
+			h, err := log.ChangeHead(ctx)
+			if err == nil {
+				c, haveStart = h, true
+			}
 		}
-	}
-	if mb != nil {
-		ch.MailboxType, ch.Members = mb.Type, mb.Members
-	}
-	n.bus.Publish(ch)
-}
-
-func (n *notifying) CreateMailbox(ctx context.Context, m *Mailbox) error {
-	if err := n.Store.CreateMailbox(ctx, m); err != nil {
-		return err
-	}
-	n.publish(ctx, Change{Kind: MailboxCreated, Tenant: m.Tenant, Mailbox: m.Number, MailboxObj: m})
-	return nil
-}
-
-func (n *notifying) UpdateMailbox(ctx context.Context, m *Mailbox) error {
-	if err := n.Store.UpdateMailbox(ctx, m); err != nil {
-		return err
-	}
-	n.publish(ctx, Change{Kind: MailboxUpdated, Tenant: m.Tenant, Mailbox: m.Number, MailboxObj: m})
-	return nil
-}
-
-func (n *notifying) DeleteMailbox(ctx context.Context, tenant, number string) ([]Message, error) {
-	mb, err := n.Store.GetMailbox(ctx, tenant, number)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := n.Store.DeleteMailbox(ctx, tenant, number)
-	if err != nil {
-		return nil, err
-	}
-	n.publish(ctx, Change{Kind: MailboxDeleted, Tenant: tenant, Mailbox: number, MailboxObj: mb})
-	return msgs, nil
-}
-
-func (n *notifying) CreateMessage(ctx context.Context, m *Message) error {
-	if err := n.Store.CreateMessage(ctx, m); err != nil {
-		return err
-	}
-	n.publish(ctx, Change{Kind: MessageCreated, Tenant: m.Tenant, Mailbox: m.Mailbox, Message: m})
-	return nil
-}
-
-func (n *notifying) UpdateMessage(ctx context.Context, m *Message) error {
-	if err := n.Store.UpdateMessage(ctx, m); err != nil {
-		return err
-	}
-	n.publish(ctx, Change{Kind: MessageUpdated, Tenant: m.Tenant, Mailbox: m.Mailbox, Message: m})
-	return nil
-}
-
-func (n *notifying) DeleteMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
-	m, err := n.Store.DeleteMessage(ctx, tenant, mailbox, id)
-	if err != nil {
-		return nil, err
-	}
-	n.publish(ctx, Change{Kind: MessageDeleted, Tenant: tenant, Mailbox: mailbox, Message: m})
-	return m, nil
-}
-
-// ForgetCaller publishes message_deleted for every hidden message (SPEC §9:
-// they leave the counts, MWI and events at once).
-func (n *notifying) ForgetCaller(ctx context.Context, f Forget) ([]Message, error) {
-	msgs, err := n.Store.ForgetCaller(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	n.publishMessages(ctx, MessageDeleted, msgs)
-	return msgs, nil
-}
-
-// UndoForget publishes message_created for every restored message. The
-// purge (PurgeForgotten) publishes nothing: those messages were already gone.
-func (n *notifying) UndoForget(ctx context.Context, tenant, e164, phoneHash string) ([]Message, error) {
-	msgs, err := n.Store.UndoForget(ctx, tenant, e164, phoneHash)
-	if err != nil {
-		return nil, err
-	}
-	n.publishMessages(ctx, MessageCreated, msgs)
-	return msgs, nil
-}
-
-// publishMessages publishes one change per message, looking each mailbox up once.
-func (n *notifying) publishMessages(ctx context.Context, kind ChangeKind, msgs []Message) {
-	type key struct{ tenant, number string }
-	boxes := map[key]*Mailbox{}
-	for i := range msgs {
-		k := key{msgs[i].Tenant, msgs[i].Mailbox}
-		mb, seen := boxes[k]
-		if !seen {
-			mb, _ = n.Store.GetMailbox(ctx, k.tenant, k.number) // nil when gone
-			boxes[k] = mb
+		var (
+			pending bool
+			err     error
+		)
+		if haveStart {
+			c, pending, err = deliver(ctx, log, c, f)
 		}
-		ch := Change{Kind: kind, Tenant: k.tenant, Mailbox: k.number, Message: &msgs[i]}
-		if mb != nil {
-			ch.MailboxType, ch.Members = mb.Type, mb.Members
+		if errors.Is(err, ErrClosed) {
+			return
 		}
-		n.bus.Publish(ch)
+		wait := followPoll
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				slog.Warn("store: following the change log", "err", err)
+			}
+			wait = min(retry, followPoll)
+			retry *= 2
+		case pending:
+			wait = retry
+			retry = min(2*retry, followPoll)
+		default:
+			retry = 10 * time.Millisecond
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-sig:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// deliver passes the changes after c to f until the log has no more, and
+// returns the cursor after the last change f accepted.
+func deliver(ctx context.Context, log ChangeLog, c Cursor, f func(context.Context, Change) error) (Cursor, bool, error) {
+	for {
+		chs, next, pending, err := log.ChangesAfter(ctx, c, 100)
+		if err != nil {
+			return c, false, err
+		}
+		for _, ch := range chs {
+			if err := f(ctx, ch); err != nil {
+				return c, true, err
+			}
+			c = ch.Pos
+		}
+		c = next
+		if len(chs) < 100 {
+			return c, pending, nil
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers "sqlite3"
@@ -22,12 +23,13 @@ import (
 // Folder and type values are checked in Go rather than with CHECK
 // constraints, because SQLite cannot alter a CHECK without rebuilding the table.
 var migrations = []string{
-	coreSchema,   // 1: tenants, mailboxes, messages
-	accessSchema, // 2: access IVR (issue 3), store/sqlite_access.go
-	mwiSchema,    // 3: MWI subscriptions (issue 4), store/sqlite_mwi.go
-	apiSchema,    // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
-	mailSchema,   // 5: email outbox (issue 7), store/sqlite_mail.go
-	gdprSchema,   // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
+	coreSchema,         // 1: tenants, mailboxes, messages
+	accessSchema,       // 2: access IVR (issue 3), store/sqlite_access.go
+	mwiSchema,          // 3: MWI subscriptions (issue 4), store/sqlite_mwi.go
+	apiSchema,          // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
+	mailSchema,         // 5: email outbox (issue 7), store/sqlite_mail.go
+	gdprSchema,         // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
+	outboxSchemaSQLite, // 7: the change log (transactional outbox), store/outbox.go
 }
 
 // coreSchema is version 1.
@@ -88,18 +90,30 @@ const (
 	maxPageSize     = 1000
 )
 
-// sqliteStore keeps writes on one connection so that goroutines queue in
-// database/sql instead of failing with "database is locked", while reads use
-// a pool that WAL lets run beside the writer.
-type sqliteStore struct {
-	w    *sql.DB // exactly one connection; every write goes here
-	r    *sql.DB // read-only pool
-	path string
+// sqlStore is the Store of both SQL backends; d says which (store/sqldb.go
+// translates the statements). On SQLite, writes stay on one connection so
+// that goroutines queue in database/sql instead of failing with "database is
+// locked", while reads use a pool that WAL lets run beside the writer. On
+// PostgreSQL, w and r are the same pool.
+type sqlStore struct {
+	w    *sqlDB // SQLite: exactly one connection; every write goes here
+	r    *sqlDB // SQLite: read-only pool
+	d    dialect
+	path string // for messages: the file, or the PostgreSQL host/database
+	// outbox wakes local followers after a commit that wrote events.
+	outbox *outboxWake
+	// stopListen ends the PostgreSQL LISTEN connection (nil on SQLite).
+	stopListen func()
+	closed     atomic.Bool // followers stop when it is set
 }
 
-var _ Store = (*sqliteStore)(nil)
+// sqliteStore is the former name of sqlStore, kept so that code written
+// against it keeps compiling.
+type sqliteStore = sqlStore
 
-func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
+var _ Store = (*sqlStore)(nil)
+
+func openSQLite(ctx context.Context, p string) (*sqlStore, error) {
 	if p == "" {
 		return nil, errors.New("store: sqlite: empty path (want sqlite:///abs/path.db or sqlite://rel/path.db)")
 	}
@@ -122,16 +136,17 @@ func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
 		"?_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL"
 	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never
 	// fails half-way when another process holds the lock.
-	w, err := sql.Open("sqlite3", base+"&_journal_mode=WAL&_txlock=immediate")
+	wdb, err := sql.Open("sqlite3", base+"&_journal_mode=WAL&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	w := &sqlDB{DB: wdb, d: dialectSQLite}
 
-	s := &sqliteStore{w: w, path: abs}
+	s := &sqlStore{w: w, d: dialectSQLite, path: abs, outbox: newOutboxWake()}
 	// Migrate before opening readers: the first connection switches the file
 	// to WAL (a persistent setting) and creates the schema.
 	if err := s.migrate(ctx); err != nil {
@@ -147,7 +162,7 @@ func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s.r = r
+	s.r = &sqlDB{DB: r, d: dialectSQLite}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -157,13 +172,23 @@ func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
 
 // migrate brings the schema to len(migrations) in one transaction, so a
 // crash or a concurrent Open by another process never sees a half-migrated file.
-func (s *sqliteStore) migrate(ctx context.Context) error {
+func (s *sqlStore) migrate(ctx context.Context) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migrate %s: begin: %w", s.path, err)
 	}
 	defer tx.Rollback()
 
+	migrations := migrations
+	if s.d == dialectPostgres {
+		// Replicas that start at once queue here; the first one migrates,
+		// the others then find the schema current. The lock ends with the
+		// transaction, and PostgreSQL DDL is transactional.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, pgMigrateLock); err != nil {
+			return fmt.Errorf("store: migrate %s: lock: %w", s.path, err)
+		}
+		migrations = pgMigrations
+	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrate %s: %w", s.path, err)
 	}
@@ -194,7 +219,7 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *sqliteStore) Ping(ctx context.Context) error {
+func (s *sqlStore) Ping(ctx context.Context) error {
 	var one int
 	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return fmt.Errorf("store: ping %s: %w", s.path, err)
@@ -205,9 +230,14 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *sqliteStore) Close() error {
+func (s *sqlStore) Close() error {
+	s.closed.Store(true)
+	s.outbox.signal() // followers notice at once
+	if s.stopListen != nil {
+		s.stopListen()
+	}
 	var errR error
-	if s.r != nil {
+	if s.r != nil && s.r != s.w {
 		errR = s.r.Close()
 	}
 	// The writer closes last: the last connection checkpoints the WAL.
@@ -219,7 +249,7 @@ func (s *sqliteStore) Close() error {
 
 // ---- tenants ----
 
-func (s *sqliteStore) CreateTenant(ctx context.Context, t *Tenant) error {
+func (s *sqlStore) CreateTenant(ctx context.Context, t *Tenant) error {
 	if err := checkName("tenant", t.Name); err != nil {
 		return err
 	}
@@ -235,10 +265,17 @@ func (s *sqliteStore) CreateTenant(ctx context.Context, t *Tenant) error {
 	defer tx.Rollback()
 
 	// One host must map to one tenant, or TenantForDomain would be ambiguous.
+	// SQLite serialises writers; PostgreSQL needs a lock so that two
+	// concurrent creations cannot both find a domain free.
+	if s.d == dialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, pgTenantLock); err != nil {
+			return fmt.Errorf("store: create tenant %q: %w", t.Name, err)
+		}
+	}
 	for _, d := range t.Domains {
 		var owner string
 		err := tx.QueryRowContext(ctx, `
-SELECT t.name FROM tenants t, json_each(t.domains) d
+SELECT t.name FROM tenants t, `+s.d.eachOf("t.domains", "d")+`
 WHERE lower(d.value) = ? LIMIT 1`, normHost(d)).Scan(&owner)
 		if err == nil {
 			return fmt.Errorf("store: create tenant %q: domain %q already belongs to tenant %q: %w", t.Name, d, owner, ErrExists)
@@ -281,7 +318,7 @@ func scanTenant(sc scanner) (Tenant, error) {
 	return t, nil
 }
 
-func (s *sqliteStore) GetTenant(ctx context.Context, name string) (*Tenant, error) {
+func (s *sqlStore) GetTenant(ctx context.Context, name string) (*Tenant, error) {
 	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT name, domains, created_at FROM tenants WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: tenant %q: %w", name, ErrNotFound)
@@ -292,7 +329,7 @@ func (s *sqliteStore) GetTenant(ctx context.Context, name string) (*Tenant, erro
 	return &t, nil
 }
 
-func (s *sqliteStore) ListTenants(ctx context.Context) ([]Tenant, error) {
+func (s *sqlStore) ListTenants(ctx context.Context) ([]Tenant, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT name, domains, created_at FROM tenants ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list tenants: %w", err)
@@ -312,7 +349,7 @@ func (s *sqliteStore) ListTenants(ctx context.Context) ([]Tenant, error) {
 	return out, nil
 }
 
-func (s *sqliteStore) DeleteTenant(ctx context.Context, name string) error {
+func (s *sqlStore) DeleteTenant(ctx context.Context, name string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: delete tenant %q: %w", name, err)
@@ -339,14 +376,14 @@ func (s *sqliteStore) DeleteTenant(ctx context.Context, name string) error {
 	return nil
 }
 
-func (s *sqliteStore) TenantForDomain(ctx context.Context, host string) (string, error) {
+func (s *sqlStore) TenantForDomain(ctx context.Context, host string) (string, error) {
 	h := normHost(host)
 	if h == "" {
 		return DefaultTenant, nil
 	}
 	var name string
 	err := s.r.QueryRowContext(ctx, `
-SELECT t.name FROM tenants t, json_each(t.domains) d
+SELECT t.name FROM tenants t, `+s.d.eachOf("t.domains", "d")+`
 WHERE lower(d.value) = ? ORDER BY t.name LIMIT 1`, h).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return DefaultTenant, nil
@@ -407,7 +444,7 @@ func checkMailbox(m *Mailbox) error {
 	return nil
 }
 
-func (s *sqliteStore) CreateMailbox(ctx context.Context, m *Mailbox) error {
+func (s *sqlStore) CreateMailbox(ctx context.Context, m *Mailbox) error {
 	if err := checkMailbox(m); err != nil {
 		return err
 	}
@@ -432,14 +469,19 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	if err != nil {
 		return fmt.Errorf("store: create mailbox %s/%s: %w", m.Tenant, m.Number, err)
 	}
-	if err := tx.Commit(); err != nil {
+	created := *m
+	created.CreatedAt, created.UpdatedAt = now, now
+	if err := s.writeChange(ctx, tx, Change{Kind: MailboxCreated, Tenant: m.Tenant, Mailbox: m.Number, MailboxObj: &created}); err != nil {
+		return fmt.Errorf("store: create mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
 		return fmt.Errorf("store: create mailbox %s/%s: commit: %w", m.Tenant, m.Number, err)
 	}
 	m.CreatedAt, m.UpdatedAt = now, now
 	return nil
 }
 
-func (s *sqliteStore) GetMailbox(ctx context.Context, tenant, number string) (*Mailbox, error) {
+func (s *sqlStore) GetMailbox(ctx context.Context, tenant, number string) (*Mailbox, error) {
 	m, err := scanMailbox(s.r.QueryRowContext(ctx,
 		`SELECT `+mailboxCols+` FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, number))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -451,7 +493,7 @@ func (s *sqliteStore) GetMailbox(ctx context.Context, tenant, number string) (*M
 	return &m, nil
 }
 
-func (s *sqliteStore) ListMailboxes(ctx context.Context, tenant, after string, limit int) ([]Mailbox, string, error) {
+func (s *sqlStore) ListMailboxes(ctx context.Context, tenant, after string, limit int) ([]Mailbox, string, error) {
 	limit = pageSize(limit)
 	rows, err := s.r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes
 WHERE tenant = ? AND number > ? ORDER BY number LIMIT ?`, tenant, after, limit+1)
@@ -471,13 +513,18 @@ WHERE tenant = ? AND number > ? ORDER BY number LIMIT ?`, tenant, after, limit+1
 	return items, next, nil
 }
 
-func (s *sqliteStore) UpdateMailbox(ctx context.Context, m *Mailbox) error {
+func (s *sqlStore) UpdateMailbox(ctx context.Context, m *Mailbox) error {
 	if err := checkMailbox(m); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
 	var created int64
-	err := s.w.QueryRowContext(ctx, `UPDATE mailboxes SET
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: update mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, `UPDATE mailboxes SET
 name = ?, type = ?, members = ?, pin_hash = ?, email = ?, attach_audio = ?,
 delete_after_email = ?, max_messages = ?, max_seconds = ?, review = ?, ask_password = ?,
 operator = ?, timezone = ?, language = ?, mwi_targets = ?, retention_days = ?, updated_at = ?
@@ -492,16 +539,31 @@ WHERE tenant = ? AND number = ? RETURNING created_at`,
 	if err != nil {
 		return fmt.Errorf("store: update mailbox %s/%s: %w", m.Tenant, m.Number, err)
 	}
-	m.CreatedAt, m.UpdatedAt = fromNanos(created), now
+	updated := *m
+	updated.CreatedAt, updated.UpdatedAt = fromNanos(created), now
+	if err := s.writeChange(ctx, tx, Change{Kind: MailboxUpdated, Tenant: m.Tenant, Mailbox: m.Number, MailboxObj: &updated}); err != nil {
+		return fmt.Errorf("store: update mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
+		return fmt.Errorf("store: update mailbox %s/%s: commit: %w", m.Tenant, m.Number, err)
+	}
+	m.CreatedAt, m.UpdatedAt = updated.CreatedAt, now
 	return nil
 }
 
-func (s *sqliteStore) DeleteMailbox(ctx context.Context, tenant, number string) ([]Message, error) {
+func (s *sqlStore) DeleteMailbox(ctx context.Context, tenant, number string) ([]Message, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: delete mailbox %s/%s: %w", tenant, number, err)
 	}
 	defer tx.Rollback()
+	mb, err := scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: mailbox %s/%s: %w", tenant, number, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: %w", tenant, number, err)
+	}
 	rows, err := tx.QueryContext(ctx, `DELETE FROM messages WHERE tenant = ? AND mailbox = ? RETURNING `+messageCols,
 		tenant, number)
 	if err != nil {
@@ -518,16 +580,19 @@ func (s *sqliteStore) DeleteMailbox(ctx context.Context, tenant, number string) 
 	if err := mustAffect(res, "mailbox", tenant+"/"+number); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.writeChange(ctx, tx, Change{Kind: MailboxDeleted, Tenant: tenant, Mailbox: number, MailboxObj: &mb}); err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: %w", tenant, number, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
 		return nil, fmt.Errorf("store: delete mailbox %s/%s: commit: %w", tenant, number, err)
 	}
 	sortMessages(msgs) // RETURNING order is unspecified
 	return msgs, nil
 }
 
-func (s *sqliteStore) GroupsOf(ctx context.Context, tenant, member string) ([]Mailbox, error) {
+func (s *sqlStore) GroupsOf(ctx context.Context, tenant, member string) ([]Mailbox, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes m
-WHERE tenant = ? AND type = ? AND EXISTS (SELECT 1 FROM json_each(m.members) WHERE value = ?)
+WHERE tenant = ? AND type = ? AND EXISTS (SELECT 1 FROM `+s.d.eachOf("m.members", "e")+` WHERE e.value = ?)
 ORDER BY number`, tenant, TypeGroup, member)
 	if err != nil {
 		return nil, fmt.Errorf("store: groups of %s/%s: %w", tenant, member, err)
@@ -558,7 +623,7 @@ func scanMessage(sc scanner) (Message, error) {
 	return m, nil
 }
 
-func (s *sqliteStore) CreateMessage(ctx context.Context, m *Message) error {
+func (s *sqlStore) CreateMessage(ctx context.Context, m *Message) error {
 	msg := *m // fill defaults on a copy; the caller's struct changes only on success
 	if msg.ID == "" {
 		msg.ID = NewMessageID()
@@ -601,14 +666,18 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	if err != nil {
 		return fmt.Errorf("store: create message %s: %w", where, err)
 	}
-	if err := tx.Commit(); err != nil {
+	created := msg
+	if err := s.writeChange(ctx, tx, Change{Kind: MessageCreated, Tenant: msg.Tenant, Mailbox: msg.Mailbox, Message: &created}); err != nil {
+		return fmt.Errorf("store: create message %s: %w", where, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
 		return fmt.Errorf("store: create message %s: commit: %w", where, err)
 	}
 	*m = msg
 	return nil
 }
 
-func (s *sqliteStore) GetMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
+func (s *sqlStore) GetMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
 	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages
 WHERE id = ? AND tenant = ? AND mailbox = ?`, id, tenant, mailbox))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -620,7 +689,7 @@ WHERE id = ? AND tenant = ? AND mailbox = ?`, id, tenant, mailbox))
 	return &m, nil
 }
 
-func (s *sqliteStore) ListMessages(ctx context.Context, f MessageFilter) ([]Message, string, error) {
+func (s *sqlStore) ListMessages(ctx context.Context, f MessageFilter) ([]Message, string, error) {
 	if f.Tenant == "" {
 		// Never list across tenants by accident.
 		return nil, "", errors.New("store: list messages: tenant is required")
@@ -660,17 +729,16 @@ func (s *sqliteStore) ListMessages(ctx context.Context, f MessageFilter) ([]Mess
 	return items, next, nil
 }
 
-func (s *sqliteStore) CountMessages(ctx context.Context, tenant, mailbox string) (Counts, error) {
+func (s *sqlStore) CountMessages(ctx context.Context, tenant, mailbox string) (Counts, error) {
 	// One statement, so the four numbers always describe the same snapshot.
 	var c Counts
 	err := s.r.QueryRowContext(ctx, `
 SELECT
-	coalesce(sum(isnew), 0),
-	coalesce(sum(1 - isnew), 0),
-	coalesce(sum(urgent * isnew), 0),
-	coalesce(sum(urgent * (1 - isnew)), 0)
-FROM (SELECT (folder = 'new' AND read = 0) AS isnew, (urgent <> 0) AS urgent
-      FROM messages WHERE tenant = ? AND mailbox = ?)`, tenant, mailbox).
+	count(*) FILTER (WHERE folder = 'new' AND read = 0),
+	count(*) FILTER (WHERE NOT (folder = 'new' AND read = 0)),
+	count(*) FILTER (WHERE folder = 'new' AND read = 0 AND urgent <> 0),
+	count(*) FILTER (WHERE NOT (folder = 'new' AND read = 0) AND urgent <> 0)
+FROM messages WHERE tenant = ? AND mailbox = ?`, tenant, mailbox).
 		Scan(&c.New, &c.Old, &c.UrgentNew, &c.UrgentOld)
 	if err != nil {
 		return Counts{}, fmt.Errorf("store: count messages of %s/%s: %w", tenant, mailbox, err)
@@ -678,11 +746,16 @@ FROM (SELECT (folder = 'new' AND read = 0) AS isnew, (urgent <> 0) AS urgent
 	return c, nil
 }
 
-func (s *sqliteStore) UpdateMessage(ctx context.Context, m *Message) error {
+func (s *sqlStore) UpdateMessage(ctx context.Context, m *Message) error {
 	if !ValidFolder(m.Folder) {
 		return fmt.Errorf("store: update message %s/%s/%s: invalid folder %q", m.Tenant, m.Mailbox, m.ID, m.Folder)
 	}
-	got, err := scanMessage(s.w.QueryRowContext(ctx, `UPDATE messages SET folder = ?, read = ?, urgent = ?
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: update message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, err)
+	}
+	defer tx.Rollback()
+	got, err := scanMessage(tx.QueryRowContext(ctx, `UPDATE messages SET folder = ?, read = ?, urgent = ?
 WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols,
 		m.Folder, m.Read, m.Urgent, m.ID, m.Tenant, m.Mailbox))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -691,18 +764,37 @@ WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols,
 	if err != nil {
 		return fmt.Errorf("store: update message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, err)
 	}
+	changed := got
+	if err := s.writeChange(ctx, tx, Change{Kind: MessageUpdated, Tenant: m.Tenant, Mailbox: m.Mailbox, Message: &changed}); err != nil {
+		return fmt.Errorf("store: update message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
+		return fmt.Errorf("store: update message %s/%s/%s: commit: %w", m.Tenant, m.Mailbox, m.ID, err)
+	}
 	*m = got // the caller sees the stored row, including fields it did not set
 	return nil
 }
 
-func (s *sqliteStore) DeleteMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
-	m, err := scanMessage(s.w.QueryRowContext(ctx, `DELETE FROM messages
+func (s *sqlStore) DeleteMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", tenant, mailbox, id, err)
+	}
+	defer tx.Rollback()
+	m, err := scanMessage(tx.QueryRowContext(ctx, `DELETE FROM messages
 WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols, id, tenant, mailbox))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", tenant, mailbox, id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", tenant, mailbox, id, err)
+	}
+	deleted := m
+	if err := s.writeChange(ctx, tx, Change{Kind: MessageDeleted, Tenant: tenant, Mailbox: mailbox, Message: &deleted}); err != nil {
+		return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", tenant, mailbox, id, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
+		return nil, fmt.Errorf("store: delete message %s/%s/%s: commit: %w", tenant, mailbox, id, err)
 	}
 	return &m, nil
 }
@@ -725,7 +817,7 @@ func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) 
 	return out, rows.Err()
 }
 
-func tenantExists(ctx context.Context, tx *sql.Tx, name string) error {
+func tenantExists(ctx context.Context, tx *sqlTx, name string) error {
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE name = ?`, name).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
