@@ -56,6 +56,7 @@ type subscriber struct {
 	f    func(Change)
 	mu   sync.Mutex
 	q    []Change
+	busy int           // changes queued or in f (for Flush)
 	wake chan struct{} // capacity 1: "the queue is not empty"
 	done chan struct{} // closed by cancel
 }
@@ -103,6 +104,9 @@ func (s *subscriber) run() {
 			default:
 			}
 			s.f(ch)
+			s.mu.Lock()
+			s.busy--
+			s.mu.Unlock()
 		}
 	}
 }
@@ -121,10 +125,35 @@ func (c *Changes) Publish(ch Change) {
 	for _, s := range subs {
 		s.mu.Lock()
 		s.q = append(s.q, ch)
+		s.busy++
 		s.mu.Unlock()
 		select {
 		case s.wake <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// Flush waits until every subscriber has handled every change published so
+// far (or ctx ends): a server calls it after the last writes and before
+// stopping the subscribers.
+func (c *Changes) Flush(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		idle := true
+		for _, s := range c.subs {
+			s.mu.Lock()
+			idle = idle && s.busy == 0
+			s.mu.Unlock()
+		}
+		c.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
@@ -135,33 +164,52 @@ func (c *Changes) Publish(ch Change) {
 // before closing st. Subscribers that must not miss a change across
 // restarts use Consume instead.
 func Notifying(st Store, bus *Changes) Store {
-	ctx, cancel := context.WithCancel(context.Background())
 	// Take the head now, so that every change committed after Notifying
 	// returns is published.
-	head, err := st.ChangeHead(ctx)
+	head, err := st.ChangeHead(context.Background())
 	if err != nil {
 		slog.Warn("store: cannot read the change log head; following from the next change", "err", err)
 	}
-	n := &notifying{Store: st, cancel: cancel, done: make(chan struct{})}
+	return &notifying{Store: st, stop: follower(st, head, err == nil, bus)}
+}
+
+// Follow publishes on bus every change of log after from, until stop is
+// called; stop publishes what was committed before it was called. A server
+// takes from (ChangeHead) before anything writes, and calls Follow once
+// every subscriber is subscribed, so that none misses the changes made
+// during start-up.
+func Follow(log ChangeLog, from Cursor, bus *Changes) (stop func()) {
+	return follower(log, from, true, bus)
+}
+
+func follower(log ChangeLog, from Cursor, haveStart bool, bus *Changes) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
-		defer close(n.done)
-		follow(ctx, st, head, err == nil, func(_ context.Context, ch Change) error {
+		defer close(done)
+		publish := func(_ context.Context, ch Change) error {
 			bus.Publish(ch)
 			return nil
-		})
+		}
+		c, ok := follow(ctx, log, from, haveStart, publish)
+		if ok {
+			// The last changes before stop: a bounded final read.
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _, _ = deliver(dctx, log, c, publish)
+		}
 	}()
-	return n
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
 type notifying struct {
 	Store
-	cancel func()
-	done   chan struct{}
-	once   sync.Once
+	stop func()
 }
 
 func (n *notifying) Close() error {
-	n.once.Do(func() { n.cancel(); <-n.done })
+	n.stop()
 	return n.Store.Close()
 }
 
@@ -169,10 +217,11 @@ func (n *notifying) Close() error {
 // (another SQLite process, a lost LISTEN connection).
 const followPoll = time.Second
 
-// follow calls f for every change after c until ctx ends. Without a valid
-// start (haveStart false) it starts at the head found on the first read.
-// When f fails the change is retried after a pause.
-func follow(ctx context.Context, log ChangeLog, c Cursor, haveStart bool, f func(context.Context, Change) error) {
+// follow calls f for every change after c until ctx ends, and returns the
+// cursor it reached (ok false when it never had one, or the store closed).
+// Without a valid start (haveStart false) it starts at the head found on
+// the first read. When f fails the change is retried after a pause.
+func follow(ctx context.Context, log ChangeLog, c Cursor, haveStart bool, f func(context.Context, Change) error) (Cursor, bool) {
 	retry := 10 * time.Millisecond
 	for ctx.Err() == nil {
 		sig := log.ChangeSignal()
@@ -190,7 +239,7 @@ func follow(ctx context.Context, log ChangeLog, c Cursor, haveStart bool, f func
 			c, pending, err = deliver(ctx, log, c, f)
 		}
 		if errors.Is(err, ErrClosed) {
-			return
+			return c, false
 		}
 		wait := followPoll
 		switch {
@@ -214,6 +263,7 @@ func follow(ctx context.Context, log ChangeLog, c Cursor, haveStart bool, f func
 		}
 		t.Stop()
 	}
+	return c, haveStart
 }
 
 // deliver passes the changes after c to f until the log has no more, and

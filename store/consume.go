@@ -79,7 +79,10 @@ func consumeOnce(ctx context.Context, log ChangeLog, consumer, owner string, c C
 		c = ch.Pos
 	}
 	if c != start {
-		if err := log.AdvanceConsumer(ctx, consumer, owner, c, lease); err != nil {
+		// Saved even when ctx just ended: f already handled these changes.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := log.AdvanceConsumer(sctx, consumer, owner, c, lease); err != nil {
 			return c, false, err
 		}
 	}

@@ -205,6 +205,9 @@ ORDER BY txid, id LIMIT ?`, strconv.FormatUint(c.TxID, 10), c.Seq, limit)
 WHERE id > ? ORDER BY id LIMIT ?`, c.Seq, limit)
 	}
 	if err != nil {
+		if s.closed.Load() {
+			return nil, c, false, ErrClosed
+		}
 		return nil, c, false, fmt.Errorf("store: read changes: %w", err)
 	}
 	defer rows.Close()
