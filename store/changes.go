@@ -158,11 +158,14 @@ func (c *Changes) Flush(ctx context.Context) error {
 	}
 }
 
-// Notifying starts publishing on bus every change that st's log receives
-// from now on — written through this process or, on PostgreSQL, by any
-// instance — and returns st wrapped so that Close stops the follower
-// before closing st. Subscribers that must not miss a change across
-// restarts use Consume instead.
+// Notifying publishes on bus every change that st's log receives from now
+// on — written through this process or, on PostgreSQL, by any instance —
+// and returns st wrapped so that its own changes are synchronous: a change
+// made through the wrapper returns once every subscriber has handled it
+// (at most notifyWait later). That is what tests and single-process tools
+// want; a server uses Follow, where no subscriber ever slows a write.
+// Subscriber callbacks must not write through the wrapper (they would wait
+// for themselves). Close stops the follower, then closes st.
 func Notifying(st Store, bus *Changes) Store {
 	// Take the head now, so that every change committed after Notifying
 	// returns is published.
@@ -170,7 +173,27 @@ func Notifying(st Store, bus *Changes) Store {
 	if err != nil {
 		slog.Warn("store: cannot read the change log head; following from the next change", "err", err)
 	}
-	return &notifying{Store: st, stop: follower(st, head, err == nil, bus)}
+	n := &notifying{Store: st, bus: bus, c: head}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			sig := st.ChangeSignal()
+			if err := n.pump(ctx); errors.Is(err, ErrClosed) {
+				return
+			}
+			t := time.NewTimer(followPoll)
+			select {
+			case <-ctx.Done():
+			case <-sig:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}()
+	n.stop = func() { cancel(); <-done }
+	return n
 }
 
 // Follow publishes on bus every change of log after from, until stop is
@@ -179,10 +202,6 @@ func Notifying(st Store, bus *Changes) Store {
 // every subscriber is subscribed, so that none misses the changes made
 // during start-up.
 func Follow(log ChangeLog, from Cursor, bus *Changes) (stop func()) {
-	return follower(log, from, true, bus)
-}
-
-func follower(log ChangeLog, from Cursor, haveStart bool, bus *Changes) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -191,7 +210,7 @@ func follower(log ChangeLog, from Cursor, haveStart bool, bus *Changes) (stop fu
 			bus.Publish(ch)
 			return nil
 		}
-		c, ok := follow(ctx, log, from, haveStart, publish)
+		c, ok := follow(ctx, log, from, true, publish)
 		if ok {
 			// The last changes before stop: a bounded final read.
 			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -203,14 +222,107 @@ func follower(log ChangeLog, from Cursor, haveStart bool, bus *Changes) (stop fu
 	return func() { once.Do(func() { cancel(); <-done }) }
 }
 
+// notifyWait bounds how long a change through a Notifying store waits for
+// the subscribers.
+const notifyWait = 10 * time.Second
+
 type notifying struct {
 	Store
+	bus  *Changes
 	stop func()
+	once sync.Once
+	mu   sync.Mutex // guards c; held while publishing, so changes stay in order
+	c    Cursor
+}
+
+// pump publishes the changes after n.c.
+func (n *notifying) pump(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, _, err := deliver(ctx, n.Store, n.c, func(_ context.Context, ch Change) error {
+		n.bus.Publish(ch)
+		return nil
+	})
+	n.c = c
+	return err
+}
+
+// settle publishes the change just made and waits for the subscribers.
+func (n *notifying) settle(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyWait)
+	defer cancel()
+	if err := n.pump(ctx); err == nil {
+		_ = n.bus.Flush(ctx)
+	}
 }
 
 func (n *notifying) Close() error {
-	n.stop()
+	n.once.Do(n.stop)
 	return n.Store.Close()
+}
+
+func (n *notifying) CreateMailbox(ctx context.Context, m *Mailbox) error {
+	err := n.Store.CreateMailbox(ctx, m)
+	if err == nil {
+		n.settle(ctx)
+	}
+	return err
+}
+
+func (n *notifying) UpdateMailbox(ctx context.Context, m *Mailbox) error {
+	err := n.Store.UpdateMailbox(ctx, m)
+	if err == nil {
+		n.settle(ctx)
+	}
+	return err
+}
+
+func (n *notifying) DeleteMailbox(ctx context.Context, tenant, number string) ([]Message, error) {
+	msgs, err := n.Store.DeleteMailbox(ctx, tenant, number)
+	if err == nil {
+		n.settle(ctx)
+	}
+	return msgs, err
+}
+
+func (n *notifying) CreateMessage(ctx context.Context, m *Message) error {
+	err := n.Store.CreateMessage(ctx, m)
+	if err == nil {
+		n.settle(ctx)
+	}
+	return err
+}
+
+func (n *notifying) UpdateMessage(ctx context.Context, m *Message) error {
+	err := n.Store.UpdateMessage(ctx, m)
+	if err == nil {
+		n.settle(ctx)
+	}
+	return err
+}
+
+func (n *notifying) DeleteMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
+	m, err := n.Store.DeleteMessage(ctx, tenant, mailbox, id)
+	if err == nil {
+		n.settle(ctx)
+	}
+	return m, err
+}
+
+func (n *notifying) ForgetCaller(ctx context.Context, f Forget) ([]Message, error) {
+	msgs, err := n.Store.ForgetCaller(ctx, f)
+	if err == nil {
+		n.settle(ctx)
+	}
+	return msgs, err
+}
+
+func (n *notifying) UndoForget(ctx context.Context, tenant, e164, phoneHash string) ([]Message, error) {
+	msgs, err := n.Store.UndoForget(ctx, tenant, e164, phoneHash)
+	if err == nil {
+		n.settle(ctx)
+	}
+	return msgs, err
 }
 
 // followPoll bounds how long a change can wait when a wake-up was missed

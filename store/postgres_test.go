@@ -49,7 +49,7 @@ func TestPostgresTwoInstancesOneLog(t *testing.T) {
 	busA.Subscribe(recA.add)
 	busB.Subscribe(recB.add)
 	na, nb := Notifying(a, busA), Notifying(b, busB)
-	t.Cleanup(func() { na.(*notifying).stop(); nb.(*notifying).stop() })
+	t.Cleanup(func() { na.(*notifying).once.Do(na.(*notifying).stop); nb.(*notifying).once.Do(nb.(*notifying).stop) })
 
 	mustTenant(t, na, "default")
 	mustMailbox(t, na, Mailbox{Tenant: "default", Number: "1001"})
