@@ -210,7 +210,7 @@ func Follow(log ChangeLog, from Cursor, bus *Changes) (stop func()) {
 			bus.Publish(ch)
 			return nil
 		}
-		c, ok := follow(ctx, log, from, true, publish)
+		c, ok := follow(ctx, log, from, publish)
 		if ok {
 			// The last changes before stop: a bounded final read.
 			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -329,27 +329,24 @@ func (n *notifying) UndoForget(ctx context.Context, tenant, e164, phoneHash stri
 // (another SQLite process, a lost LISTEN connection).
 const followPoll = time.Second
 
+// ChangeRetention is how long the change log keeps a change: a durable
+// consumer (Consume) that stays away longer misses the older ones.
+const ChangeRetention = 7 * 24 * time.Hour
+
 // follow calls f for every change after c until ctx ends, and returns the
-// cursor it reached (ok false when it never had one, or the store closed).
-// Without a valid start (haveStart false) it starts at the head found on
-// the first read. When f fails the change is retried after a pause.
-func follow(ctx context.Context, log ChangeLog, c Cursor, haveStart bool, f func(context.Context, Change) error) (Cursor, bool) {
+// cursor it reached (ok false when the store closed). When f fails the
+// change is retried after a pause. Once an hour it also prunes changes
+// older than ChangeRetention (every instance does; deleting is idempotent).
+func follow(ctx context.Context, log ChangeLog, c Cursor, f func(context.Context, Change) error) (Cursor, bool) {
 	retry := 10 * time.Millisecond
+	var pruned time.Time
 	for ctx.Err() == nil {
 		sig := log.ChangeSignal()
-		if !haveStart {
-			h, err := log.ChangeHead(ctx)
-			if err == nil {
-				c, haveStart = h, true
-			}
-		}
 		var (
 			pending bool
 			err     error
 		)
-		if haveStart {
-			c, pending, err = deliver(ctx, log, c, f)
-		}
+		c, pending, err = deliver(ctx, log, c, f)
 		if errors.Is(err, ErrClosed) {
 			return c, false
 		}
@@ -367,6 +364,12 @@ func follow(ctx context.Context, log ChangeLog, c Cursor, haveStart bool, f func
 		default:
 			retry = 10 * time.Millisecond
 		}
+		if time.Since(pruned) > time.Hour {
+			pruned = time.Now()
+			if _, err := log.PruneChanges(ctx, pruned.Add(-ChangeRetention)); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				slog.Warn("store: pruning the change log", "err", err)
+			}
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -375,7 +378,7 @@ func follow(ctx context.Context, log ChangeLog, c Cursor, haveStart bool, f func
 		}
 		t.Stop()
 	}
-	return c, haveStart
+	return c, true
 }
 
 // deliver passes the changes after c to f until the log has no more, and

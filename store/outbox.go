@@ -319,6 +319,9 @@ WHERE consumer = ? AND owner = ?`, int64(c.TxID), c.Seq, now.Add(lease).UnixNano
 }
 
 func (s *sqlStore) PruneChanges(ctx context.Context, before time.Time) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
 	res, err := s.w.ExecContext(ctx, `DELETE FROM change_events WHERE at < ?`, before.UTC().UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("store: prune changes: %w", err)

@@ -187,3 +187,39 @@ func TestChangesAsync(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Changes made between the start-up cursor and Follow (recovery, demo data
+// before every subscriber is there) are published; stop publishes the
+// changes committed before it.
+func TestFollowFromStartupCursor(t *testing.T) { forEachBackend(t, testFollowFromStartupCursor) }
+
+func testFollowFromStartupCursor(t *testing.T, b backend) {
+	s := b.open(t)
+	mustTenant(t, s, "default")
+	mustMailbox(t, s, Mailbox{Tenant: "default", Number: "1000"}) // before the cursor
+	head, err := s.ChangeHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMailbox(t, s, Mailbox{Tenant: "default", Number: "1001"}) // start-up, no subscriber yet
+	bus := NewChanges()
+	var rec recorder
+	bus.Subscribe(rec.add)
+	stop := Follow(s, head, bus)
+	rec.wait(t, 1)
+	mustMailbox(t, s, Mailbox{Tenant: "default", Number: "1002"})
+	stop()
+	if err := bus.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := kinds(rec.changes()); fmt.Sprint(got) != "[mailbox_created:1001 mailbox_created:1002]" {
+		t.Errorf("published %v", got)
+	}
+
+	if n, err := s.PruneChanges(t.Context(), time.Now().Add(time.Hour)); err != nil || n != 3 {
+		t.Errorf("PruneChanges = %d, %v; want 3", n, err)
+	}
+	if got := allChanges(t, s); len(got) != 0 {
+		t.Errorf("log after pruning: %v", kinds(got))
+	}
+}
