@@ -36,7 +36,7 @@ type Change struct {
 	MailboxType string   // "personal" or "group"
 	Members     []string // a group mailbox's members (whose phones also light)
 	Message     *Message // for message changes
-	MailboxObj  *Mailbox // for mailbox changes (the deleted one for MailboxDeleted); PINHash is never set
+	MailboxObj  *Mailbox // for mailbox changes (the deleted one for MailboxDeleted)
 	At          time.Time
 	// Pos is the change's place in the log: a follower's cursor after it.
 	Pos Cursor `json:"-"`

@@ -148,10 +148,6 @@ func (s *sqlStore) writeChange(ctx context.Context, tx *sqlTx, ch Change) error 
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("outbox: mailbox %s/%s: %w", ch.Tenant, ch.Mailbox, err)
 		}
-	} else {
-		cp := *mb
-		cp.PINHash = "" // the log is no place for a secret, even hashed
-		ch.MailboxObj = &cp
 	}
 	if mb != nil {
 		ch.MailboxType, ch.Members = mb.Type, mb.Members

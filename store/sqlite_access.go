@@ -37,7 +37,13 @@ func (s *sqlStore) RecordLoginFailure(ctx context.Context, tenant, mailbox strin
 	}
 	defer tx.Rollback()
 	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, mailbox).Scan(&one)
+	// Locking the mailbox row serialises concurrent failures of one mailbox
+	// on PostgreSQL, so that each counts the others (SQLite has one writer).
+	lock := ""
+	if s.d == dialectPostgres {
+		lock = " FOR UPDATE"
+	}
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE tenant = ? AND number = ?`+lock, tenant, mailbox).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("store: record login failure: mailbox %s: %w", where, ErrNotFound)
 	}
