@@ -390,12 +390,17 @@ func deliver(ctx context.Context, log ChangeLog, c Cursor, f func(context.Contex
 			return c, false, err
 		}
 		for _, ch := range chs {
+			if !ch.Pos.After(c) {
+				continue // never twice, whatever the read returned
+			}
 			if err := f(ctx, ch); err != nil {
 				return c, true, err
 			}
 			c = ch.Pos
 		}
-		c = next
+		if next.After(c) {
+			c = next
+		}
 		if len(chs) < 100 {
 			return c, pending, nil
 		}

@@ -73,6 +73,9 @@ func consumeOnce(ctx context.Context, log ChangeLog, consumer, owner string, c C
 	start := c
 	var ferr error
 	for _, ch := range chs {
+		if !ch.Pos.After(c) {
+			continue
+		}
 		if ferr = f(ctx, ch); ferr != nil {
 			break
 		}

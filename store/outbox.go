@@ -86,6 +86,11 @@ type Cursor struct {
 	Seq  int64
 }
 
+// After reports whether c is later in the log than d.
+func (c Cursor) After(d Cursor) bool {
+	return c.TxID > d.TxID || (c.TxID == d.TxID && c.Seq > d.Seq)
+}
+
 // ChangeLog is the store's outbox of changes, read by followers.
 type ChangeLog interface {
 	// ChangesAfter returns up to limit (0 = 100) committed changes after

@@ -77,7 +77,13 @@ func TestPostgresTwoInstancesOneLog(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range gotA {
 		if seen[c.EventID] {
-			t.Errorf("event %s delivered twice", c.EventID)
+			t.Errorf("event %s delivered twice (at %+v)", c.EventID, c.Pos)
+			for _, c := range gotA {
+				t.Logf("A %+v %s", c.Pos, c.EventID)
+			}
+			for _, c := range gotB {
+				t.Logf("B %+v %s", c.Pos, c.EventID)
+			}
 		}
 		seen[c.EventID] = true
 	}
