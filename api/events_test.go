@@ -131,6 +131,7 @@ func TestCloseKeepsPendingEvents(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		changes.Publish(store.Change{Kind: store.MailboxUpdated, Tenant: "default", Mailbox: "1001"})
 	}
+	_ = changes.Flush(ctx) // delivery is asynchronous; serve flushes before Close
 	s.Close()
 	jobs, err := st.DueWebhookJobs(ctx, time.Now().Add(2*time.Hour), 100)
 	if err != nil {

@@ -36,6 +36,9 @@ type Config struct {
 	HTTPListen          string
 	DataDir             string
 	DB                  string
+	DBMaxConns          int           // PostgreSQL pool size (0 = store default)
+	DBMaxIdleConns      int           // PostgreSQL idle connections kept (0 = store default)
+	DBConnMaxLifetime   time.Duration // PostgreSQL: recycle connections after this (0 = never)
 	Media               string
 	AccessNumbers       []string
 
@@ -149,7 +152,10 @@ func options() []option {
 			return nil
 		}},
 		{"data_dir", "./data", "the local state folder", str(func(c *Config) *string { return &c.DataDir })},
-		{"db", "", "database: sqlite://<path> (default sqlite://<data_dir>/voicemail.db)", str(func(c *Config) *string { return &c.DB })},
+		{"db", "", "database: sqlite://<path> (default sqlite://<data_dir>/voicemail.db) or postgres://user:pass@host/db", str(func(c *Config) *string { return &c.DB })},
+		{"db_max_conns", "0", "PostgreSQL connection pool size (0 = 4 per core, at least 10)", intv(func(c *Config) *int { return &c.DBMaxConns }, 0)},
+		{"db_max_idle_conns", "0", "PostgreSQL idle connections kept open (0 = db_max_conns)", intv(func(c *Config) *int { return &c.DBMaxIdleConns }, 0)},
+		{"db_conn_max_lifetime", "0s", "PostgreSQL: close connections older than this (0 = never)", dur(func(c *Config) *time.Duration { return &c.DBConnMaxLifetime })},
 		{"media", "", "media volume: file://<path> (default file://<data_dir>/media)", str(func(c *Config) *string { return &c.Media })},
 		{"access_numbers", "5555", "numbers that reach the access IVR", func(c *Config, v string) error {
 			c.AccessNumbers = splitList(v)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -15,9 +14,11 @@ func TestLoginLockoutRule(t *testing.T) {
 	}
 }
 
-func TestSQLiteLoginFailures(t *testing.T) {
+func TestLoginFailures(t *testing.T) { forEachBackend(t, testLoginFailures) }
+
+func testLoginFailures(t *testing.T, b backend) {
 	ctx := t.Context()
-	s := openTestSQLite(t, filepath.Join(t.TempDir(), "voicemail.db"))
+	s := b.open(t)
 	mustTenant(t, s, "default")
 	mustMailbox(t, s, Mailbox{Tenant: "default", Number: "1001"})
 	mustMailbox(t, s, Mailbox{Tenant: "default", Number: "1002"})
@@ -101,10 +102,12 @@ func TestSQLiteLoginFailures(t *testing.T) {
 	}
 }
 
-func TestSQLiteLoginLockPersists(t *testing.T) {
+func TestLoginLockPersists(t *testing.T) { forEachBackend(t, testLoginLockPersists) }
+
+func testLoginLockPersists(t *testing.T, b backend) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "voicemail.db")
-	s, err := Open(ctx, "sqlite://"+path)
+	dsn := b.newDSN(t)
+	s, err := Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +120,7 @@ func TestSQLiteLoginLockPersists(t *testing.T) {
 		}
 	}
 	s.Close()
-	s = openTestSQLite(t, path)
+	s = openDSN(t, dsn)
 	until, err := FailLogin(ctx, s, "default", "1001", at, time.Minute)
 	if err != nil || until.IsZero() {
 		t.Fatalf("fifth failure after reopen: until=%v err=%v", until, err)

@@ -90,6 +90,9 @@ type APIStore interface {
 	EnqueueWebhookJobs(ctx context.Context, jobs []WebhookJob) error
 	// DueWebhookJobs returns up to limit jobs with NextAt <= now, oldest first.
 	DueWebhookJobs(ctx context.Context, now time.Time, limit int) ([]WebhookJob, error)
+	// ClaimWebhookJobs is DueWebhookJobs for deliverers that share the
+	// queue with other instances: it also leases the jobs (store/claims.go).
+	ClaimWebhookJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]WebhookJob, error)
 	// NextWebhookJobAt is the earliest NextAt of the queue; ok is false when it is empty.
 	NextWebhookJobAt(ctx context.Context) (at time.Time, ok bool, err error)
 	// FinishWebhookJob records d in the log and removes the job (delivered

@@ -2,14 +2,15 @@ package store
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
-func TestAPIStoreTokens(t *testing.T) {
+func TestAPIStoreTokens(t *testing.T) { forEachBackend(t, testAPIStoreTokens) }
+
+func testAPIStoreTokens(t *testing.T, b backend) {
 	ctx := t.Context()
-	s := openTestSQLite(t, filepath.Join(t.TempDir(), "vm.db"))
+	s := b.open(t)
 	if err := s.CreateTenant(ctx, &Tenant{Name: "acme"}); err != nil {
 		t.Fatal(err)
 	}
@@ -64,10 +65,12 @@ func TestAPIStoreTokens(t *testing.T) {
 	}
 }
 
-func TestAPIStoreWebhookQueue(t *testing.T) {
+func TestAPIStoreWebhookQueue(t *testing.T) { forEachBackend(t, testAPIStoreWebhookQueue) }
+
+func testAPIStoreWebhookQueue(t *testing.T, b backend) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "vm.db")
-	s := openTestSQLite(t, path)
+	dsn := b.newDSN(t)
+	s := openDSN(t, dsn)
 	for _, n := range []string{"acme", "other"} {
 		if err := s.CreateTenant(ctx, &Tenant{Name: n}); err != nil {
 			t.Fatal(err)
@@ -125,7 +128,7 @@ func TestAPIStoreWebhookQueue(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openTestSQLite(t, path)
+	s = openDSN(t, dsn)
 	due, err = s.DueWebhookJobs(ctx, time.Now().Add(2*time.Minute), 10)
 	if err != nil || len(due) != 1 || due[0].Attempts != 1 {
 		t.Fatalf("after reopen: %+v %v", due, err)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -28,9 +27,9 @@ func RunClientContract(t *testing.T, open func(t *testing.T) Store) {
 	}
 }
 
-func TestSQLiteClients(t *testing.T) {
-	RunClientContract(t, func(t *testing.T) Store {
-		return openTestSQLite(t, filepath.Join(t.TempDir(), "voicemail.db"))
+func TestClients(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		RunClientContract(t, b.open)
 	})
 }
 
@@ -165,7 +164,11 @@ func contractClientsTenantDelete(t *testing.T, s Store) {
 
 // The undo preview is read-only and agrees with UndoForget.
 func TestForgottenByCaller(t *testing.T) {
-	s, m := gdprFixture(t)
+	forEachBackend(t, testForgottenByCaller)
+}
+
+func testForgottenByCaller(t *testing.T, b backend) {
+	s, m := gdprFixture(t, b)
 	ctx := t.Context()
 	if got, err := s.ForgottenByCaller(ctx, "", "+17815551212", "hash"); err != nil || len(got) != 0 {
 		t.Fatalf("before forget: %v %v", got, err)

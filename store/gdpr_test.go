@@ -14,9 +14,9 @@ import (
 // gdprFixture: tenants default and acme; mailboxes 1001, 1002 (default),
 // 2001 (acme); messages from +17815551212 in three forms, one from another
 // caller.
-func gdprFixture(t *testing.T) (Store, map[string]*Message) {
+func gdprFixture(t *testing.T, b backend) (Store, map[string]*Message) {
 	t.Helper()
-	s := openTestSQLite(t, filepath.Join(t.TempDir(), "voicemail.db"))
+	s := b.open(t)
 	mustTenant(t, s, DefaultTenant)
 	mustTenant(t, s, "acme", "acme.example")
 	mustMailbox(t, s, Mailbox{Tenant: DefaultTenant, Number: "1001"})
@@ -31,8 +31,10 @@ func gdprFixture(t *testing.T) (Store, map[string]*Message) {
 	return s, msgs
 }
 
-func TestGDPRMessagesByCaller(t *testing.T) {
-	s, m := gdprFixture(t)
+func TestGDPRMessagesByCaller(t *testing.T) { forEachBackend(t, testGDPRMessagesByCaller) }
+
+func testGDPRMessagesByCaller(t *testing.T, b backend) {
+	s, m := gdprFixture(t, b)
 	ctx := t.Context()
 	all, err := s.MessagesByCaller(ctx, "", "+17815551212")
 	if err != nil {
@@ -66,7 +68,7 @@ func TestGDPRLookupUsesIndexes(t *testing.T) {
 	}
 	defer db.Close()
 	for _, tenant := range []string{"", "acme"} {
-		where, args, err := callerWhere("m", tenant, "+17815551212")
+		where, args, err := callerWhere(dialectSQLite, "m", tenant, "+17815551212")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,8 +93,10 @@ func TestGDPRLookupUsesIndexes(t *testing.T) {
 	}
 }
 
-func TestGDPRForgetUndoPurge(t *testing.T) {
-	s, m := gdprFixture(t)
+func TestGDPRForgetUndoPurge(t *testing.T) { forEachBackend(t, testGDPRForgetUndoPurge) }
+
+func testGDPRForgetUndoPurge(t *testing.T, b backend) {
+	s, m := gdprFixture(t, b)
 	ctx := t.Context()
 	bus := NewChanges()
 	var mu sync.Mutex
@@ -119,6 +123,7 @@ func TestGDPRForgetUndoPurge(t *testing.T) {
 	if n, _ := s.CountForgotten(ctx); n != 3 {
 		t.Errorf("CountForgotten = %d", n)
 	}
+	eventually(t, "3 changes after forget", func() bool { mu.Lock(); defer mu.Unlock(); return len(changes) >= 3 })
 	mu.Lock()
 	if len(changes) != 3 || changes[0].Kind != MessageDeleted || changes[0].MailboxType != TypePersonal {
 		t.Errorf("forget published %+v", changes)
@@ -144,6 +149,7 @@ func TestGDPRForgetUndoPurge(t *testing.T) {
 	if err != nil || got.CallerE164 != "+17815551212" || !got.ReceivedAt.Equal(m["e164"].ReceivedAt) {
 		t.Errorf("restored message: %+v %v", got, err)
 	}
+	eventually(t, "3 changes after undo", func() bool { mu.Lock(); defer mu.Unlock(); return len(changes) >= 3 })
 	mu.Lock()
 	if len(changes) != 3 || changes[0].Kind != MessageCreated {
 		t.Errorf("undo published %+v", changes)
@@ -198,7 +204,11 @@ func TestGDPRForgetUndoPurge(t *testing.T) {
 
 // A hidden message whose mailbox was deleted does not come back.
 func TestGDPRUndoSkipsDeletedMailbox(t *testing.T) {
-	s, m := gdprFixture(t)
+	forEachBackend(t, testGDPRUndoSkipsDeletedMailbox)
+}
+
+func testGDPRUndoSkipsDeletedMailbox(t *testing.T, b backend) {
+	s, m := gdprFixture(t, b)
 	ctx := t.Context()
 	if _, err := s.ForgetCaller(ctx, Forget{ID: "f1", Tenant: DefaultTenant, E164: "+17815551212", PhoneHash: "h"}); err != nil {
 		t.Fatal(err)
@@ -215,8 +225,10 @@ func TestGDPRUndoSkipsDeletedMailbox(t *testing.T) {
 	}
 }
 
-func TestGDPRAudit(t *testing.T) {
-	s := openTestSQLite(t, filepath.Join(t.TempDir(), "voicemail.db"))
+func TestGDPRAudit(t *testing.T) { forEachBackend(t, testGDPRAudit) }
+
+func testGDPRAudit(t *testing.T, b backend) {
+	s := b.open(t)
 	ctx := t.Context()
 	for i, op := range []string{"export", "forget", "undo"} {
 		a := &GDPRAudit{Actor: "operator", Operation: op, RequestCase: "C1", ContactKind: "phone", ContactHash: "abc", Response: "SUCCESS", Messages: i}
@@ -234,8 +246,10 @@ func TestGDPRAudit(t *testing.T) {
 	}
 }
 
-func TestGDPRRetention(t *testing.T) {
-	s := openTestSQLite(t, filepath.Join(t.TempDir(), "voicemail.db"))
+func TestGDPRRetention(t *testing.T) { forEachBackend(t, testGDPRRetention) }
+
+func testGDPRRetention(t *testing.T, be backend) {
+	s := be.open(t)
 	ctx := t.Context()
 	mustTenant(t, s, DefaultTenant)
 	mustTenant(t, s, "acme")

@@ -23,6 +23,9 @@ type MailStore interface {
 	// DueMail returns up to limit (0 = 100) pending rows whose
 	// NextAttemptAt is not after now, the longest-waiting first.
 	DueMail(ctx context.Context, now time.Time, limit int) ([]OutboxMail, error)
+	// ClaimMail is DueMail for senders that share the outbox with other
+	// instances: it also leases the rows (store/claims.go).
+	ClaimMail(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxMail, error)
 	// NextMailAttempt returns the earliest NextAttemptAt of the pending
 	// rows; ErrNotFound when none is pending.
 	NextMailAttempt(ctx context.Context) (time.Time, error)

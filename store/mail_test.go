@@ -2,16 +2,17 @@ package store
 
 import (
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 )
 
-func TestMailOutbox(t *testing.T) {
+func TestMailOutbox(t *testing.T) { forEachBackend(t, testMailOutbox) }
+
+func testMailOutbox(t *testing.T, b backend) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "voicemail.db")
-	s := openTestSQLite(t, path)
+	dsn := b.newDSN(t)
+	s := openDSN(t, dsn)
 	if err := s.CreateTenant(ctx, &Tenant{Name: "default"}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestMailOutbox(t *testing.T) {
 	}
 
 	// Durable: a reopened store still has the rows.
-	s2 := openTestSQLite(t, path)
+	s2 := openDSN(t, dsn)
 	if n, _ := s2.PendingMail(ctx); n != 2 {
 		t.Errorf("PendingMail after reopen = %d, want 2", n)
 	}

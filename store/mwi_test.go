@@ -2,26 +2,16 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 )
 
-func openMWITestStore(t *testing.T) Store {
-	t.Helper()
-	st, err := Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "vm.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
+func TestMWISubscriptionsPersist(t *testing.T) { forEachBackend(t, testMWISubscriptionsPersist) }
 
-func TestMWISubscriptionsPersist(t *testing.T) {
+func testMWISubscriptionsPersist(t *testing.T, be backend) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	dsn := "sqlite://" + filepath.Join(dir, "vm.db")
+	dsn := be.newDSN(t)
 	st, err := Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -83,9 +73,11 @@ func TestMWISubscriptionsPersist(t *testing.T) {
 	}
 }
 
-func TestMWITargetStops(t *testing.T) {
+func TestMWITargetStops(t *testing.T) { forEachBackend(t, testMWITargetStops) }
+
+func testMWITargetStops(t *testing.T, b backend) {
 	ctx := context.Background()
-	st := openMWITestStore(t)
+	st := b.open(t)
 	for _, s := range []MWITargetStop{
 		{Tenant: "default", Mailbox: "1001", Target: "sip:a@192.0.2.1", Reason: "481"},
 		{Tenant: "default", Mailbox: "1001", Target: "sip:b@192.0.2.2", Reason: "subscribed"},
@@ -112,12 +104,14 @@ func TestMWITargetStops(t *testing.T) {
 
 // The wrapped store passes MWI state through without publishing changes:
 // subscriptions are not mailbox changes.
-func TestMWIStoreThroughNotifying(t *testing.T) {
+func TestMWIStoreThroughNotifying(t *testing.T) { forEachBackend(t, testMWIStoreThroughNotifying) }
+
+func testMWIStoreThroughNotifying(t *testing.T, b backend) {
 	ctx := context.Background()
 	bus := NewChanges()
 	n := 0
 	bus.Subscribe(func(Change) { n++ })
-	st := Notifying(openMWITestStore(t), bus)
+	st := Notifying(b.open(t), bus)
 	if err := st.SaveMWISubscription(ctx, &MWISubscription{ID: "x", CallID: "c", ExpiresAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

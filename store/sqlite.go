@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers "sqlite3"
@@ -22,14 +23,14 @@ import (
 // Folder and type values are checked in Go rather than with CHECK
 // constraints, because SQLite cannot alter a CHECK without rebuilding the table.
 var migrations = []string{
-	coreSchema,   // 1: tenants, mailboxes, messages
-	accessSchema, // 2: access IVR (issue 3), store/sqlite_access.go
-	mwiSchema,    // 3: MWI subscriptions (issue 4), store/sqlite_mwi.go
-	apiSchema,    // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
-	mailSchema,   // 5: email outbox (issue 7), store/sqlite_mail.go
-	gdprSchema,   // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
-	// 7: API clients and their tokens (issue 21), store/sqlite_clients.go
-	clientsSchema,
+	coreSchema,         // 1: tenants, mailboxes, messages
+	accessSchema,       // 2: access IVR (issue 3), store/sqlite_access.go
+	mwiSchema,          // 3: MWI subscriptions (issue 4), store/sqlite_mwi.go
+	apiSchema,          // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
+	mailSchema,         // 5: email outbox (issue 7), store/sqlite_mail.go
+	gdprSchema,         // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
+	outboxSchemaSQLite, // 7: the change log (transactional outbox), store/outbox.go
+	clientsSchema,      // 8: API clients and their tokens (issue 21), store/sqlite_clients.go
 }
 
 // coreSchema is version 1.
@@ -90,19 +91,31 @@ const (
 	maxPageSize     = 1000
 )
 
-// sqliteStore keeps writes on one connection so that goroutines queue in
-// database/sql instead of failing with "database is locked", while reads use
-// a pool that WAL lets run beside the writer.
-type sqliteStore struct {
-	w    *sql.DB // exactly one connection; every write goes here
-	r    *sql.DB // read-only pool
-	path string
-	wal  *walKeeper // bounds the WAL (sqlite_wal.go)
+// sqlStore is the Store of both SQL backends; d says which (store/sqldb.go
+// translates the statements). On SQLite, writes stay on one connection so
+// that goroutines queue in database/sql instead of failing with "database is
+// locked", while reads use a pool that WAL lets run beside the writer. On
+// PostgreSQL, w and r are the same pool.
+type sqlStore struct {
+	w    *sqlDB // SQLite: exactly one connection; every write goes here
+	r    *sqlDB // SQLite: read-only pool
+	d    dialect
+	path string // for messages: the file, or the PostgreSQL host/database
+	// outbox wakes local followers after a commit that wrote events.
+	outbox *outboxWake
+	// stopListen ends the PostgreSQL LISTEN connection (nil on SQLite).
+	stopListen func()
+	closed     atomic.Bool // followers stop when it is set
+	wal        *walKeeper  // bounds the SQLite WAL (sqlite_wal.go); nil on PostgreSQL
 }
 
-var _ Store = (*sqliteStore)(nil)
+// sqliteStore is the former name of sqlStore, kept so that code written
+// against it keeps compiling.
+type sqliteStore = sqlStore
 
-func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
+var _ Store = (*sqlStore)(nil)
+
+func openSQLite(ctx context.Context, p string) (*sqlStore, error) {
 	if p == "" {
 		return nil, errors.New("store: sqlite: empty path (want sqlite:///abs/path.db or sqlite://rel/path.db)")
 	}
@@ -133,16 +146,17 @@ func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
 		"?_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL"
 	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never
 	// fails half-way when another process holds the lock.
-	w, err := sql.Open("sqlite3", base+"&_journal_mode=WAL&_txlock=immediate")
+	wdb, err := sql.Open("sqlite3", base+"&_journal_mode=WAL&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", abs, err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	w := &sqlDB{DB: wdb, d: dialectSQLite}
 
-	s := &sqliteStore{w: w, path: abs}
+	s := &sqlStore{w: w, d: dialectSQLite, path: abs, outbox: newOutboxWake()}
 	// Migrate before opening readers: the first connection switches the file
 	// to WAL (a persistent setting) and creates the schema.
 	if err := s.migrate(ctx); err != nil {
@@ -158,7 +172,7 @@ func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s.r = r
+	s.r = &sqlDB{DB: r, d: dialectSQLite}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -169,13 +183,23 @@ func openSQLite(ctx context.Context, p string) (*sqliteStore, error) {
 
 // migrate brings the schema to len(migrations) in one transaction, so a
 // crash or a concurrent Open by another process never sees a half-migrated file.
-func (s *sqliteStore) migrate(ctx context.Context) error {
+func (s *sqlStore) migrate(ctx context.Context) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migrate %s: begin: %w", s.path, err)
 	}
 	defer tx.Rollback()
 
+	migrations := migrations
+	if s.d == dialectPostgres {
+		// Replicas that start at once queue here; the first one migrates,
+		// the others then find the schema current. The lock ends with the
+		// transaction, and PostgreSQL DDL is transactional.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, pgMigrateLock); err != nil {
+			return fmt.Errorf("store: migrate %s: lock: %w", s.path, err)
+		}
+		migrations = pgMigrations
+	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrate %s: %w", s.path, err)
 	}
@@ -206,7 +230,7 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *sqliteStore) Ping(ctx context.Context) error {
+func (s *sqlStore) Ping(ctx context.Context) error {
 	var one int
 	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return fmt.Errorf("store: ping %s: %w", s.path, err)
@@ -217,10 +241,15 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *sqliteStore) Close() error {
+func (s *sqlStore) Close() error {
+	s.closed.Store(true)
 	s.stopWALKeeper()
+	s.outbox.signal() // followers notice at once
+	if s.stopListen != nil {
+		s.stopListen()
+	}
 	var errR error
-	if s.r != nil {
+	if s.r != nil && s.r != s.w {
 		errR = s.r.Close()
 	}
 	// The writer closes last: the last connection checkpoints the WAL.
@@ -232,7 +261,7 @@ func (s *sqliteStore) Close() error {
 
 // ---- tenants ----
 
-func (s *sqliteStore) CreateTenant(ctx context.Context, t *Tenant) error {
+func (s *sqlStore) CreateTenant(ctx context.Context, t *Tenant) error {
 	if err := checkName("tenant", t.Name); err != nil {
 		return err
 	}
@@ -248,10 +277,17 @@ func (s *sqliteStore) CreateTenant(ctx context.Context, t *Tenant) error {
 	defer tx.Rollback()
 
 	// One host must map to one tenant, or TenantForDomain would be ambiguous.
+	// SQLite serialises writers; PostgreSQL needs a lock so that two
+	// concurrent creations cannot both find a domain free.
+	if s.d == dialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, pgTenantLock); err != nil {
+			return fmt.Errorf("store: create tenant %q: %w", t.Name, err)
+		}
+	}
 	for _, d := range t.Domains {
 		var owner string
 		err := tx.QueryRowContext(ctx, `
-SELECT t.name FROM tenants t, json_each(t.domains) d
+SELECT t.name FROM tenants t, `+s.d.eachOf("t.domains", "d")+`
 WHERE lower(d.value) = ? LIMIT 1`, normHost(d)).Scan(&owner)
 		if err == nil {
 			return fmt.Errorf("store: create tenant %q: domain %q already belongs to tenant %q: %w", t.Name, d, owner, ErrExists)
@@ -294,7 +330,7 @@ func scanTenant(sc scanner) (Tenant, error) {
 	return t, nil
 }
 
-func (s *sqliteStore) GetTenant(ctx context.Context, name string) (*Tenant, error) {
+func (s *sqlStore) GetTenant(ctx context.Context, name string) (*Tenant, error) {
 	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT name, domains, created_at FROM tenants WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: tenant %q: %w", name, ErrNotFound)
@@ -305,7 +341,7 @@ func (s *sqliteStore) GetTenant(ctx context.Context, name string) (*Tenant, erro
 	return &t, nil
 }
 
-func (s *sqliteStore) ListTenants(ctx context.Context) ([]Tenant, error) {
+func (s *sqlStore) ListTenants(ctx context.Context) ([]Tenant, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT name, domains, created_at FROM tenants ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list tenants: %w", err)
@@ -325,7 +361,7 @@ func (s *sqliteStore) ListTenants(ctx context.Context) ([]Tenant, error) {
 	return out, nil
 }
 
-func (s *sqliteStore) DeleteTenant(ctx context.Context, name string) error {
+func (s *sqlStore) DeleteTenant(ctx context.Context, name string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: delete tenant %q: %w", name, err)
@@ -352,14 +388,14 @@ func (s *sqliteStore) DeleteTenant(ctx context.Context, name string) error {
 	return nil
 }
 
-func (s *sqliteStore) TenantForDomain(ctx context.Context, host string) (string, error) {
+func (s *sqlStore) TenantForDomain(ctx context.Context, host string) (string, error) {
 	h := normHost(host)
 	if h == "" {
 		return DefaultTenant, nil
 	}
 	var name string
 	err := s.r.QueryRowContext(ctx, `
-SELECT t.name FROM tenants t, json_each(t.domains) d
+SELECT t.name FROM tenants t, `+s.d.eachOf("t.domains", "d")+`
 WHERE lower(d.value) = ? ORDER BY t.name LIMIT 1`, h).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return DefaultTenant, nil
@@ -420,7 +456,7 @@ func checkMailbox(m *Mailbox) error {
 	return nil
 }
 
-func (s *sqliteStore) CreateMailbox(ctx context.Context, m *Mailbox) error {
+func (s *sqlStore) CreateMailbox(ctx context.Context, m *Mailbox) error {
 	if err := checkMailbox(m); err != nil {
 		return err
 	}
@@ -445,14 +481,19 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	if err != nil {
 		return fmt.Errorf("store: create mailbox %s/%s: %w", m.Tenant, m.Number, err)
 	}
-	if err := tx.Commit(); err != nil {
+	created := *m
+	created.CreatedAt, created.UpdatedAt = now, now
+	if err := s.writeChange(ctx, tx, Change{Kind: MailboxCreated, Tenant: m.Tenant, Mailbox: m.Number, MailboxObj: &created}); err != nil {
+		return fmt.Errorf("store: create mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
 		return fmt.Errorf("store: create mailbox %s/%s: commit: %w", m.Tenant, m.Number, err)
 	}
 	m.CreatedAt, m.UpdatedAt = now, now
 	return nil
 }
 
-func (s *sqliteStore) GetMailbox(ctx context.Context, tenant, number string) (*Mailbox, error) {
+func (s *sqlStore) GetMailbox(ctx context.Context, tenant, number string) (*Mailbox, error) {
 	m, err := scanMailbox(s.r.QueryRowContext(ctx,
 		`SELECT `+mailboxCols+` FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, number))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -464,7 +505,7 @@ func (s *sqliteStore) GetMailbox(ctx context.Context, tenant, number string) (*M
 	return &m, nil
 }
 
-func (s *sqliteStore) ListMailboxes(ctx context.Context, tenant, after string, limit int) ([]Mailbox, string, error) {
+func (s *sqlStore) ListMailboxes(ctx context.Context, tenant, after string, limit int) ([]Mailbox, string, error) {
 	limit = pageSize(limit)
 	rows, err := s.r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes
 WHERE tenant = ? AND number > ? ORDER BY number LIMIT ?`, tenant, after, limit+1)
@@ -484,13 +525,18 @@ WHERE tenant = ? AND number > ? ORDER BY number LIMIT ?`, tenant, after, limit+1
 	return items, next, nil
 }
 
-func (s *sqliteStore) UpdateMailbox(ctx context.Context, m *Mailbox) error {
+func (s *sqlStore) UpdateMailbox(ctx context.Context, m *Mailbox) error {
 	if err := checkMailbox(m); err != nil {
 		return err
 	}
 	now := time.Now().UTC()
 	var created int64
-	err := s.w.QueryRowContext(ctx, `UPDATE mailboxes SET
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: update mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, `UPDATE mailboxes SET
 name = ?, type = ?, members = ?, pin_hash = ?, email = ?, attach_audio = ?,
 delete_after_email = ?, max_messages = ?, max_seconds = ?, review = ?, ask_password = ?,
 operator = ?, timezone = ?, language = ?, mwi_targets = ?, retention_days = ?, updated_at = ?
@@ -505,16 +551,31 @@ WHERE tenant = ? AND number = ? RETURNING created_at`,
 	if err != nil {
 		return fmt.Errorf("store: update mailbox %s/%s: %w", m.Tenant, m.Number, err)
 	}
-	m.CreatedAt, m.UpdatedAt = fromNanos(created), now
+	updated := *m
+	updated.CreatedAt, updated.UpdatedAt = fromNanos(created), now
+	if err := s.writeChange(ctx, tx, Change{Kind: MailboxUpdated, Tenant: m.Tenant, Mailbox: m.Number, MailboxObj: &updated}); err != nil {
+		return fmt.Errorf("store: update mailbox %s/%s: %w", m.Tenant, m.Number, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
+		return fmt.Errorf("store: update mailbox %s/%s: commit: %w", m.Tenant, m.Number, err)
+	}
+	m.CreatedAt, m.UpdatedAt = updated.CreatedAt, now
 	return nil
 }
 
-func (s *sqliteStore) DeleteMailbox(ctx context.Context, tenant, number string) ([]Message, error) {
+func (s *sqlStore) DeleteMailbox(ctx context.Context, tenant, number string) ([]Message, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: delete mailbox %s/%s: %w", tenant, number, err)
 	}
 	defer tx.Rollback()
+	mb, err := scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: mailbox %s/%s: %w", tenant, number, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: %w", tenant, number, err)
+	}
 	rows, err := tx.QueryContext(ctx, `DELETE FROM messages WHERE tenant = ? AND mailbox = ? RETURNING `+messageCols,
 		tenant, number)
 	if err != nil {
@@ -531,16 +592,19 @@ func (s *sqliteStore) DeleteMailbox(ctx context.Context, tenant, number string) 
 	if err := mustAffect(res, "mailbox", tenant+"/"+number); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.writeChange(ctx, tx, Change{Kind: MailboxDeleted, Tenant: tenant, Mailbox: number, MailboxObj: &mb}); err != nil {
+		return nil, fmt.Errorf("store: delete mailbox %s/%s: %w", tenant, number, err)
+	}
+	if err := s.commitChanges(tx); err != nil {
 		return nil, fmt.Errorf("store: delete mailbox %s/%s: commit: %w", tenant, number, err)
 	}
 	sortMessages(msgs) // RETURNING order is unspecified
 	return msgs, nil
 }
 
-func (s *sqliteStore) GroupsOf(ctx context.Context, tenant, member string) ([]Mailbox, error) {
+func (s *sqlStore) GroupsOf(ctx context.Context, tenant, member string) ([]Mailbox, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes m
-WHERE tenant = ? AND type = ? AND EXISTS (SELECT 1 FROM json_each(m.members) WHERE value = ?)
+WHERE tenant = ? AND type = ? AND EXISTS (SELECT 1 FROM `+s.d.eachOf("m.members", "e")+` WHERE e.value = ?)
 ORDER BY number`, tenant, TypeGroup, member)
 	if err != nil {
 		return nil, fmt.Errorf("store: groups of %s/%s: %w", tenant, member, err)
@@ -550,174 +614,6 @@ ORDER BY number`, tenant, TypeGroup, member)
 		return nil, fmt.Errorf("store: groups of %s/%s: %w", tenant, member, err)
 	}
 	return out, nil
-}
-
-// ---- messages ----
-
-const messageCols = `id, tenant, mailbox, folder, caller_id, caller_e164, caller_name,
-received_at, duration_ms, urgent, read, size, media_key`
-
-func scanMessage(sc scanner) (Message, error) {
-	var (
-		m        Message
-		received int64
-	)
-	err := sc.Scan(&m.ID, &m.Tenant, &m.Mailbox, &m.Folder, &m.CallerID, &m.CallerE164,
-		&m.CallerName, &received, &m.DurationMS, &m.Urgent, &m.Read, &m.Size, &m.MediaKey)
-	if err != nil {
-		return Message{}, err
-	}
-	m.ReceivedAt = fromNanos(received)
-	return m, nil
-}
-
-func (s *sqliteStore) CreateMessage(ctx context.Context, m *Message) error {
-	msg := *m // fill defaults on a copy; the caller's struct changes only on success
-	if msg.ID == "" {
-		msg.ID = NewMessageID()
-	}
-	if msg.Folder == "" {
-		msg.Folder = FolderNew
-	}
-	if msg.ReceivedAt.IsZero() {
-		msg.ReceivedAt = time.Now()
-	}
-	msg.ReceivedAt = msg.ReceivedAt.UTC()
-	if msg.MediaKey == "" {
-		msg.MediaKey = MediaKey(msg.Tenant, msg.Mailbox, msg.ID)
-	}
-	if !ValidFolder(msg.Folder) {
-		return fmt.Errorf("store: create message: invalid folder %q", msg.Folder)
-	}
-	where := msg.Tenant + "/" + msg.Mailbox + "/" + msg.ID
-
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: create message %s: %w", where, err)
-	}
-	defer tx.Rollback()
-	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE tenant = ? AND number = ?`, msg.Tenant, msg.Mailbox).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("store: create message %s: mailbox %s/%s: %w", where, msg.Tenant, msg.Mailbox, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("store: create message %s: %w", where, err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO messages (`+messageCols+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		msg.ID, msg.Tenant, msg.Mailbox, msg.Folder, msg.CallerID, msg.CallerE164, msg.CallerName,
-		msg.ReceivedAt.UnixNano(), msg.DurationMS, msg.Urgent, msg.Read, msg.Size, msg.MediaKey)
-	if isConflict(err) {
-		return fmt.Errorf("store: create message %s: %w", where, ErrExists)
-	}
-	if err != nil {
-		return fmt.Errorf("store: create message %s: %w", where, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: create message %s: commit: %w", where, err)
-	}
-	*m = msg
-	return nil
-}
-
-func (s *sqliteStore) GetMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
-	m, err := scanMessage(s.r.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages
-WHERE id = ? AND tenant = ? AND mailbox = ?`, id, tenant, mailbox))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: message %s/%s/%s: %w", tenant, mailbox, id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: get message %s/%s/%s: %w", tenant, mailbox, id, err)
-	}
-	return &m, nil
-}
-
-func (s *sqliteStore) ListMessages(ctx context.Context, f MessageFilter) ([]Message, string, error) {
-	if f.Tenant == "" {
-		// Never list across tenants by accident.
-		return nil, "", errors.New("store: list messages: tenant is required")
-	}
-	limit := pageSize(f.Limit)
-	var (
-		where = []string{"tenant = ?"}
-		args  = []any{f.Tenant}
-	)
-	if f.Mailbox != "" {
-		where, args = append(where, "mailbox = ?"), append(args, f.Mailbox)
-	}
-	if f.Folder != "" {
-		where, args = append(where, "folder = ?"), append(args, f.Folder)
-	}
-	if f.CallerID != "" {
-		where, args = append(where, "(caller_id = ? OR caller_e164 = ?)"), append(args, f.CallerID, f.CallerID)
-	}
-	if f.After != "" {
-		where, args = append(where, "id > ?"), append(args, f.After)
-	}
-	args = append(args, limit+1)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: list messages of %s/%s: %w", f.Tenant, f.Mailbox, err)
-	}
-	items, err := collect(rows, scanMessage)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: list messages of %s/%s: %w", f.Tenant, f.Mailbox, err)
-	}
-	var next string
-	if len(items) > limit {
-		items = items[:limit]
-		next = items[limit-1].ID
-	}
-	return items, next, nil
-}
-
-func (s *sqliteStore) CountMessages(ctx context.Context, tenant, mailbox string) (Counts, error) {
-	// One statement, so the four numbers always describe the same snapshot.
-	var c Counts
-	err := s.r.QueryRowContext(ctx, `
-SELECT
-	coalesce(sum(isnew), 0),
-	coalesce(sum(1 - isnew), 0),
-	coalesce(sum(urgent * isnew), 0),
-	coalesce(sum(urgent * (1 - isnew)), 0)
-FROM (SELECT (folder = 'new' AND read = 0) AS isnew, (urgent <> 0) AS urgent
-      FROM messages WHERE tenant = ? AND mailbox = ?)`, tenant, mailbox).
-		Scan(&c.New, &c.Old, &c.UrgentNew, &c.UrgentOld)
-	if err != nil {
-		return Counts{}, fmt.Errorf("store: count messages of %s/%s: %w", tenant, mailbox, err)
-	}
-	return c, nil
-}
-
-func (s *sqliteStore) UpdateMessage(ctx context.Context, m *Message) error {
-	if !ValidFolder(m.Folder) {
-		return fmt.Errorf("store: update message %s/%s/%s: invalid folder %q", m.Tenant, m.Mailbox, m.ID, m.Folder)
-	}
-	got, err := scanMessage(s.w.QueryRowContext(ctx, `UPDATE messages SET folder = ?, read = ?, urgent = ?
-WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols,
-		m.Folder, m.Read, m.Urgent, m.ID, m.Tenant, m.Mailbox))
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("store: update message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("store: update message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, err)
-	}
-	*m = got // the caller sees the stored row, including fields it did not set
-	return nil
-}
-
-func (s *sqliteStore) DeleteMessage(ctx context.Context, tenant, mailbox, id string) (*Message, error) {
-	m, err := scanMessage(s.w.QueryRowContext(ctx, `DELETE FROM messages
-WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols, id, tenant, mailbox))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", tenant, mailbox, id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", tenant, mailbox, id, err)
-	}
-	return &m, nil
 }
 
 // ---- helpers ----
@@ -738,7 +634,7 @@ func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) 
 	return out, rows.Err()
 }
 
-func tenantExists(ctx context.Context, tx *sql.Tx, name string) error {
+func tenantExists(ctx context.Context, tx *sqlTx, name string) error {
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM tenants WHERE name = ?`, name).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -29,7 +29,7 @@ CREATE TABLE login_locks (
 ) STRICT;
 `
 
-func (s *sqliteStore) RecordLoginFailure(ctx context.Context, tenant, mailbox string, at time.Time) (int, error) {
+func (s *sqlStore) RecordLoginFailure(ctx context.Context, tenant, mailbox string, at time.Time) (int, error) {
 	where := tenant + "/" + mailbox
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -37,7 +37,13 @@ func (s *sqliteStore) RecordLoginFailure(ctx context.Context, tenant, mailbox st
 	}
 	defer tx.Rollback()
 	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, mailbox).Scan(&one)
+	// Locking the mailbox row serialises concurrent failures of one mailbox
+	// on PostgreSQL, so that each counts the others (SQLite has one writer).
+	lock := ""
+	if s.d == dialectPostgres {
+		lock = " FOR UPDATE"
+	}
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE tenant = ? AND number = ?`+lock, tenant, mailbox).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("store: record login failure: mailbox %s: %w", where, ErrNotFound)
 	}
@@ -65,12 +71,12 @@ WHERE tenant = ? AND mailbox = ? AND at > ? AND at <= ?`, tenant, mailbox, from,
 	return n, nil
 }
 
-func (s *sqliteStore) LockLogin(ctx context.Context, tenant, mailbox string, until time.Time) error {
+func (s *sqlStore) LockLogin(ctx context.Context, tenant, mailbox string, until time.Time) error {
 	where := tenant + "/" + mailbox
 	// INSERT … SELECT inserts nothing when the mailbox does not exist.
 	res, err := s.w.ExecContext(ctx, `INSERT INTO login_locks (tenant, mailbox, locked_until)
 SELECT tenant, number, ? FROM mailboxes WHERE tenant = ? AND number = ?
-ON CONFLICT (tenant, mailbox) DO UPDATE SET locked_until = max(locked_until, excluded.locked_until)`,
+ON CONFLICT (tenant, mailbox) DO UPDATE SET locked_until = `+s.d.greatest()+`(login_locks.locked_until, excluded.locked_until)`,
 		until.UTC().UnixNano(), tenant, mailbox)
 	if err != nil {
 		return fmt.Errorf("store: lock login %s: %w", where, err)
@@ -83,7 +89,7 @@ ON CONFLICT (tenant, mailbox) DO UPDATE SET locked_until = max(locked_until, exc
 	return nil
 }
 
-func (s *sqliteStore) LoginLockedUntil(ctx context.Context, tenant, mailbox string) (time.Time, error) {
+func (s *sqlStore) LoginLockedUntil(ctx context.Context, tenant, mailbox string) (time.Time, error) {
 	var until int64
 	err := s.r.QueryRowContext(ctx, `SELECT locked_until FROM login_locks WHERE tenant = ? AND mailbox = ?`,
 		tenant, mailbox).Scan(&until)
@@ -96,7 +102,7 @@ func (s *sqliteStore) LoginLockedUntil(ctx context.Context, tenant, mailbox stri
 	return fromNanos(until), nil
 }
 
-func (s *sqliteStore) ClearLoginFailures(ctx context.Context, tenant, mailbox string) error {
+func (s *sqlStore) ClearLoginFailures(ctx context.Context, tenant, mailbox string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: clear login failures %s/%s: %w", tenant, mailbox, err)

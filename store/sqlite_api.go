@@ -90,7 +90,7 @@ func scanToken(sc scanner) (Token, error) {
 	return t, nil
 }
 
-func (s *sqliteStore) CreateToken(ctx context.Context, t *Token, hash string) error {
+func (s *sqlStore) CreateToken(ctx context.Context, t *Token, hash string) error {
 	if t.Kind != TokenTenant && t.Kind != TokenUser {
 		return fmt.Errorf("store: create token: invalid kind %q", t.Kind)
 	}
@@ -124,7 +124,7 @@ func (s *sqliteStore) CreateToken(ctx context.Context, t *Token, hash string) er
 	return nil
 }
 
-func (s *sqliteStore) TokenByHash(ctx context.Context, hash string) (*Token, error) {
+func (s *sqlStore) TokenByHash(ctx context.Context, hash string) (*Token, error) {
 	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM api_tokens WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: token: %w", ErrNotFound)
@@ -135,7 +135,7 @@ func (s *sqliteStore) TokenByHash(ctx context.Context, hash string) (*Token, err
 	return &t, nil
 }
 
-func (s *sqliteStore) ListTokens(ctx context.Context, tenant, kind string) ([]Token, error) {
+func (s *sqlStore) ListTokens(ctx context.Context, tenant, kind string) ([]Token, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenCols+` FROM api_tokens
 WHERE tenant = ? AND (? = '' OR kind = ?) ORDER BY created_at, id`, tenant, kind, kind)
 	if err != nil {
@@ -148,7 +148,7 @@ WHERE tenant = ? AND (? = '' OR kind = ?) ORDER BY created_at, id`, tenant, kind
 	return out, nil
 }
 
-func (s *sqliteStore) DeleteToken(ctx context.Context, tenant, idOrHash string) error {
+func (s *sqlStore) DeleteToken(ctx context.Context, tenant, idOrHash string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM api_tokens WHERE tenant = ? AND (id = ? OR hash = ?)`,
 		tenant, idOrHash, idOrHash)
 	if err != nil {
@@ -157,7 +157,7 @@ func (s *sqliteStore) DeleteToken(ctx context.Context, tenant, idOrHash string) 
 	return mustAffect(res, "token", tenant+"/"+idOrHash)
 }
 
-func (s *sqliteStore) DeleteTokens(ctx context.Context, tenant, mailbox string) error {
+func (s *sqlStore) DeleteTokens(ctx context.Context, tenant, mailbox string) error {
 	var err error
 	if mailbox == "" {
 		_, err = s.w.ExecContext(ctx, `DELETE FROM api_tokens WHERE tenant = ?`, tenant)
@@ -192,7 +192,7 @@ func scanWebhook(sc scanner) (Webhook, error) {
 	return w, nil
 }
 
-func (s *sqliteStore) CreateWebhook(ctx context.Context, w *Webhook) error {
+func (s *sqlStore) CreateWebhook(ctx context.Context, w *Webhook) error {
 	if w.ID == "" {
 		w.ID = uuid.Must(uuid.NewV7()).String()
 	}
@@ -220,7 +220,7 @@ func (s *sqliteStore) CreateWebhook(ctx context.Context, w *Webhook) error {
 	return nil
 }
 
-func (s *sqliteStore) GetWebhook(ctx context.Context, tenant, id string) (*Webhook, error) {
+func (s *sqlStore) GetWebhook(ctx context.Context, tenant, id string) (*Webhook, error) {
 	w, err := scanWebhook(s.r.QueryRowContext(ctx, `SELECT `+webhookCols+` FROM webhooks WHERE tenant = ? AND id = ?`, tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: webhook %s/%s: %w", tenant, id, ErrNotFound)
@@ -231,7 +231,7 @@ func (s *sqliteStore) GetWebhook(ctx context.Context, tenant, id string) (*Webho
 	return &w, nil
 }
 
-func (s *sqliteStore) ListWebhooks(ctx context.Context, tenant string) ([]Webhook, error) {
+func (s *sqlStore) ListWebhooks(ctx context.Context, tenant string) ([]Webhook, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+webhookCols+` FROM webhooks
 WHERE (? = '' OR tenant = ?) ORDER BY created_at, id`, tenant, tenant)
 	if err != nil {
@@ -244,7 +244,7 @@ WHERE (? = '' OR tenant = ?) ORDER BY created_at, id`, tenant, tenant)
 	return out, nil
 }
 
-func (s *sqliteStore) DeleteWebhook(ctx context.Context, tenant, id string) error {
+func (s *sqlStore) DeleteWebhook(ctx context.Context, tenant, id string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: delete webhook %s: %w", id, err)
@@ -270,7 +270,7 @@ func (s *sqliteStore) DeleteWebhook(ctx context.Context, tenant, id string) erro
 
 // ---- the durable queue ----
 
-func (s *sqliteStore) EnqueueWebhookJobs(ctx context.Context, jobs []WebhookJob) error {
+func (s *sqlStore) EnqueueWebhookJobs(ctx context.Context, jobs []WebhookJob) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -285,12 +285,9 @@ func (s *sqliteStore) EnqueueWebhookJobs(ctx context.Context, jobs []WebhookJob)
 		if j.NextAt.IsZero() {
 			j.NextAt = now
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO webhook_jobs (webhook_id, event_id, event_type, body, attempts, next_at, created_at)
-VALUES (?, ?, ?, ?, 0, ?, ?)`, j.WebhookID, j.EventID, j.EventType, j.Body, j.NextAt.UnixNano(), now.UnixNano())
+		err := tx.QueryRowContext(ctx, `INSERT INTO webhook_jobs (webhook_id, event_id, event_type, body, attempts, next_at, created_at)
+VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING id`, j.WebhookID, j.EventID, j.EventType, j.Body, j.NextAt.UnixNano(), now.UnixNano()).Scan(&j.ID)
 		if err != nil {
-			return fmt.Errorf("store: enqueue webhook job: %w", err)
-		}
-		if j.ID, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("store: enqueue webhook job: %w", err)
 		}
 		j.Attempts, j.CreatedAt = 0, now
@@ -301,7 +298,7 @@ VALUES (?, ?, ?, ?, 0, ?, ?)`, j.WebhookID, j.EventID, j.EventType, j.Body, j.Ne
 	return nil
 }
 
-func (s *sqliteStore) DueWebhookJobs(ctx context.Context, now time.Time, limit int) ([]WebhookJob, error) {
+func (s *sqlStore) DueWebhookJobs(ctx context.Context, now time.Time, limit int) ([]WebhookJob, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, webhook_id, event_id, event_type, body, attempts, next_at, created_at
 FROM webhook_jobs WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`, now.UnixNano(), pageSize(limit))
 	if err != nil {
@@ -322,7 +319,7 @@ FROM webhook_jobs WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`, now.UnixNano
 	return out, nil
 }
 
-func (s *sqliteStore) NextWebhookJobAt(ctx context.Context) (time.Time, bool, error) {
+func (s *sqlStore) NextWebhookJobAt(ctx context.Context) (time.Time, bool, error) {
 	var n sql.NullInt64
 	if err := s.r.QueryRowContext(ctx, `SELECT min(next_at) FROM webhook_jobs`).Scan(&n); err != nil {
 		return time.Time{}, false, fmt.Errorf("store: next webhook job: %w", err)
@@ -333,7 +330,7 @@ func (s *sqliteStore) NextWebhookJobAt(ctx context.Context) (time.Time, bool, er
 	return fromNanos(n.Int64), true, nil
 }
 
-func (s *sqliteStore) FinishWebhookJob(ctx context.Context, id int64, d WebhookDelivery, next time.Time) error {
+func (s *sqlStore) FinishWebhookJob(ctx context.Context, id int64, d WebhookDelivery, next time.Time) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: finish webhook job %d: %w", id, err)
@@ -365,7 +362,7 @@ SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM webhooks WHERE id =
 	return nil
 }
 
-func (s *sqliteStore) ListWebhookDeliveries(ctx context.Context, webhookID string, before int64, limit int) ([]WebhookDelivery, int64, error) {
+func (s *sqlStore) ListWebhookDeliveries(ctx context.Context, webhookID string, before int64, limit int) ([]WebhookDelivery, int64, error) {
 	limit = pageSize(limit)
 	if before <= 0 {
 		before = 1<<63 - 1

@@ -8,8 +8,8 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
-// isConflict reports a UNIQUE or PRIMARY KEY violation.
-func isConflict(err error) bool {
+// isSQLiteConflict reports a UNIQUE or PRIMARY KEY violation.
+func isSQLiteConflict(err error) bool {
 	var se sqlite3.Error
 	if !errors.As(err, &se) {
 		return false

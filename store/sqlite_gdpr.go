@@ -78,23 +78,28 @@ const hiddenCols = messageCols + `, forget_id, hidden_at`
 
 // callerWhere matches the caller e164 ("+<digits>") in the columns of alias
 // a, within tenant ("" = every tenant).
-func callerWhere(a, tenant, e164 string) (string, []any, error) {
+func callerWhere(d dialect, a, tenant, e164 string) (string, []any, error) {
 	if len(e164) < 2 || e164[0] != '+' || strings.Trim(e164[1:], "0123456789") != "" {
 		return "", nil, fmt.Errorf("store: caller %q is not an E.164 number", e164)
 	}
 	where := "(" + a + ".caller_e164 = ? OR " + a + ".caller_id = ? OR " + a + ".caller_id = ?)"
 	args := []any{e164, e164, e164[1:]}
 	if tenant != "" {
-		// The unary + keeps the planner on the caller indexes: a tenant
-		// may hold most of the messages, a caller only a few.
-		where += " AND +" + a + ".tenant = ?"
+		// SQLite's unary + keeps its planner on the caller indexes: a
+		// tenant may hold most of the messages, a caller only a few.
+		// PostgreSQL's planner weighs that from its statistics.
+		plus := "+"
+		if d == dialectPostgres {
+			plus = ""
+		}
+		where += " AND " + plus + a + ".tenant = ?"
 		args = append(args, tenant)
 	}
 	return where, args, nil
 }
 
-func (s *sqliteStore) MessagesByCaller(ctx context.Context, tenant, e164 string) ([]Message, error) {
-	where, args, err := callerWhere("m", tenant, e164)
+func (s *sqlStore) MessagesByCaller(ctx context.Context, tenant, e164 string) ([]Message, error) {
+	where, args, err := callerWhere(s.d, "m", tenant, e164)
 	if err != nil {
 		return nil, err
 	}
@@ -109,8 +114,8 @@ func (s *sqliteStore) MessagesByCaller(ctx context.Context, tenant, e164 string)
 	return out, nil
 }
 
-func (s *sqliteStore) ForgetCaller(ctx context.Context, f Forget) ([]Message, error) {
-	where, args, err := callerWhere("m", f.Tenant, f.E164)
+func (s *sqlStore) ForgetCaller(ctx context.Context, f Forget) ([]Message, error) {
+	where, args, err := callerWhere(s.d, "m", f.Tenant, f.E164)
 	if err != nil {
 		return nil, err
 	}
@@ -151,11 +156,17 @@ VALUES (?, ?, ?, ?, ?, 'hidden')`, f.ID, t, f.PhoneHash, at.UTC().UnixNano(), n)
 			return nil, fmt.Errorf("store: forget: tombstone: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	sortMessages(msgs)
+	// Hidden messages leave the counts, MWI and events at once.
+	for i := range msgs {
+		if err := s.writeChange(ctx, tx, Change{Kind: MessageDeleted, Tenant: msgs[i].Tenant, Mailbox: msgs[i].Mailbox, Message: &msgs[i]}); err != nil {
+			return nil, fmt.Errorf("store: forget: %w", err)
+		}
+	}
+	if err := s.commitChanges(tx); err != nil {
 		return nil, fmt.Errorf("store: forget: commit: %w", err)
 	}
 	s.checkpointSoon()
-	sortMessages(msgs)
 	return msgs, nil
 }
 
@@ -179,8 +190,8 @@ type hiddenRow struct {
 	forgetID string
 }
 
-func (s *sqliteStore) UndoForget(ctx context.Context, tenant, e164, phoneHash string) ([]Message, error) {
-	where, args, err := callerWhere("h", tenant, e164)
+func (s *sqlStore) UndoForget(ctx context.Context, tenant, e164, phoneHash string) ([]Message, error) {
+	where, args, err := callerWhere(s.d, "h", tenant, e164)
 	if err != nil {
 		return nil, err
 	}
@@ -243,14 +254,21 @@ AND NOT EXISTS (SELECT 1 FROM gdpr_hidden WHERE forget_id = ? AND tenant = ?)`, 
 			return nil, fmt.Errorf("store: undo forget: tombstone: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	sortMessages(msgs)
+	// Restored messages come back to the counts, MWI and events. The purge
+	// writes nothing: its messages were already gone.
+	for i := range msgs {
+		if err := s.writeChange(ctx, tx, Change{Kind: MessageCreated, Tenant: msgs[i].Tenant, Mailbox: msgs[i].Mailbox, Message: &msgs[i]}); err != nil {
+			return nil, fmt.Errorf("store: undo forget: %w", err)
+		}
+	}
+	if err := s.commitChanges(tx); err != nil {
 		return nil, fmt.Errorf("store: undo forget: commit: %w", err)
 	}
-	sortMessages(msgs)
 	return msgs, nil
 }
 
-func (s *sqliteStore) ForgottenBefore(ctx context.Context, t time.Time, limit int) ([]Message, error) {
+func (s *sqlStore) ForgottenBefore(ctx context.Context, t time.Time, limit int) ([]Message, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -270,7 +288,7 @@ WHERE hidden_at < ? ORDER BY hidden_at, id LIMIT ?`, t.UTC().UnixNano(), limit)
 	return out, nil
 }
 
-func (s *sqliteStore) PurgeForgotten(ctx context.Context, ids []string) error {
+func (s *sqlStore) PurgeForgotten(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -311,7 +329,7 @@ AND NOT EXISTS (SELECT 1 FROM gdpr_hidden WHERE forget_id = ? AND tenant = ?)`, 
 	return nil
 }
 
-func (s *sqliteStore) CountForgotten(ctx context.Context) (int, error) {
+func (s *sqlStore) CountForgotten(ctx context.Context) (int, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM gdpr_hidden`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count forgotten: %w", err)
@@ -321,7 +339,7 @@ func (s *sqliteStore) CountForgotten(ctx context.Context) (int, error) {
 
 // ---- audit ----
 
-func (s *sqliteStore) AddGDPRAudit(ctx context.Context, a *GDPRAudit) error {
+func (s *sqlStore) AddGDPRAudit(ctx context.Context, a *GDPRAudit) error {
 	if a.At.IsZero() {
 		a.At = time.Now()
 	}
@@ -337,7 +355,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 	return nil
 }
 
-func (s *sqliteStore) ListGDPRAudit(ctx context.Context, after int64, limit int) ([]GDPRAudit, error) {
+func (s *sqlStore) ListGDPRAudit(ctx context.Context, after int64, limit int) ([]GDPRAudit, error) {
 	if limit <= 0 {
 		limit = defaultPageSize
 	}
@@ -364,7 +382,7 @@ contact_kind, contact_hash, response, messages FROM gdpr_audit WHERE id > ? ORDE
 
 // ---- retention ----
 
-func (s *sqliteStore) SetTenantRetention(ctx context.Context, tenant string, days int) error {
+func (s *sqlStore) SetTenantRetention(ctx context.Context, tenant string, days int) error {
 	if days < 0 {
 		if _, err := s.w.ExecContext(ctx, `DELETE FROM tenant_retention WHERE tenant = ?`, tenant); err != nil {
 			return fmt.Errorf("store: tenant retention %q: %w", tenant, err)
@@ -383,7 +401,7 @@ ON CONFLICT (tenant) DO UPDATE SET days = excluded.days`, days, tenant)
 	return nil
 }
 
-func (s *sqliteStore) TenantRetention(ctx context.Context, tenant string) (int, bool, error) {
+func (s *sqlStore) TenantRetention(ctx context.Context, tenant string) (int, bool, error) {
 	var days int
 	err := s.r.QueryRowContext(ctx, `SELECT days FROM tenant_retention WHERE tenant = ?`, tenant).Scan(&days)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -398,7 +416,7 @@ func (s *sqliteStore) TenantRetention(ctx context.Context, tenant string) (int, 
 // dayNanos is one day in the unit of received_at.
 const dayNanos = int64(24 * time.Hour)
 
-func (s *sqliteStore) ExpiredMessages(ctx context.Context, now time.Time, defaultDays, limit int) ([]Message, error) {
+func (s *sqlStore) ExpiredMessages(ctx context.Context, now time.Time, defaultDays, limit int) ([]Message, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -408,7 +426,7 @@ func (s *sqliteStore) ExpiredMessages(ctx context.Context, now time.Time, defaul
 	err := s.r.QueryRowContext(ctx, `SELECT min(d) FROM (
 	SELECT retention_days AS d FROM mailboxes WHERE retention_days > 0
 	UNION ALL SELECT days FROM tenant_retention WHERE days > 0
-	UNION ALL SELECT ? WHERE ? > 0)`, defaultDays, defaultDays).Scan(&shortest)
+	UNION ALL SELECT CAST(? AS BIGINT) WHERE CAST(? AS BIGINT) > 0) AS shortest`, defaultDays, defaultDays).Scan(&shortest)
 	if err != nil {
 		return nil, fmt.Errorf("store: expired messages: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 // ForgottenByCaller reads what UndoForget deletes and checks, in one read
 // transaction; it needs no schema of its own.
 func (s *sqliteStore) ForgottenByCaller(ctx context.Context, tenant, e164, phoneHash string) ([]Message, error) {
-	where, args, err := callerWhere("h", tenant, e164)
+	where, args, err := callerWhere(s.d, "h", tenant, e164)
 	if err != nil {
 		return nil, err
 	}

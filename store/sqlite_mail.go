@@ -55,7 +55,7 @@ func scanOutbox(sc scanner) (OutboxMail, error) {
 	return m, nil
 }
 
-func (s *sqliteStore) EnqueueMail(ctx context.Context, m *OutboxMail) error {
+func (s *sqlStore) EnqueueMail(ctx context.Context, m *OutboxMail) error {
 	if m.MessageID == "" || m.Tenant == "" || m.Mailbox == "" {
 		return fmt.Errorf("store: enqueue mail: message, tenant and mailbox are required")
 	}
@@ -82,7 +82,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, '', ?) RETURNING id`,
 	return nil
 }
 
-func (s *sqliteStore) GetMail(ctx context.Context, messageID string) (*OutboxMail, error) {
+func (s *sqlStore) GetMail(ctx context.Context, messageID string) (*OutboxMail, error) {
 	m, err := scanOutbox(s.r.QueryRowContext(ctx,
 		`SELECT `+outboxCols+` FROM mail_outbox WHERE message_id = ?`, messageID))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -94,7 +94,7 @@ func (s *sqliteStore) GetMail(ctx context.Context, messageID string) (*OutboxMai
 	return &m, nil
 }
 
-func (s *sqliteStore) DueMail(ctx context.Context, now time.Time, limit int) ([]OutboxMail, error) {
+func (s *sqlStore) DueMail(ctx context.Context, now time.Time, limit int) ([]OutboxMail, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+outboxCols+` FROM mail_outbox
 WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`,
 		MailPending, now.UTC().UnixNano(), pageSize(limit))
@@ -108,7 +108,7 @@ WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`,
 	return out, nil
 }
 
-func (s *sqliteStore) NextMailAttempt(ctx context.Context) (time.Time, error) {
+func (s *sqlStore) NextMailAttempt(ctx context.Context) (time.Time, error) {
 	var next sql.NullInt64
 	err := s.r.QueryRowContext(ctx, `SELECT min(next_attempt_at) FROM mail_outbox WHERE status = ?`,
 		MailPending).Scan(&next)
@@ -121,7 +121,7 @@ func (s *sqliteStore) NextMailAttempt(ctx context.Context) (time.Time, error) {
 	return fromNanos(next.Int64), nil
 }
 
-func (s *sqliteStore) PendingMail(ctx context.Context) (int, error) {
+func (s *sqlStore) PendingMail(ctx context.Context) (int, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox WHERE status = ?`,
 		MailPending).Scan(&n); err != nil {
@@ -130,7 +130,7 @@ func (s *sqliteStore) PendingMail(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func (s *sqliteStore) RetryMail(ctx context.Context, id int64, next time.Time, lastErr string) error {
+func (s *sqlStore) RetryMail(ctx context.Context, id int64, next time.Time, lastErr string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE mail_outbox
 SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
 WHERE id = ? AND status = ?`, next.UTC().UnixNano(), lastErr, id, MailPending)
@@ -140,7 +140,7 @@ WHERE id = ? AND status = ?`, next.UTC().UnixNano(), lastErr, id, MailPending)
 	return mustAffect(res, "pending mail", fmt.Sprint(id))
 }
 
-func (s *sqliteStore) MarkMailSent(ctx context.Context, id int64, at time.Time) error {
+func (s *sqlStore) MarkMailSent(ctx context.Context, id int64, at time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE mail_outbox
 SET status = ?, sent_at = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`,
 		MailSent, at.UTC().UnixNano(), id)
@@ -150,14 +150,14 @@ SET status = ?, sent_at = ?, attempts = attempts + 1, last_error = '' WHERE id =
 	return mustAffect(res, "mail", fmt.Sprint(id))
 }
 
-func (s *sqliteStore) DropMail(ctx context.Context, id int64) error {
+func (s *sqlStore) DropMail(ctx context.Context, id int64) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM mail_outbox WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("store: drop mail %d: %w", id, err)
 	}
 	return nil
 }
 
-func (s *sqliteStore) PurgeSentMail(ctx context.Context, before time.Time) (int, error) {
+func (s *sqlStore) PurgeSentMail(ctx context.Context, before time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM mail_outbox WHERE status = ? AND sent_at < ?`,
 		MailSent, before.UTC().UnixNano())
 	if err != nil {
@@ -170,7 +170,7 @@ func (s *sqliteStore) PurgeSentMail(ctx context.Context, before time.Time) (int,
 	return int(n), nil
 }
 
-func (s *sqliteStore) UnmailedMessages(ctx context.Context, since time.Time) ([]Message, error) {
+func (s *sqlStore) UnmailedMessages(ctx context.Context, since time.Time) ([]Message, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+messageCols+` FROM messages m
 WHERE m.received_at >= ?
   AND EXISTS (SELECT 1 FROM mailboxes b WHERE b.tenant = m.tenant AND b.number = m.mailbox AND trim(b.email) != '')

@@ -46,7 +46,7 @@ CREATE TABLE mwi_target_stops (
 const mwiSubCols = `id, tenant, mailbox, call_id, local_tag, remote_tag, event_id, local_uri, remote_uri,
 	contact, route_set, transport, source, account_host, local_cseq, remote_cseq, expires_at, created_at`
 
-func (s *sqliteStore) SaveMWISubscription(ctx context.Context, m *MWISubscription) error {
+func (s *sqlStore) SaveMWISubscription(ctx context.Context, m *MWISubscription) error {
 	if m.ID == "" || m.CallID == "" {
 		return fmt.Errorf("store: save MWI subscription: empty id or Call-ID")
 	}
@@ -61,7 +61,7 @@ ON CONFLICT (id) DO UPDATE SET
 	local_uri = excluded.local_uri, remote_uri = excluded.remote_uri, contact = excluded.contact,
 	route_set = excluded.route_set, transport = excluded.transport, source = excluded.source,
 	account_host = excluded.account_host,
-	local_cseq = max(local_cseq, excluded.local_cseq), remote_cseq = excluded.remote_cseq,
+	local_cseq = `+s.d.greatest()+`(mwi_subscriptions.local_cseq, excluded.local_cseq), remote_cseq = excluded.remote_cseq,
 	expires_at = excluded.expires_at`,
 		m.ID, m.Tenant, m.Mailbox, m.CallID, m.LocalTag, m.RemoteTag, m.EventID, m.LocalURI, m.RemoteURI,
 		m.Contact, encodeList(m.RouteSet), m.Transport, m.Source, m.AccountHost,
@@ -72,14 +72,14 @@ ON CONFLICT (id) DO UPDATE SET
 	return nil
 }
 
-func (s *sqliteStore) DeleteMWISubscription(ctx context.Context, id string) error {
+func (s *sqlStore) DeleteMWISubscription(ctx context.Context, id string) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM mwi_subscriptions WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("store: delete MWI subscription %s: %w", id, err)
 	}
 	return nil
 }
 
-func (s *sqliteStore) ListMWISubscriptions(ctx context.Context) ([]MWISubscription, error) {
+func (s *sqlStore) ListMWISubscriptions(ctx context.Context) ([]MWISubscription, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+mwiSubCols+` FROM mwi_subscriptions ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list MWI subscriptions: %w", err)
@@ -110,7 +110,7 @@ func (s *sqliteStore) ListMWISubscriptions(ctx context.Context) ([]MWISubscripti
 	return out, nil
 }
 
-func (s *sqliteStore) SetMWILocalCSeqs(ctx context.Context, cseqs map[string]uint32) error {
+func (s *sqlStore) SetMWILocalCSeqs(ctx context.Context, cseqs map[string]uint32) error {
 	if len(cseqs) == 0 {
 		return nil
 	}
@@ -119,7 +119,7 @@ func (s *sqliteStore) SetMWILocalCSeqs(ctx context.Context, cseqs map[string]uin
 		return fmt.Errorf("store: set MWI CSeqs: %w", err)
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `UPDATE mwi_subscriptions SET local_cseq = max(local_cseq, ?) WHERE id = ?`)
+	st, err := tx.PrepareContext(ctx, `UPDATE mwi_subscriptions SET local_cseq = `+s.d.greatest()+`(local_cseq, ?) WHERE id = ?`)
 	if err != nil {
 		return fmt.Errorf("store: set MWI CSeqs: %w", err)
 	}
@@ -135,7 +135,7 @@ func (s *sqliteStore) SetMWILocalCSeqs(ctx context.Context, cseqs map[string]uin
 	return nil
 }
 
-func (s *sqliteStore) StopMWITarget(ctx context.Context, stop MWITargetStop) error {
+func (s *sqlStore) StopMWITarget(ctx context.Context, stop MWITargetStop) error {
 	if stop.At.IsZero() {
 		stop.At = time.Now().UTC()
 	}
@@ -149,7 +149,7 @@ ON CONFLICT (tenant, mailbox, target) DO UPDATE SET reason = excluded.reason, st
 	return nil
 }
 
-func (s *sqliteStore) ResumeMWITarget(ctx context.Context, tenant, mailbox, target string) error {
+func (s *sqlStore) ResumeMWITarget(ctx context.Context, tenant, mailbox, target string) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM mwi_target_stops WHERE tenant = ? AND mailbox = ? AND target = ?`,
 		tenant, mailbox, target); err != nil {
 		return fmt.Errorf("store: resume MWI target %s of %s/%s: %w", target, tenant, mailbox, err)
@@ -157,7 +157,7 @@ func (s *sqliteStore) ResumeMWITarget(ctx context.Context, tenant, mailbox, targ
 	return nil
 }
 
-func (s *sqliteStore) ListMWITargetStops(ctx context.Context) ([]MWITargetStop, error) {
+func (s *sqlStore) ListMWITargetStops(ctx context.Context) ([]MWITargetStop, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT tenant, mailbox, target, reason, stopped_at FROM mwi_target_stops
 ORDER BY tenant, mailbox, target`)
 	if err != nil {

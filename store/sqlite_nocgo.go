@@ -2,6 +2,6 @@
 
 package store
 
-// isConflict never matches without cgo: go-sqlite3 is then a stub whose
+// isSQLiteConflict never matches without cgo: go-sqlite3 is then a stub whose
 // Open fails with a message saying cgo is required, so no query runs.
-func isConflict(error) bool { return false }
+func isSQLiteConflict(error) bool { return false }

@@ -30,10 +30,8 @@ func openTestSQLite(t *testing.T, path string) Store {
 	return s
 }
 
-func TestSQLiteContract(t *testing.T) {
-	RunContract(t, func(t *testing.T) Store {
-		return openTestSQLite(t, filepath.Join(t.TempDir(), "voicemail.db"))
-	})
+func TestContract(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) { RunContract(t, b.open) })
 }
 
 func TestSQLitePersistsAcrossReopen(t *testing.T) {
@@ -102,7 +100,7 @@ func TestSQLiteRefusesNewerSchema(t *testing.T) {
 
 func TestOpenDSN(t *testing.T) {
 	for _, tc := range []struct{ dsn, want string }{
-		{"postgres://user@host/db", `"postgres"`},
+		{"postgres://%zz", "invalid connection string"},
 		{"mysql://x", `"mysql"`},
 		{"/var/lib/voicemail.db", "scheme"},
 		{"sqlite://", "empty path"},
@@ -164,8 +162,10 @@ func TestSQLiteTwoStoresOneFile(t *testing.T) {
 	}
 }
 
-func TestSQLiteCanceledContext(t *testing.T) {
-	s := openTestSQLite(t, filepath.Join(t.TempDir(), "v.db"))
+func TestCanceledContext(t *testing.T) { forEachBackend(t, testCanceledContext) }
+
+func testCanceledContext(t *testing.T, b backend) {
+	s := b.open(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := s.CreateTenant(ctx, &Tenant{Name: "x"}); !errors.Is(err, context.Canceled) {
@@ -252,8 +252,10 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-func TestErrorsNameTheObject(t *testing.T) {
-	s := openTestSQLite(t, filepath.Join(t.TempDir(), "v.db"))
+func TestErrorsNameTheObject(t *testing.T) { forEachBackend(t, testErrorsNameTheObject) }
+
+func testErrorsNameTheObject(t *testing.T, b backend) {
+	s := b.open(t)
 	_, err := s.GetMailbox(t.Context(), "default", "4242")
 	if err == nil || !regexp.MustCompile(`default/4242`).MatchString(err.Error()) {
 		t.Errorf("error %v does not name the mailbox", err)

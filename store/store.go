@@ -158,23 +158,31 @@ type Store interface {
 	GDPRPreviewStore
 	// store/clients.go: API clients and their tokens (issue 21)
 	ClientStore
+	ChangeLog   // store/outbox.go: the change log every change writes in its transaction
 }
 
 // DefaultTenant is the tenant of requests whose host no tenant claims.
 const DefaultTenant = "default"
 
-// Open opens the store named by dsn: "sqlite:///abs/path/voicemail.db" or
-// "sqlite://relative/path.db". The schema is created or migrated.
-func Open(ctx context.Context, dsn string) (Store, error) {
+// Open opens the store named by dsn with default pool settings (see OpenWith).
+func Open(ctx context.Context, dsn string) (Store, error) { return OpenWith(ctx, dsn, Options{}) }
+
+// OpenWith opens the store named by dsn: "sqlite:///abs/path/voicemail.db",
+// "sqlite://relative/path.db" or "postgres://user:password@host:port/db?…"
+// (postgresql:// too; any parameter pgx accepts). The schema is created or
+// migrated; several instances may open one PostgreSQL database at once.
+func OpenWith(ctx context.Context, dsn string, o Options) (Store, error) {
 	scheme, rest, ok := strings.Cut(dsn, "://")
 	if !ok {
-		return nil, fmt.Errorf("store: database %q: want scheme://…, e.g. sqlite:///var/lib/voicemail/voicemail.db", dsn)
+		return nil, errors.New("store: database: want scheme://…, e.g. sqlite:///var/lib/voicemail/voicemail.db or postgres://user@host/db")
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
 		return openSQLite(ctx, rest)
+	case "postgres", "postgresql":
+		return openPostgres(ctx, dsn, o)
 	default:
-		return nil, fmt.Errorf("store: unsupported database scheme %q (supported: sqlite)", scheme)
+		return nil, fmt.Errorf("store: unsupported database scheme %q (supported: sqlite, postgres)", scheme)
 	}
 }
 

@@ -84,14 +84,22 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	if err != nil {
 		return err
 	}
-	raw, err := store.Open(ctx, cfg.DB)
+	st, err := store.OpenWith(ctx, cfg.DB, store.Options{MaxConns: cfg.DBMaxConns, MaxIdleConns: cfg.DBMaxIdleConns,
+		ConnMaxLifetime: cfg.DBConnMaxLifetime, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer raw.Close()
-	// Every change goes through the bus: MWI, events and mail follow it.
+	defer st.Close()
+	// Every change is written to the store's change log in its own
+	// transaction; the bus publishes that log (on PostgreSQL: every
+	// instance's changes) to MWI, events and mail. It starts from the head
+	// taken here, once all of them subscribed, so start-up changes
+	// (recovered recordings, the demo) reach them too.
 	changes := store.NewChanges()
-	st := store.Notifying(raw, changes)
+	head, err := st.ChangeHead(ctx)
+	if err != nil {
+		return err
+	}
 	blobs, err := store.OpenBlobs(cfg.Media)
 	if err != nil {
 		return err
@@ -212,6 +220,8 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		Collectors:         append(append(srv.Collectors(), mailer.Collectors()...), space.Collectors()...),
 		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey})
 	defer apiSrv.Close()
+	stopFollow := store.Follow(st, head, changes)
+	defer stopFollow()
 	httpSrv := &http.Server{
 		Handler:           apiSrv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -237,6 +247,10 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	srv.StopMWI() // before the listeners close: subscriptions stay stored for the next start
 	sipStop()
 	gdprSvc.Stop() // a drop-folder file in progress finishes; its events still reach the API
+	stopFollow()   // publishes the last committed changes
+	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = changes.Flush(fctx) // and lets every subscriber take them
+	fcancel()
 	apiSrv.Close() // ends SSE streams, persists pending webhook events
 	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer hcancel()
