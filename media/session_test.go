@@ -3,8 +3,8 @@ package media
 import (
 	"math"
 	"net"
-	"strings"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,7 +160,7 @@ func TestSessionRecord(t *testing.T) {
 			for _, i := range order {
 				p.send(uint8(c), 65530+uint16(i), 1000+uint32(i*160), enc[i*160:(i+1)*160])
 			}
-			p.send(13, 14, 1000+20*160, []byte{70}) // comfort noise: keeps the source, records nothing
+			p.send(13, 14, 1000+20*160, []byte{70})       // comfort noise: keeps the source, records nothing
 			p.send(18, 15, 1000+21*160, make([]byte, 20)) // G.729, not negotiated: dropped
 			waitFor(t, "packets", func() bool { st := s.Stats(); return st.PacketsReceived+st.PacketsDropped >= 22 })
 			s.StopRecord()
