@@ -30,6 +30,9 @@ type Engine struct {
 	log   *slog.Logger
 	ports *portPool
 	clock *clock
+	// rtcpMean is the mean RTCP report interval of new sessions
+	// (rtcpInterval; tests shorten it).
+	rtcpMean time.Duration
 
 	mu       sync.Mutex
 	closed   bool
@@ -53,6 +56,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		log:      log,
 		ports:    ports,
 		clock:    newClock(),
+		rtcpMean: rtcpInterval,
 		sessions: map[*Session]struct{}{},
 	}, nil
 }

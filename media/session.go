@@ -172,6 +172,7 @@ type Session struct {
 	cnEvery     int // frames between comfort noise packets
 	cnWait      int
 	rtcpNext    uint64 // clock tick of the next report
+	rtcpMean    time.Duration
 
 	rtcp rtcpState // guarded by its own mutex
 
@@ -229,6 +230,7 @@ func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionCon
 		txCN:     cfg.CNPayload,
 		cnEvery:  max(1, int(cnInterval/cfg.Ptime)),
 		rtcpMux:  cfg.RTCPMux,
+		rtcpMean: e.rtcpMean,
 		timeout:  int64(cfg.RTPTimeout),
 		inactive: make(chan struct{}),
 		done:     make(chan struct{}),

@@ -41,11 +41,11 @@ func (s *Session) tick(idx uint64) {
 	}
 	if !s.started {
 		s.started, s.nextTick = true, idx
-		s.rtcpNext = idx + rtcpTicks(rtcpInterval/2)
+		s.rtcpNext = idx + rtcpTicks(s.rtcpMean/2)
 	}
 	report := false
 	if idx >= s.rtcpNext {
-		s.rtcpNext, report = idx+rtcpTicks(rtcpInterval), true
+		s.rtcpNext, report = idx+rtcpTicks(s.rtcpMean), true
 	}
 	if idx >= s.nextTick {
 		// After a stall (the clock lost ticks), send at most 2 frames at
