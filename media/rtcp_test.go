@@ -373,4 +373,3 @@ func TestNTPTime(t *testing.T) {
 		t.Fatalf("%x", got)
 	}
 }
-
