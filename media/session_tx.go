@@ -106,16 +106,26 @@ func (s *Session) keepAlive() {
 	} else {
 		b = s.pk.build(s.txCodec, nil, s.spp, false)
 	}
-	s.keepalive.Add(1)
-	s.send(b)
+	if s.send(b) {
+		s.keepalive.Add(1)
+	}
 }
 
 // send writes one RTP packet to the remote and advances the sequence
 // number. Called with txMu.
-func (s *Session) send(b []byte) {
-	if _, err := s.conn.WriteToUDPAddrPort(b, s.remote); err == nil {
-		s.sent.Add(1)
-		s.octets.Add(uint64(len(b) - rtpHeaderLen))
-	}
+func (s *Session) send(b []byte) bool {
 	s.pk.hdr.SequenceNumber++
+	if _, err := s.conn.WriteToUDPAddrPort(b, s.remote); err != nil {
+		return false
+	}
+	s.sent.Add(1)
+	s.octets.Add(uint64(len(b) - rtpHeaderLen))
+	return true
+}
+
+// txPtime is the send ptime (for tests).
+func (s *Session) txPtime() time.Duration {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	return time.Duration(s.tpp) * clockTick
 }
