@@ -79,8 +79,8 @@ func rtpSeeds(tb testing.TB) [][]byte {
 	audio := append([]byte{0x80, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0, 0, 0xCA, 0xFE}, make([]byte, 160)...)
 	return append([][]byte{
 		audio,
-		{0x80, 13, 0, 2, 0, 0, 1, 64, 0, 0, 0xCA, 0xFE, 70},                           // comfort noise
-		{0x80, 101, 0, 3, 0, 0, 1, 64, 0, 0, 0xCA, 0xFE, 5, 0x8a, 0x03, 0x20},         // DTMF 5, end
+		{0x80, 13, 0, 2, 0, 0, 1, 64, 0, 0, 0xCA, 0xFE, 70},                            // comfort noise
+		{0x80, 101, 0, 3, 0, 0, 1, 64, 0, 0, 0xCA, 0xFE, 5, 0x8a, 0x03, 0x20},          // DTMF 5, end
 		{0x90, 0x00, 0, 4, 0, 0, 2, 0, 0, 0, 0xCA, 0xFE, 0xBE, 0xDE, 0, 1, 1, 2, 3, 4}, // extension
 		{0xA0, 0x00, 0, 5, 0, 0, 2, 0, 0, 0, 0xCA, 0xFE, 1, 2, 3, 200},                 // padding too long
 		{0x8F, 0x00, 0, 6, 0, 0, 2, 0, 0, 0, 0xCA, 0xFE},                               // 15 CSRCs missing
