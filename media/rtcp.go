@@ -221,11 +221,13 @@ func (s *Session) rtcpDest() (*net.UDPConn, netip.AddrPort) {
 	return s.rtcpConn, netip.AddrPortFrom(s.remote.Addr(), s.remote.Port()+1)
 }
 
-// sendReport sends our compound RTCP report (with a BYE when bye).
+// sendReport sends our compound RTCP report (with a BYE when bye). It
+// runs on the shared clock goroutine, so it takes neither rxMu nor any
+// lock a recording sink may hold.
 func (s *Session) sendReport(now time.Time, bye bool) {
-	s.rxMu.Lock()
+	s.qMu.Lock()
 	q := s.q
-	s.rxMu.Unlock()
+	s.qMu.Unlock()
 	s.txMu.Lock()
 	conn, dst := s.rtcpDest()
 	ts := s.pk.hdr.Timestamp

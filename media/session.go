@@ -146,8 +146,12 @@ type Session struct {
 	gate         sourceGate
 	sdpAddr      netip.AddrPort // the RTP address of the last SDP; invalid = none
 	rtcpSDP      netip.AddrPort // from SessionConfig.RTCPRemote
-	q            rxQuality
 	rejectLogged bool
+
+	// qMu guards q, apart from rxMu: the clock goroutine reads q for RTCP
+	// and must never wait for a recording sink that holds rxMu.
+	qMu sync.Mutex
+	q   rxQuality
 
 	// Send side, guarded by txMu (the clock goroutine holds it per tick).
 	txMu        sync.Mutex
@@ -309,7 +313,9 @@ func (s *Session) Update(cfg SessionConfig) error {
 	if changed {
 		s.sdpAddr = a
 		s.gate.reset(a, now)
+		s.qMu.Lock()
 		s.q = rxQuality{}
+		s.qMu.Unlock()
 	}
 	if a.IsValid() {
 		s.rtcpSDP = rtcpAddr
@@ -436,9 +442,9 @@ func (s *Session) Stats() Stats {
 		RTCPReceived:     s.rtcpRecv.Load(),
 		RTCPDropped:      s.rtcpDrops.Load(),
 	}
-	s.rxMu.Lock()
+	s.qMu.Lock()
 	st.Jitter, st.JitterMax = samplesToDuration(s.q.jitter>>4), samplesToDuration(s.q.jitterMax>>4)
-	s.rxMu.Unlock()
+	s.qMu.Unlock()
 	s.rtcp.stats(&st)
 	return st
 }

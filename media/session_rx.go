@@ -165,9 +165,14 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time) {
 		s.learnt(from, p.SSRC)
 	}
 	s.heard(now)
+	s.qMu.Lock()
 	if !isDTMF || (s.q.started && p.SSRC == s.q.ssrc) {
 		s.q.update(p.SSRC, p.SequenceNumber)
 	}
+	if !isDTMF && !isCN {
+		s.q.arrive(p.Timestamp, uint32(now.Sub(s.epoch)/(time.Second/SampleRate)))
+	}
+	s.qMu.Unlock()
 	switch {
 	case isDTMF:
 		s.dtmfCount.Add(1)
@@ -179,7 +184,6 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time) {
 		// timestamp fills it in the recording.
 		s.cnCount.Add(1)
 	default:
-		s.q.arrive(p.Timestamp, uint32(now.Sub(s.epoch)/(time.Second/SampleRate)))
 		s.rx.Push(p.SSRC, p.SequenceNumber, p.Timestamp, p.Payload)
 	}
 }
