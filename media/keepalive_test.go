@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
 	"time"
 
@@ -106,4 +107,33 @@ func TestKeepAlive(t *testing.T) {
 // then skips frames rather than bursting them).
 func tsStepOK(d, want, spp uint32) bool {
 	return d%spp == 0 && d >= want && d <= want+25*spp
+}
+
+// TestSessionCloseLeavesNoGoroutines: sessions that exchanged RTP and
+// RTCP leave no goroutine behind once closed, while the engine lives on.
+func TestSessionCloseLeavesNoGoroutines(t *testing.T) {
+	e := rtcpEngine(t)
+	before := runtime.NumGoroutine()
+	var ss []*Session
+	for range 10 {
+		s, p, rp := newRTCPCall(t, e, SessionConfig{Codec: PCMU, CNPayload: 13, RTPTimeout: time.Second})
+		p.send(0, 1, 160, make([]byte, 160))
+		rp.send(s, rrFrom(0xCAFE))
+		s.Play(Tone(300, 100*time.Millisecond, 0.2))
+		ss = append(ss, s)
+	}
+	waitFor(t, "RTCP", func() bool { return ss[9].Stats().RTCPSent > 0 && ss[9].Stats().RTCPReceived > 0 })
+	for _, s := range ss {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("goroutines: %d before, %d after close\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
