@@ -136,6 +136,8 @@ type Session struct {
 	rxMu         sync.Mutex
 	rx           *Receiver
 	rxPkt        rtp.Packet // owned by the RTP receive goroutine
+	replayPkt    rtp.Packet
+	cands        candRun
 	rxCodec      Codec
 	dtmfPT       uint8
 	cnPT         uint8
@@ -313,6 +315,7 @@ func (s *Session) Update(cfg SessionConfig) error {
 	if changed {
 		s.sdpAddr = a
 		s.gate.reset(a, now)
+		s.cands.n = 0
 		s.qMu.Lock()
 		s.q = rxQuality{}
 		s.qMu.Unlock()

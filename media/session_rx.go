@@ -3,6 +3,8 @@ package media
 import (
 	"net/netip"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 // DefaultStrictRTPPackets is how many consecutive packets a new source
@@ -11,11 +13,19 @@ const DefaultStrictRTPPackets = 4
 
 // strictQuiet is how long the accepted source must have sent nothing
 // (no packet of any negotiated payload type, no RTCP with its SSRC)
-// before another source or SSRC may be learnt. Long enough that a pause
+// before another source address may be learnt. Long enough that a pause
 // in a live stream (a phone's jitter, a talk-spurt gap without comfort
 // noise) does not open the door, short enough that a NAT rebinding or a
 // media relay failover costs about two seconds of audio.
 const strictQuiet = 2 * time.Second
+
+// ssrcQuiet is the same for a new SSRC from the accepted address (a
+// phone or PBX restarting its stream, a transfer): the old SSRC must be
+// quiet for three 20 ms frames and the new one send n consecutive packets
+// with none of the old in between, so a clean switch is followed at once
+// (its first packets are replayed) while two interleaved streams never
+// switch and are never mixed.
+const ssrcQuiet = 60 * time.Millisecond
 
 // gateVerdict is what sourceGate.check decides about a packet.
 type gateVerdict uint8
@@ -28,11 +38,13 @@ const (
 
 // sourceGate is strict RTP: it accepts packets from one source address
 // and, for the media that is recorded, one SSRC. The SDP address is
-// accepted from the start; anyone else must send n consecutive packets of
-// one SSRC, with sequence numbers increasing by one, while the accepted
-// source is quiet, and then replaces it. So an injector is never mixed in
-// while the caller talks, and two SSRCs from one address are never mixed:
-// the stream switches from one to the other.
+// accepted from the start; anyone else (another address, or another SSRC
+// from the accepted one) must send n consecutive packets of one SSRC, with
+// sequence numbers increasing by one and no accepted packet in between,
+// while the accepted source is quiet (strictQuiet, ssrcQuiet), and then
+// replaces it. So an injector is never mixed in while the caller talks,
+// and two SSRCs are never mixed: the stream switches from one to the
+// other.
 type sourceGate struct {
 	n        int
 	acc      netip.AddrPort // invalid = none yet (no SDP address)
@@ -43,7 +55,7 @@ type sourceGate struct {
 	cand     netip.AddrPort
 	candSSRC uint32
 	candSeq  uint16
-	candN    int
+	candN    int // length of the candidate's current run; 0 = none
 }
 
 func (g *sourceGate) reset(acc netip.AddrPort, now time.Time) {
@@ -61,17 +73,17 @@ func (g *sourceGate) check(from netip.AddrPort, ssrc uint32, seq uint16, bindSSR
 		g.seen, g.candN = now, 0
 		return gateAccept
 	}
-	if g.acc.IsValid() && now.Sub(g.seen) < strictQuiet {
-		g.candN = 0
-		return gateReject
-	}
 	if g.candN > 0 && from == g.cand && ssrc == g.candSSRC && seq == g.candSeq+1 {
 		g.candN++
 	} else {
 		g.cand, g.candSSRC, g.candN = from, ssrc, 1
 	}
 	g.candSeq = seq
-	if g.candN < g.n {
+	quiet := strictQuiet
+	if from == g.acc {
+		quiet = ssrcQuiet
+	}
+	if g.candN < g.n || (g.acc.IsValid() && now.Sub(g.seen) < quiet) {
 		return gateReject
 	}
 	g.acc, g.ssrc, g.haveSSRC, g.seen, g.candN = from, ssrc, true, now, 0
@@ -150,42 +162,121 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time) {
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
-	pt := p.PayloadType
-	isDTMF := s.dtmfPT != 0 && pt == s.dtmfPT
-	isCN := !isDTMF && pt != uint8(s.rxCodec) && ((s.cnPT != 0 && pt == s.cnPT) || pt == 13) // 13: static CN (RFC 3551)
-	if !isDTMF && !isCN && pt != uint8(s.rxCodec) {
+	kind := s.kindOf(p.PayloadType)
+	if kind == pktUnknown {
 		s.dropped.Add(1) // an unnegotiated payload type
 		return
 	}
-	switch s.gate.check(from, p.SSRC, p.SequenceNumber, !isDTMF, now) {
+	switch s.gate.check(from, p.SSRC, p.SequenceNumber, kind != pktDTMF, now) {
 	case gateReject:
 		s.reject(from, p.SSRC)
+		if s.gate.candN > 0 {
+			s.cands.add(b, s.gate.candN == 1)
+		}
 		return
 	case gateLearnt:
 		s.learnt(from, p.SSRC)
+		s.replay(now)
 	}
+	s.deliver(p, kind, now)
+}
+
+// Kinds of RTP packets by payload type.
+const (
+	pktUnknown = iota
+	pktAudio
+	pktDTMF
+	pktCN
+)
+
+// kindOf classifies a payload type. Called with rxMu.
+func (s *Session) kindOf(pt uint8) int {
+	switch {
+	case pt == uint8(s.rxCodec):
+		return pktAudio
+	case s.dtmfPT != 0 && pt == s.dtmfPT:
+		return pktDTMF
+	case (s.cnPT != 0 && pt == s.cnPT) || pt == 13: // 13: static CN (RFC 3551)
+		return pktCN
+	}
+	return pktUnknown
+}
+
+// deliver takes an accepted packet: liveness, loss and jitter statistics,
+// then DTMF, comfort noise or audio. Called with rxMu.
+func (s *Session) deliver(p *rtp.Packet, kind int, now time.Time) {
 	s.heard(now)
 	s.qMu.Lock()
-	if !isDTMF || (s.q.started && p.SSRC == s.q.ssrc) {
+	if kind != pktDTMF || (s.q.started && p.SSRC == s.q.ssrc) {
 		s.q.update(p.SSRC, p.SequenceNumber)
 	}
-	if !isDTMF && !isCN {
+	if kind == pktAudio {
 		s.q.arrive(p.Timestamp, uint32(now.Sub(s.epoch)/(time.Second/SampleRate)))
 	}
 	s.qMu.Unlock()
-	switch {
-	case isDTMF:
+	switch kind {
+	case pktDTMF:
 		s.dtmfCount.Add(1)
 		if d, ok := s.dtmf.Feed(p.SSRC, p.Timestamp, p.Payload, now); ok {
 			s.pushEvent(Event{Kind: EventDigit, Digit: d})
 		}
-	case isCN:
+	case pktCN:
 		// The caller is in a silence period: the next audio packet's
 		// timestamp fills it in the recording.
 		s.cnCount.Add(1)
 	default:
 		s.rx.Push(p.SSRC, p.SequenceNumber, p.Timestamp, p.Payload)
 	}
+}
+
+// replay delivers the packets of the run that just got its source
+// learnt, before the packet that completed it, so a switch loses nothing.
+// Called with rxMu.
+func (s *Session) replay(now time.Time) {
+	n := s.cands.n
+	for i := range n {
+		p := &s.replayPkt
+		if err := p.Unmarshal(s.cands.packet(i)); err != nil {
+			continue
+		}
+		s.deliver(p, s.kindOf(p.PayloadType), now)
+	}
+	if n > 0 {
+		s.rejected.Add(^uint64(n - 1)) // they were counted as rejected
+	}
+	s.cands.n = 0
+}
+
+// candRun keeps the first packets of a candidate source's run (up to
+// candCap), to replay them when it is learnt. Its buffer is allocated on
+// the first candidate packet, which a normal call never sees.
+type candRun struct {
+	buf  []byte
+	lens [candCap]int
+	n    int
+}
+
+const (
+	candCap     = 8
+	maxDatagram = rtpHeaderLen + 16*4 + 4 + MaxPayload // header, 15 CSRCs, one extension word
+)
+
+func (c *candRun) add(b []byte, first bool) {
+	if first {
+		c.n = 0
+	}
+	if c.n >= candCap || len(b) > maxDatagram {
+		return
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, candCap*maxDatagram)
+	}
+	c.lens[c.n] = copy(c.buf[c.n*maxDatagram:(c.n+1)*maxDatagram], b)
+	c.n++
+}
+
+func (c *candRun) packet(i int) []byte {
+	return c.buf[i*maxDatagram : i*maxDatagram+c.lens[i]]
 }
 
 // reject counts a packet strict RTP refused and logs the first per call.

@@ -74,6 +74,19 @@ func TestSourceGate(t *testing.T) {
 			{60 * time.Millisecond, caller, 1, 103, false, A}, {60 * time.Millisecond, caller, 2, 503, false, R},
 			{80 * time.Millisecond, caller, 1, 104, false, A}, {80 * time.Millisecond, caller, 2, 504, false, R},
 		}},
+		{"clean SSRC switch without a pause", caller, 4, slices.Concat(
+			run(0, caller, 1, 100, 10, A),
+			run(200*time.Millisecond, caller, 2, 7000, 5, R, R, R, L, A),
+			run(300*time.Millisecond, caller, 1, 110, 1, R))},
+		{"burst of a new SSRC right after the old: learnt once the old is quiet", caller, 4, slices.Concat(
+			run(0, caller, 1, 100, 1, A),
+			[]pkt{{time.Millisecond, caller, 2, 1, false, R}, {time.Millisecond, caller, 2, 2, false, R},
+				{time.Millisecond, caller, 2, 3, false, R}, {2 * time.Millisecond, caller, 2, 4, false, R},
+				{70 * time.Millisecond, caller, 2, 5, false, L}})},
+		{"another address needs the long quiet even after a long run", caller, 4, slices.Concat(
+			run(0, caller, 1, 100, 1, A),
+			run(100*time.Millisecond, other, 7, 1, 10, R),
+			run(2100*time.Millisecond, other, 7, 11, 1, L))},
 		{"second SSRC switches after the first went quiet", caller, 4, slices.Concat(
 			run(0, caller, 1, 100, 1, A),
 			run(3*time.Second, caller, 2, 500, 5, R, R, R, L, A),
@@ -286,5 +299,41 @@ func TestPortsRandom(t *testing.T) {
 		if ports[0] == 34000 && ports[5] == 34010 {
 			t.Fatalf("ports handed out in order: %v", ports)
 		}
+	}
+}
+
+// TestStrictSSRCSwitch: a caller that restarts its stream with a new SSRC
+// (and new sequence and timestamp bases) without a pause is followed, and
+// nothing of the new stream is lost: the packets that taught it are
+// replayed.
+func TestStrictSSRCSwitch(t *testing.T) {
+	checkGoroutines(t)
+	e := newTestEngine(t)
+	s, p := newCall(t, e, SessionConfig{Codec: PCMU, DTMFPayload: 101})
+	var sink syncSink
+	s.Record(&sink)
+	tone := Tone(450, time.Second, 0.4)
+	enc := make([]byte, len(tone))
+	PCMU.Encode(enc, tone)
+	for i := 0; i < 50; i++ {
+		seq, ts := 100+uint16(i), 5000+uint32(i*160)
+		if i >= 25 {
+			p.hdr.SSRC = 0xD00D
+			seq, ts = 40000+uint16(i), 900000+uint32(i*160)
+		}
+		p.send(0, seq, ts, enc[i*160:(i+1)*160])
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "packets", func() bool { return s.Stats().PacketsReceived >= 50 })
+	s.StopRecord()
+	want := make([]int16, len(tone))
+	PCMU.Decode(want, enc)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if !slices.Equal(sink.pcm, want) {
+		t.Fatalf("recorded %d samples, want both streams' %d exactly", len(sink.pcm), len(want))
+	}
+	if st := s.Stats(); st.PacketsRejected != 0 || st.PacketsReceived != 50 {
+		t.Fatalf("stats %+v", st)
 	}
 }
