@@ -58,8 +58,9 @@ type SessionConfig struct {
 	RTPTimeout time.Duration
 	// StrictRTPPackets is how many consecutive packets of one SSRC, with
 	// sequence numbers increasing by one, a new source (or a new SSRC from
-	// the accepted one) must send, while the accepted source is silent,
-	// before it is learnt. 0 = DefaultStrictRTPPackets.
+	// the accepted one) must send, while the accepted source is silent
+	// (2 s for another address, 60 ms for another SSRC from the accepted
+	// one), before it is learnt. 0 = DefaultStrictRTPPackets.
 	StrictRTPPackets int
 	Logger           *slog.Logger
 }
