@@ -20,7 +20,7 @@ const (
 // EngineConfig configures an Engine.
 type EngineConfig struct {
 	IP               net.IP // address to bind RTP sockets on; nil = all
-	PortMin, PortMax int    // even ports in [PortMin, PortMax]; 0,0 = 10000-20000
+	PortMin, PortMax int    // RTP on even ports, RTCP on the next, in [PortMin, PortMax]; 0,0 = 10000-20000
 	Logger           *slog.Logger
 }
 
@@ -30,6 +30,9 @@ type Engine struct {
 	log   *slog.Logger
 	ports *portPool
 	clock *clock
+	// rtcpMean is the mean RTCP report interval of new sessions
+	// (rtcpInterval; tests shorten it).
+	rtcpMean time.Duration
 
 	mu       sync.Mutex
 	closed   bool
@@ -53,12 +56,14 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		log:      log,
 		ports:    ports,
 		clock:    newClock(),
+		rtcpMean: rtcpInterval,
 		sessions: map[*Session]struct{}{},
 	}, nil
 }
 
-// NewSession binds an even port from the pool and starts the session's
-// receive goroutine and its player on the shared clock.
+// NewSession binds a random even port and the next one (RTP, RTCP) from
+// the pool and starts the session's receive goroutines and its player on
+// the shared clock.
 func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -68,14 +73,14 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	conn, port, err := e.ports.bind()
+	conn, rtcpConn, port, err := e.ports.bind()
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = e.log
 	}
-	s := newSession(e, conn, port, cfg)
+	s := newSession(e, conn, rtcpConn, port, cfg)
 	e.sessions[s] = struct{}{}
 	e.clock.add(s)
 	return s, nil

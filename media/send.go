@@ -48,3 +48,16 @@ func (p *packetizer) build(c Codec, pcm []int16, samples int, marker bool) []byt
 	}
 	return p.out[:n+samples]
 }
+
+// buildCN returns a comfort noise packet (RFC 3389 §3) carrying only the
+// noise level, valid until the next call.
+func (p *packetizer) buildCN(pt, level uint8) []byte {
+	p.hdr.PayloadType = pt
+	p.hdr.Marker = false
+	n, err := p.hdr.MarshalTo(p.out[:])
+	if err != nil { // cannot happen: the buffer always fits a 12-byte header
+		panic(err)
+	}
+	p.out[n] = level & 0x7f
+	return p.out[:n+1]
+}

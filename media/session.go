@@ -42,86 +42,161 @@ type Event struct {
 // eventQueue is the capacity of Session.Events.
 const eventQueue = 32
 
-// relatchAfter is how long the latched source must be silent before
-// packets from another address may take over (a NAT rebinding, a media
-// relay failing over), while a stray stream cannot hijack a live one.
-const relatchAfter = time.Second
-
 // SessionConfig configures a Session.
 type SessionConfig struct {
 	Codec       Codec
 	DTMFPayload uint8         // 0 = no telephone-event negotiated -> in-band Goertzel detection
+	CNPayload   uint8         // comfort noise (RFC 3389) payload type, usually 13; 0 = not negotiated: keep-alive sends silence frames
 	Ptime       time.Duration // send ptime (default 20ms; rounded to 10 ms)
-	Remote      *net.UDPAddr  // from SDP; nil or unspecified IP (hold) = do not send until latched
-	Logger      *slog.Logger
+	Remote      *net.UDPAddr  // from SDP; nil or unspecified IP (hold) = do not send until a source is learnt
+	// RTCPRemote is where RTCP goes without rtcp-mux: the SDP a=rtcp
+	// attribute (RFC 3605); nil = the RTP port + 1 (RFC 3550 §11).
+	RTCPRemote *net.UDPAddr
+	RTCPMux    bool // RTCP on the RTP port (RFC 5761), when the offer had a=rtcp-mux
+	// RTPTimeout: with no RTP and no RTCP from the caller for this long,
+	// Inactive() is closed. 0 = off.
+	RTPTimeout time.Duration
+	// StrictRTPPackets is how many consecutive packets of one SSRC, with
+	// sequence numbers increasing by one, a new source (or a new SSRC from
+	// the accepted one) must send, while the accepted source is silent
+	// (2 s for another address, 60 ms for another SSRC from the accepted
+	// one), before it is learnt. 0 = DefaultStrictRTPPackets.
+	StrictRTPPackets int
+	Logger           *slog.Logger
 }
 
 func (c *SessionConfig) normalize() error {
 	if !c.Codec.Valid() {
 		return fmt.Errorf("media: unsupported codec %d", c.Codec)
 	}
+	if c.CNPayload > 127 || (c.CNPayload != 0 && (c.CNPayload == uint8(c.Codec) || c.CNPayload == c.DTMFPayload)) {
+		return fmt.Errorf("media: bad comfort noise payload type %d", c.CNPayload)
+	}
 	if c.Ptime <= 0 {
 		c.Ptime = 20 * time.Millisecond
 	}
 	c.Ptime = max(clockTick, min(120*time.Millisecond, c.Ptime.Round(clockTick)))
+	if c.StrictRTPPackets <= 0 {
+		c.StrictRTPPackets = DefaultStrictRTPPackets
+	}
+	if c.RTPTimeout < 0 {
+		c.RTPTimeout = 0
+	}
 	return nil
 }
 
-// Stats counts a session's packets.
+// Stats counts a session's packets and gives the call's quality.
 type Stats struct {
-	PacketsReceived  uint64 // audio and DTMF packets from the latched remote with a negotiated payload type
+	PacketsReceived  uint64 // audio, DTMF and comfort noise packets from the accepted source with a negotiated payload type
 	PacketsLost      uint64 // audio sequence numbers never received in time (filled with silence)
 	PacketsLate      uint64 // audio packets that arrived after their place was played out
 	PacketsDuplicate uint64
-	PacketsDropped   uint64 // malformed, not version 2, unknown payload type, foreign source, sequence jump
-	PacketsSent      uint64
+	PacketsDropped   uint64 // malformed, not version 2, unknown payload type, sequence jump
+	PacketsRejected  uint64 // strict RTP: from a source or SSRC that is not (yet) accepted
+	PacketsSent      uint64 // all RTP sent, keep-alive included
+	KeepAliveSent    uint64 // comfort noise or silence packets sent while not playing
+
+	RTCPSent     uint64
+	RTCPReceived uint64 // compound packets parsed from the caller
+	RTCPDropped  uint64 // unparsable, or from an address that is not the caller's
+
+	// Jitter is the interarrival jitter of the caller's audio as we
+	// measure it (RFC 3550 A.8), at the end; JitterMax its largest value.
+	Jitter, JitterMax time.Duration
+	// From the caller's last reception report about our stream (zero
+	// without one): its jitter, cumulative loss and the fraction lost in
+	// the last interval (0..1).
+	RemoteJitter       time.Duration
+	RemoteLost         int64
+	RemoteFractionLost float64
+	RemoteReports      uint64 // reception reports about our stream received
+	// RTT is the last round-trip time computed from LSR/DLSR (RFC 3550
+	// §6.4.1); RTTMax the largest. Zero when never measured.
+	RTT, RTTMax time.Duration
+	RemoteBye   bool // the caller sent an RTCP BYE
 }
 
-// Session is the media of one call: a UDP socket, a receive goroutine
-// that reorders and decodes audio and detects DTMF, and a player paced by
-// the engine's shared clock.
+// Session is the media of one call: an RTP and an RTCP socket, receive
+// goroutines that accept, reorder and decode audio and detect DTMF, and a
+// player paced by the engine's shared clock that also sends keep-alive
+// packets and RTCP reports.
 type Session struct {
-	eng  *Engine
-	conn *net.UDPConn
-	port int
-	log  *slog.Logger
+	eng      *Engine
+	conn     *net.UDPConn
+	rtcpConn *net.UDPConn
+	port     int
+	log      *slog.Logger
+	epoch    time.Time // the engine clock's start: arrival times and lastHeard count from it
+	ssrc     uint32    // ours
+	cname    string
 
 	evMu   sync.Mutex // serialises pushEvent's drop-oldest
 	events chan Event
 
 	// Receive side, guarded by rxMu (the receive goroutine holds it per packet).
-	rxMu     sync.Mutex
-	rx       *Receiver
-	rxPkt    rtp.Packet // owned by the receive goroutine
-	rxCodec  Codec
-	dtmfPT   uint8
-	dtmf     DTMFDetector
-	inbandOn bool
-	inband   InbandDetector
-	rec      FrameSink
-	src      netip.AddrPort // latched source; invalid = not latched
-	srcSeen  time.Time
+	rxMu         sync.Mutex
+	rx           *Receiver
+	rxPkt        rtp.Packet // owned by the RTP receive goroutine
+	replayPkt    rtp.Packet
+	cands        candRun
+	rxCodec      Codec
+	dtmfPT       uint8
+	cnPT         uint8
+	dtmf         DTMFDetector
+	inbandOn     bool
+	inband       InbandDetector
+	rec          FrameSink
+	gate         sourceGate
+	sdpAddr      netip.AddrPort // the RTP address of the last SDP; invalid = none
+	rtcpSDP      netip.AddrPort // from SessionConfig.RTCPRemote
+	rejectLogged bool
+
+	// qMu guards q, apart from rxMu: the clock goroutine reads q for RTCP
+	// and must never wait for a recording sink that holds rxMu.
+	qMu sync.Mutex
+	q   rxQuality
 
 	// Send side, guarded by txMu (the clock goroutine holds it per tick).
-	txMu       sync.Mutex
-	stopped    bool
-	txCodec    Codec
-	remote     netip.AddrPort // invalid = do not send
-	pk         *packetizer
-	spp        int    // samples per packet
-	tpp        uint64 // clock ticks per packet
-	nextTick   uint64
-	started    bool
-	play       []int16
-	pos        int
-	playing    bool
-	marker     bool
-	sent       atomic.Uint64
-	dropped    atomic.Uint64
-	dtmfCount  atomic.Uint64
+	txMu        sync.Mutex
+	stopped     bool
+	txCodec     Codec
+	remote      netip.AddrPort // invalid = do not send
+	hold        bool           // SetRemote(nil): send nothing, even to a learnt source
+	txSDP       netip.AddrPort // sdpAddr as the send side saw it
+	txRTCPSDP   netip.AddrPort
+	rtcpMux     bool
+	rtcpLatched netip.AddrPort // where the caller's RTCP comes from (without mux)
+	pk          *packetizer
+	spp         int    // samples per packet
+	tpp         uint64 // clock ticks per packet
+	nextTick    uint64
+	started     bool
+	play        []int16
+	pos         int
+	playing     bool
+	marker      bool
+	txCN        uint8
+	cnEvery     int // frames between comfort noise packets
+	cnWait      int
+	rtcpNext    uint64 // clock tick of the next report
+	rtcpMean    time.Duration
+
+	rtcp rtcpState // guarded by its own mutex
+
+	timeout      int64        // RTPTimeout in ns; 0 = off
+	lastHeard    atomic.Int64 // ns since epoch of the last accepted RTP or RTCP
+	inactive     chan struct{}
+	inactiveOnce sync.Once
+
+	sent, octets, keepalive       atomic.Uint64
+	dropped, rejected, dtmfCount  atomic.Uint64
+	cnCount                       atomic.Uint64
+	rtcpSent, rtcpRecv, rtcpDrops atomic.Uint64
+
 	closeOnce  sync.Once
 	closeErr   error
 	done       chan struct{}
+	rtcpDone   chan struct{}
 	closedFlag atomic.Bool
 }
 
@@ -141,25 +216,45 @@ func (k sessionSink) WriteFrame(pcm []int16) {
 	}
 }
 
-func newSession(e *Engine, conn *net.UDPConn, port int, cfg SessionConfig) *Session {
+func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionConfig) *Session {
+	now := time.Now()
 	s := &Session{
 		eng:      e,
 		conn:     conn,
+		rtcpConn: rtcpConn,
 		port:     port,
 		log:      cfg.Logger.With("rtp_port", port),
+		epoch:    e.clock.start,
 		events:   make(chan Event, eventQueue),
 		rxCodec:  cfg.Codec,
 		dtmfPT:   cfg.DTMFPayload,
+		cnPT:     cfg.CNPayload,
 		inbandOn: cfg.DTMFPayload == 0,
 		txCodec:  cfg.Codec,
-		remote:   sendAddr(cfg.Remote),
 		pk:       newPacketizer(),
 		spp:      samplesFor(cfg.Ptime),
 		tpp:      uint64(cfg.Ptime / clockTick),
+		txCN:     cfg.CNPayload,
+		cnEvery:  max(1, int(cnInterval/cfg.Ptime)),
+		rtcpMux:  cfg.RTCPMux,
+		rtcpMean: e.rtcpMean,
+		timeout:  int64(cfg.RTPTimeout),
+		inactive: make(chan struct{}),
 		done:     make(chan struct{}),
+		rtcpDone: make(chan struct{}),
 	}
+	s.ssrc = s.pk.hdr.SSRC
+	s.cname = fmt.Sprintf("voicemail-%08x@%d", s.ssrc, port)
+	remote := sendAddr(cfg.Remote)
+	s.sdpAddr, s.txSDP, s.remote = remote, remote, remote
+	s.rtcpSDP = sendAddr(cfg.RTCPRemote)
+	s.txRTCPSDP = s.rtcpSDP
+	s.gate = sourceGate{n: cfg.StrictRTPPackets}
+	s.gate.reset(remote, now)
+	s.lastHeard.Store(int64(now.Sub(s.epoch)))
 	s.rx = NewReceiver(ReceiverConfig{Codec: cfg.Codec}, sessionSink{s})
 	go s.recvLoop()
+	go s.rtcpLoop()
 	return s
 }
 
@@ -177,34 +272,89 @@ func sendAddr(a *net.UDPAddr) netip.AddrPort {
 	return netip.AddrPortFrom(ip, ap.Port())
 }
 
-// LocalPort returns the RTP port the session is bound to.
+// LocalPort returns the RTP port the session is bound to (RTCP is on the
+// next port, or on this one with rtcp-mux).
 func (s *Session) LocalPort() int { return s.port }
 
 // SetRemote applies a re-INVITE: new destination, codec and DTMF payload
-// type. Latching starts over, so the new far end is followed.
+// type; comfort noise and RTCP settings stay. See Update.
 func (s *Session) SetRemote(a *net.UDPAddr, c Codec, dtmfPT uint8) {
+	s.txMu.Lock()
+	cn, mux := s.txCN, s.rtcpMux
+	s.txMu.Unlock()
+	_ = s.Update(SessionConfig{Codec: c, DTMFPayload: dtmfPT, CNPayload: cn, Remote: a, RTCPMux: mux})
+}
+
+// Update applies a re-INVITE's negotiated media: Codec, DTMFPayload,
+// CNPayload, Remote, RTCPRemote and RTCPMux (other fields are ignored).
+// A nil or unspecified Remote is hold: nothing is sent until the next
+// Update with an address. A new SDP address becomes the accepted source
+// at once (signalling is trusted, RTP is not); the same address again (a
+// session refresh) keeps whatever source was learnt.
+func (s *Session) Update(cfg SessionConfig) error {
+	if !cfg.Codec.Valid() {
+		return fmt.Errorf("media: unsupported codec %d", cfg.Codec)
+	}
+	if cfg.CNPayload > 127 || (cfg.CNPayload != 0 && (cfg.CNPayload == uint8(cfg.Codec) || cfg.CNPayload == cfg.DTMFPayload)) {
+		cfg.CNPayload = 0
+	}
+	now := time.Now()
+	a := sendAddr(cfg.Remote)
+	rtcpAddr := sendAddr(cfg.RTCPRemote)
+
 	s.rxMu.Lock()
-	s.rxCodec = c
-	s.rx.SetCodec(c)
-	if dtmfPT != s.dtmfPT {
+	s.rxCodec = cfg.Codec
+	s.rx.SetCodec(cfg.Codec)
+	if cfg.DTMFPayload != s.dtmfPT {
 		s.dtmf.Reset()
 		s.inband.Reset()
 	}
-	s.dtmfPT = dtmfPT
-	s.inbandOn = dtmfPT == 0
-	s.src = netip.AddrPort{}
+	s.dtmfPT = cfg.DTMFPayload
+	s.inbandOn = cfg.DTMFPayload == 0
+	s.cnPT = cfg.CNPayload
+	changed := a.IsValid() && a != s.sdpAddr
+	if changed {
+		s.sdpAddr = a
+		s.gate.reset(a, now)
+		s.cands.n = 0
+		s.qMu.Lock()
+		s.q = rxQuality{}
+		s.qMu.Unlock()
+	}
+	if a.IsValid() {
+		s.rtcpSDP = rtcpAddr
+	}
+	accepted := s.gate.acc
 	s.rxMu.Unlock()
 
 	s.txMu.Lock()
-	s.txCodec = c
-	s.remote = sendAddr(a)
-	s.txMu.Unlock()
+	defer s.txMu.Unlock()
+	s.txCodec = cfg.Codec
+	s.txCN = cfg.CNPayload
+	s.rtcpMux = cfg.RTCPMux
+	switch {
+	case !a.IsValid():
+		s.hold, s.remote = true, netip.AddrPort{}
+	case changed:
+		s.hold, s.remote, s.txSDP, s.txRTCPSDP, s.rtcpLatched = false, a, a, rtcpAddr, netip.AddrPort{}
+	default:
+		s.hold, s.remote, s.txRTCPSDP = false, accepted, rtcpAddr
+		if !accepted.IsValid() {
+			s.remote = a
+		}
+	}
+	return nil
 }
 
 // Events returns the session's event stream. It is buffered and never
 // closed; when it is full the oldest event is dropped, so the receive
 // loop never blocks.
 func (s *Session) Events() <-chan Event { return s.events }
+
+// Inactive is closed when neither RTP nor RTCP came from the caller for
+// SessionConfig.RTPTimeout: the caller vanished without a BYE. It is
+// never closed with the timeout off.
+func (s *Session) Inactive() <-chan struct{} { return s.inactive }
 
 func (s *Session) pushEvent(ev Event) {
 	s.evMu.Lock()
@@ -234,7 +384,8 @@ func (s *Session) InjectDigit(d rune) {
 // Play starts sending pcm (8 kHz mono), replacing any current playback.
 // The slice is not copied and must not change while it plays. When the
 // last frame has gone out, EventPlayDone is reported (also for an empty
-// slice, on the next frame time).
+// slice, on the next frame time). Between playbacks the session sends
+// keep-alive packets by itself.
 func (s *Session) Play(pcm []int16) {
 	s.txMu.Lock()
 	defer s.txMu.Unlock()
@@ -242,12 +393,14 @@ func (s *Session) Play(pcm []int16) {
 		return
 	}
 	s.play, s.pos, s.playing, s.marker = pcm, 0, true, true
+	s.cnWait = 0 // the next idle period starts with a comfort noise packet
 }
 
 // StopPlay stops the current playback without an EventPlayDone.
 func (s *Session) StopPlay() {
 	s.txMu.Lock()
 	s.play, s.pos, s.playing = nil, 0, false
+	s.cnWait = 0
 	s.txMu.Unlock()
 }
 
@@ -277,38 +430,52 @@ func (s *Session) StopRecord() {
 	s.rec = nil
 }
 
-// Stats returns the packet counters.
+// Stats returns the packet counters and the call's quality so far.
 func (s *Session) Stats() Stats {
 	rs := s.rx.Stats()
-	return Stats{
-		PacketsReceived:  rs.Received + s.dtmfCount.Load(),
+	st := Stats{
+		PacketsReceived:  rs.Received + s.dtmfCount.Load() + s.cnCount.Load(),
 		PacketsLost:      rs.Lost,
 		PacketsLate:      rs.Late,
 		PacketsDuplicate: rs.Duplicate,
 		PacketsDropped:   rs.Dropped + s.dropped.Load(),
+		PacketsRejected:  s.rejected.Load(),
 		PacketsSent:      s.sent.Load(),
+		KeepAliveSent:    s.keepalive.Load(),
+		RTCPSent:         s.rtcpSent.Load(),
+		RTCPReceived:     s.rtcpRecv.Load(),
+		RTCPDropped:      s.rtcpDrops.Load(),
 	}
+	s.qMu.Lock()
+	st.Jitter, st.JitterMax = samplesToDuration(s.q.jitter>>4), samplesToDuration(s.q.jitterMax>>4)
+	s.qMu.Unlock()
+	s.rtcp.stats(&st)
+	return st
 }
 
-// Close stops the player, closes the socket, waits for the receive
-// goroutine and returns the port to the pool. Do not call it from a
-// FrameSink (it waits for the goroutine that calls the sink).
+// Close sends an RTCP BYE, stops the player, closes the sockets, waits
+// for the receive goroutines and returns the port to the pool. Do not
+// call it from a FrameSink (it waits for the goroutine that calls the
+// sink).
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.eng.clock.remove(s)
 		s.txMu.Lock()
 		s.stopped, s.playing, s.play = true, false, nil
 		s.txMu.Unlock()
+		s.sendReport(time.Now(), true)
 		s.closedFlag.Store(true)
-		s.closeErr = s.conn.Close()
+		s.closeErr = errors.Join(s.conn.Close(), s.rtcpConn.Close())
 		<-s.done
+		<-s.rtcpDone
 		s.eng.release(s)
 	})
 	return s.closeErr
 }
 
-// recvLoop reads packets until the socket is closed. It reuses one buffer
-// and one rtp.Packet, so it does not allocate per packet.
+// recvLoop reads RTP (and, with rtcp-mux, RTCP) until the socket is
+// closed. It reuses one buffer and one rtp.Packet, so it does not
+// allocate per packet.
 func (s *Session) recvLoop() {
 	defer close(s.done)
 	buf := make([]byte, 2048)
@@ -324,104 +491,39 @@ func (s *Session) recvLoop() {
 	}
 }
 
-// handlePacket parses and dispatches one datagram (RFC 3550 §5.1; pion
-// skips CSRCs and extensions and strips padding).
-func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time) {
-	p := &s.rxPkt
-	if err := p.Unmarshal(b); err != nil || p.Version != 2 {
-		s.dropped.Add(1)
-		return
-	}
-	s.rxMu.Lock()
-	defer s.rxMu.Unlock()
-	pt := p.PayloadType
-	isDTMF := s.dtmfPT != 0 && pt == s.dtmfPT
-	if !isDTMF && pt != uint8(s.rxCodec) {
-		s.dropped.Add(1) // comfort noise, an unnegotiated codec, RTCP on the RTP port
-		return
-	}
-	if !s.latch(from, now) {
-		s.dropped.Add(1)
-		return
-	}
-	if isDTMF {
-		s.dtmfCount.Add(1)
-		if d, ok := s.dtmf.Feed(p.SSRC, p.Timestamp, p.Payload, now); ok {
-			s.pushEvent(Event{Kind: EventDigit, Digit: d})
-		}
-		return
-	}
-	s.rx.Push(p.SSRC, p.SequenceNumber, p.Timestamp, p.Payload)
-}
-
-// latch implements symmetric RTP (RFC 4961): send to where the first valid
-// packet came from, and accept packets only from there. Called with rxMu.
-func (s *Session) latch(from netip.AddrPort, now time.Time) bool {
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	if from == s.src {
-		s.srcSeen = now
-		return true
-	}
-	if s.src.IsValid() && now.Sub(s.srcSeen) < relatchAfter {
-		return false
-	}
-	s.src, s.srcSeen = from, now
-	s.txMu.Lock()
-	s.remote = from
-	s.txMu.Unlock()
-	s.log.Debug("rtp latched", "remote", from.String())
-	return true
-}
-
-// tick is called by the engine clock every 10 ms; it sends a frame each
-// time a ptime has elapsed on the clock. While idle it sends nothing but
-// the RTP timestamp keeps pace with the wall clock (RFC 3550 §5.1).
-func (s *Session) tick(idx uint64) {
-	s.txMu.Lock()
-	defer s.txMu.Unlock()
-	if s.stopped {
-		return
-	}
-	if !s.started {
-		s.started, s.nextTick = true, idx
-	}
-	if idx < s.nextTick {
-		return
-	}
-	// After a stall (the clock lost ticks), send at most 2 frames at once
-	// and let the timestamp jump over the rest.
-	const maxBurst = 2
-	if behind := (idx-s.nextTick)/s.tpp + 1; behind > maxBurst {
-		skip := behind - maxBurst
-		s.nextTick += skip * s.tpp
-		s.pk.hdr.Timestamp += uint32(skip) * uint32(s.spp)
-	}
-	for idx >= s.nextTick {
-		s.sendFrame()
-		s.nextTick += s.tpp
-	}
-}
-
-// sendFrame sends the next frame of the playback, if any. Called with txMu.
-func (s *Session) sendFrame() {
-	if s.playing {
-		if s.pos < len(s.play) {
-			end := min(s.pos+s.spp, len(s.play))
-			frame := s.play[s.pos:end]
-			s.pos = end
-			if s.remote.IsValid() {
-				b := s.pk.build(s.txCodec, frame, s.spp, s.marker)
-				if _, err := s.conn.WriteToUDPAddrPort(b, s.remote); err == nil {
-					s.sent.Add(1)
-				}
-				s.pk.hdr.SequenceNumber++
-				s.marker = false // RFC 3551 §4.1: marker on the first packet of a talkspurt
+// rtcpLoop reads the RTCP port until the socket is closed.
+func (s *Session) rtcpLoop() {
+	defer close(s.rtcpDone)
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := s.rtcpConn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.closedFlag.Load() {
+				return
 			}
+			continue
 		}
-		if s.pos >= len(s.play) {
-			s.play, s.pos, s.playing = nil, 0, false
-			s.pushEvent(Event{Kind: EventPlayDone})
-		}
+		s.handleRTCP(buf[:n], from, time.Now(), false)
 	}
-	s.pk.hdr.Timestamp += uint32(s.spp)
+}
+
+// heard records that the caller is alive (for the inactivity timeout).
+func (s *Session) heard(now time.Time) { s.lastHeard.Store(int64(now.Sub(s.epoch))) }
+
+// checkInactive closes Inactive once the caller was silent for the
+// timeout; idx is the clock tick (time since epoch in ticks).
+func (s *Session) checkInactive(idx uint64) {
+	if s.timeout == 0 {
+		return
+	}
+	if int64(idx)*int64(clockTick)-s.lastHeard.Load() > s.timeout {
+		s.inactiveOnce.Do(func() {
+			s.log.Info("no RTP or RTCP from the caller", "timeout", time.Duration(s.timeout))
+			close(s.inactive)
+		})
+	}
+}
+
+func samplesToDuration(n uint32) time.Duration {
+	return time.Duration(n) * time.Second / SampleRate
 }

@@ -1,8 +1,10 @@
 package media
 
 import (
+	"math"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,6 +56,25 @@ func newPeer(t *testing.T, s *Session) *peer {
 	}
 	t.Cleanup(func() { c.Close() })
 	return &peer{t: t, conn: c, to: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.LocalPort()},
+		hdr: rtp.Header{Version: 2, SSRC: 0xCAFE, SequenceNumber: 65530, Timestamp: 1000}}
+}
+
+// newCall creates a session whose SDP address is a new peer's socket, as
+// the call driver does with the address of the offer.
+func newCall(t *testing.T, e *Engine, cfg SessionConfig) (*Session, *peer) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cfg.Remote = c.LocalAddr().(*net.UDPAddr)
+	s, err := e.NewSession(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, &peer{t: t, conn: c, to: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.LocalPort()},
 		hdr: rtp.Header{Version: 2, SSRC: 0xCAFE, SequenceNumber: 65530, Timestamp: 1000}}
 }
 
@@ -124,16 +145,11 @@ func TestSessionRecord(t *testing.T) {
 	e := newTestEngine(t)
 	for _, c := range []Codec{PCMU, PCMA} {
 		t.Run(c.String(), func(t *testing.T) {
-			s, err := e.NewSession(SessionConfig{Codec: c, DTMFPayload: 101})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			p := newPeer(t, s)
+			s, p := newCall(t, e, SessionConfig{Codec: c, DTMFPayload: 101})
 			var sink syncSink
 			s.Record(&sink)
 			// 20 packets of a tone across the sequence wrap; packet 5 lost,
-			// 8 and 9 swapped, 12 duplicated, then a new SSRC for 3 more.
+			// 8 and 9 swapped, 12 duplicated, then comfort noise.
 			tone := Tone(600, 400*time.Millisecond, 0.4)
 			enc := make([]byte, len(tone))
 			c.Encode(enc, tone)
@@ -144,13 +160,9 @@ func TestSessionRecord(t *testing.T) {
 			for _, i := range order {
 				p.send(uint8(c), 65530+uint16(i), 1000+uint32(i*160), enc[i*160:(i+1)*160])
 			}
-			p.send(13, 1, 1, []byte{0}) // comfort noise: dropped
-			p.hdr.SSRC = 0xBEEF
-			for i := 0; i < 3; i++ {
-				p.send(uint8(c), 7+uint16(i), 99999+uint32(i*160), enc[i*160:(i+1)*160])
-			}
-			want = append(want, want[:480]...)
-			waitFor(t, "packets", func() bool { st := s.Stats(); return st.PacketsReceived+st.PacketsDropped >= 24 })
+			p.send(13, 14, 1000+20*160, []byte{70})       // comfort noise: keeps the source, records nothing
+			p.send(18, 15, 1000+21*160, make([]byte, 20)) // G.729, not negotiated: dropped
+			waitFor(t, "packets", func() bool { st := s.Stats(); return st.PacketsReceived+st.PacketsDropped >= 22 })
 			s.StopRecord()
 			sink.mu.Lock()
 			got := sink.pcm
@@ -164,7 +176,7 @@ func TestSessionRecord(t *testing.T) {
 				}
 			}
 			st := s.Stats()
-			if st.PacketsReceived != 23 || st.PacketsLost != 1 || st.PacketsDuplicate != 1 || st.PacketsDropped != 1 {
+			if st.PacketsReceived != 21 || st.PacketsLost != 1 || st.PacketsDuplicate != 1 || st.PacketsDropped != 1 || st.PacketsRejected != 0 {
 				t.Fatalf("stats %+v", st)
 			}
 		})
@@ -174,12 +186,7 @@ func TestSessionRecord(t *testing.T) {
 func TestSessionDigits(t *testing.T) {
 	checkGoroutines(t)
 	e := newTestEngine(t)
-	s, err := e.NewSession(SessionConfig{Codec: PCMU, DTMFPayload: 101})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p := newPeer(t, s)
+	s, p := newCall(t, e, SessionConfig{Codec: PCMU, DTMFPayload: 101})
 	press := func(event byte, ts uint32, seq uint16) uint16 {
 		for i, end := range []bool{false, false, true, true, true} {
 			p.send(101, seq, ts, ev(event, end, uint16(160*(i+1))))
@@ -220,12 +227,7 @@ func TestSessionDigits(t *testing.T) {
 func TestSessionInbandDigits(t *testing.T) {
 	checkGoroutines(t)
 	e := newTestEngine(t)
-	s, err := e.NewSession(SessionConfig{Codec: PCMA}) // no telephone-event
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p := newPeer(t, s)
+	s, p := newCall(t, e, SessionConfig{Codec: PCMA}) // no telephone-event
 	audio := concat(Silence(40*time.Millisecond), DTMFTone('4', 100*time.Millisecond), Silence(60*time.Millisecond),
 		DTMFTone('2', 100*time.Millisecond), Silence(40*time.Millisecond))
 	enc := make([]byte, len(audio))
@@ -272,6 +274,9 @@ func TestSessionPlay(t *testing.T) {
 				pkt, at := p.read(time.Second)
 				if pkt == nil {
 					t.Fatalf("got %d packets", len(pkts))
+				}
+				if len(pkts) == 0 && !pkt.Marker {
+					continue // keep-alive before the playback started
 				}
 				if len(pkts) == 0 {
 					first = at
@@ -326,20 +331,36 @@ func TestSessionPlay(t *testing.T) {
 			if s.Playing() {
 				t.Fatal("still playing")
 			}
-			if pkt, _ := p.read(100 * time.Millisecond); pkt != nil {
-				t.Fatal("sent while idle")
+			// Idle: silence frames at ptime keep the stream alive (no CN negotiated).
+			prev := pkts[frames-1]
+			idle := 0
+			for deadline := time.Now().Add(150 * time.Millisecond); time.Now().Before(deadline); {
+				pkt, _ := p.read(time.Second)
+				if pkt == nil {
+					t.Fatal("nothing sent while idle")
+				}
+				if pkt.Marker || pkt.PayloadType != 0 || len(pkt.Payload) != spp || strings.Trim(string(pkt.Payload), "\xff") != "" ||
+					pkt.SequenceNumber != prev.SequenceNumber+1 || pkt.Timestamp-prev.Timestamp != uint32(spp) {
+					t.Fatalf("keep-alive %d: %+v after seq %d ts %d", idle, pkt, prev.SequenceNumber, prev.Timestamp)
+				}
+				prev, idle = pkt, idle+1
 			}
-			// A second playback: new talkspurt, timestamp advanced by the idle time.
+			// A second playback: new talkspurt, sequence and timestamp continue.
 			s.Play(audio[:spp])
-			pkt, _ := p.read(time.Second)
-			if pkt == nil || !pkt.Marker || pkt.SequenceNumber != pkts[frames-1].SequenceNumber+1 {
-				t.Fatalf("second playback packet %+v", pkt)
+			var pkt *rtp.Packet
+			for pkt == nil || !pkt.Marker {
+				if pkt != nil {
+					prev = pkt
+				}
+				if pkt, _ = p.read(time.Second); pkt == nil {
+					t.Fatal("second playback not sent")
+				}
 			}
-			if d := pkt.Timestamp - pkts[frames-1].Timestamp; d < 4*uint32(spp) {
-				t.Fatalf("timestamp advanced %d over >100 ms idle", d)
+			if pkt.SequenceNumber != prev.SequenceNumber+1 || pkt.Timestamp-prev.Timestamp != uint32(spp) {
+				t.Fatalf("second playback packet %+v after %+v", pkt, prev)
 			}
 			// The counter moves just after the write the peer already saw.
-			waitFor(t, "sent counter", func() bool { return s.Stats().PacketsSent == frames+1 })
+			waitFor(t, "sent counter", func() bool { st := s.Stats(); return st.PacketsSent-st.KeepAliveSent == frames+1 })
 		})
 	}
 }
@@ -376,8 +397,8 @@ func TestSessionStopPlay(t *testing.T) {
 func TestSessionLatching(t *testing.T) {
 	checkGoroutines(t)
 	e := newTestEngine(t)
-	// The SDP address is a black hole (hold); the player must wait for the
-	// first packet and answer its source.
+	// The SDP address is a black hole (hold); the player must wait until a
+	// source is learnt (4 consecutive packets) and answer it.
 	s, err := e.NewSession(SessionConfig{Codec: PCMU, Remote: &net.UDPAddr{IP: net.IPv4zero, Port: 9}})
 	if err != nil {
 		t.Fatal(err)
@@ -386,24 +407,30 @@ func TestSessionLatching(t *testing.T) {
 	p := newPeer(t, s)
 	other := newPeer(t, s)
 	s.Play(Silence(10 * time.Second))
+	for i := uint16(1); i <= 3; i++ {
+		p.send(0, i, uint32(i)*160, make([]byte, 160))
+	}
 	if pkt, _ := p.read(100 * time.Millisecond); pkt != nil {
-		t.Fatal("sent before latching")
+		t.Fatal("sent before the source was learnt")
 	}
-	p.send(0, 1, 160, make([]byte, 160))
+	p.send(0, 4, 4*160, make([]byte, 160))
 	if pkt, _ := p.read(time.Second); pkt == nil {
-		t.Fatal("nothing sent after latching")
+		t.Fatal("nothing sent after learning")
 	}
-	// Another source is ignored while the latched one is alive.
-	other.send(0, 500, 100, make([]byte, 160))
-	p.send(0, 2, 320, make([]byte, 160))
-	waitFor(t, "packets", func() bool { st := s.Stats(); return st.PacketsReceived+st.PacketsDropped >= 3 })
-	if st := s.Stats(); st.PacketsReceived != 2 || st.PacketsDropped != 1 {
+	// Another source is ignored while the learnt one is alive.
+	for i := uint16(0); i < 6; i++ {
+		other.send(0, 500+i, 100, make([]byte, 160))
+	}
+	p.send(0, 5, 5*160, make([]byte, 160))
+	// The first 3 packets were replayed when the source was learnt.
+	waitFor(t, "packets", func() bool { st := s.Stats(); return st.PacketsReceived+st.PacketsRejected >= 11 })
+	if st := s.Stats(); st.PacketsReceived != 5 || st.PacketsRejected != 6 || st.PacketsDropped != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	if pkt, _ := other.read(100 * time.Millisecond); pkt != nil {
 		t.Fatal("sent to the foreign source")
 	}
-	// A re-INVITE points elsewhere: follow it, and re-latch on the next packet.
+	// A re-INVITE points elsewhere: follow it at once.
 	s.SetRemote(other.addr(), PCMU, 0)
 	if pkt, _ := other.read(time.Second); pkt == nil {
 		t.Fatal("nothing sent to the new remote")
@@ -413,9 +440,9 @@ func TestSessionLatching(t *testing.T) {
 			break
 		}
 	}
-	p.send(0, 3, 480, make([]byte, 160))
-	if pkt, _ := p.read(time.Second); pkt == nil {
-		t.Fatal("did not re-latch after SetRemote")
+	p.send(0, 6, 6*160, make([]byte, 160))
+	if pkt, _ := p.read(200 * time.Millisecond); pkt != nil {
+		t.Fatal("the old source still answered after the re-INVITE")
 	}
 }
 
@@ -427,11 +454,11 @@ func TestEnginePorts(t *testing.T) {
 		t.Skip("port 32000 in use:", err)
 	}
 	defer busy.Close()
-	e, err := NewEngine(EngineConfig{IP: net.IPv4(127, 0, 0, 1), PortMin: 31999, PortMax: 32006})
+	e, err := NewEngine(EngineConfig{IP: net.IPv4(127, 0, 0, 1), PortMin: 31999, PortMax: 32007})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.FreePorts() != 4 { // 32000, 32002, 32004, 32006
+	if e.FreePorts() != 4 { // 32000, 32002, 32004, 32006 (and the RTCP port after each)
 		t.Fatalf("pool %d", e.FreePorts())
 	}
 	var ss []*Session
@@ -505,8 +532,21 @@ func TestSessionPerPacketNoAlloc(t *testing.T) {
 	// Ticks far ahead of the real clock, so only these ticks send.
 	idx := uint64(1) << 40
 	s.tick(idx)
+	s.txMu.Lock()
+	s.rtcpNext = math.MaxUint64 // RTCP (every ~5 s) is not the per-packet path
+	s.txMu.Unlock()
 	if n := testing.AllocsPerRun(200, func() { idx += 2; s.tick(idx) }); n != 0 {
 		t.Errorf("send: allocs = %v", n)
+	}
+	s.StopPlay() // keep-alive: silence frames, then comfort noise
+	if n := testing.AllocsPerRun(200, func() { idx += 2; s.tick(idx) }); n != 0 {
+		t.Errorf("keep-alive (silence): allocs = %v", n)
+	}
+	s.txMu.Lock()
+	s.txCN = 13
+	s.txMu.Unlock()
+	if n := testing.AllocsPerRun(200, func() { idx += 2; s.tick(idx) }); n != 0 {
+		t.Errorf("keep-alive (comfort noise): allocs = %v", n)
 	}
 	pkt, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: make([]byte, 160)}).Marshal()
 	from := p.addr().AddrPort()

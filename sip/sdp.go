@@ -18,12 +18,18 @@ var errNoCodec = errors.New("no common codec: offer PCMU (0) or PCMA (8)")
 
 // Offer is what we took from a remote SDP (RFC 3264 offer/answer).
 type Offer struct {
-	desc      *sdp.SessionDescription
-	audio     int // index of the chosen audio m-line
-	Codec     media.Codec
-	CodecPT   uint8
-	DTMF      uint8 // telephone-event payload type, 0 = none
-	Remote    *net.UDPAddr
+	desc    *sdp.SessionDescription
+	audio   int // index of the chosen audio m-line
+	Codec   media.Codec
+	CodecPT uint8
+	DTMF    uint8 // telephone-event payload type, 0 = none
+	CN      uint8 // comfort noise (RFC 3389) payload type, usually 13; 0 = none
+	Remote  *net.UDPAddr
+	// RTCP is where the remote wants RTCP: the a=rtcp attribute
+	// (RFC 3605), else the RTP port + 1 (RFC 3550 §11); Remote with
+	// rtcp-mux.
+	RTCP      *net.UDPAddr
+	RTCPMux   bool // a=rtcp-mux (RFC 5761): RTCP on the RTP port; the answer says so too
 	Ptime     time.Duration
 	Direction string // sendrecv, sendonly, recvonly, inactive
 }
@@ -51,9 +57,12 @@ func ParseOffer(body []byte) (*Offer, error) {
 			if err != nil || pt < 0 || pt > 127 {
 				continue
 			}
-			name := rtpmapName(m, pt)
+			name, rate := rtpmap(m, pt)
 			if name == "" { // static payload types need no rtpmap (RFC 3551)
-				name = map[int]string{0: "pcmu", 8: "pcma"}[pt]
+				name, rate = map[int]string{0: "pcmu", 8: "pcma", 13: "cn"}[pt], 8000
+			}
+			if rate != 8000 {
+				continue
 			}
 			switch {
 			case name == "pcmu" && !found:
@@ -62,6 +71,8 @@ func ParseOffer(body []byte) (*Offer, error) {
 				o.Codec, o.CodecPT, found = media.PCMA, uint8(pt), true
 			case name == "telephone-event" && o.DTMF == 0:
 				o.DTMF = uint8(pt)
+			case name == "cn" && o.CN == 0:
+				o.CN = uint8(pt)
 			}
 		}
 		if !found {
@@ -83,6 +94,17 @@ func ParseOffer(body []byte) (*Offer, error) {
 			return nil, fmt.Errorf("sdp: connection address %q is not an IP address", addr)
 		}
 		o.Remote = &net.UDPAddr{IP: ip, Port: m.MediaName.Port.Value}
+		_, o.RTCPMux = m.Attribute("rtcp-mux")
+		o.RTCP = &net.UDPAddr{IP: ip, Port: o.Remote.Port + 1}
+		if o.RTCPMux {
+			o.RTCP.Port = o.Remote.Port
+		} else if v, ok := m.Attribute("rtcp"); ok {
+			a, err := rtcpAttr(v, ip)
+			if err != nil {
+				return nil, err
+			}
+			o.RTCP = a
+		}
 		return o, nil
 	}
 	return nil, errNoCodec
@@ -93,16 +115,38 @@ func isRTPAVP(protos []string) bool {
 	return p == "RTP/AVP" || p == "RTP/AVPF"
 }
 
-// rtpmapName is the lower-case encoding name of pt, "" without an rtpmap.
-func rtpmapName(m *sdp.MediaDescription, pt int) string {
+// rtpmap is the lower-case encoding name and clock rate of pt; "" without
+// an rtpmap.
+func rtpmap(m *sdp.MediaDescription, pt int) (name string, rate int) {
 	prefix := strconv.Itoa(pt) + " "
 	for _, a := range m.Attributes {
 		if a.Key == "rtpmap" && strings.HasPrefix(a.Value, prefix) {
-			name, _, _ := strings.Cut(strings.TrimSpace(a.Value[len(prefix):]), "/")
-			return strings.ToLower(name)
+			name, rest, _ := strings.Cut(strings.TrimSpace(a.Value[len(prefix):]), "/")
+			r, _, _ := strings.Cut(rest, "/")
+			rate, _ = strconv.Atoi(r)
+			return strings.ToLower(name), rate
 		}
 	}
-	return ""
+	return "", 0
+}
+
+// rtcpAttr reads "a=rtcp:port [IN IP4 addr]" (RFC 3605 §2.1); without an
+// address the RTCP IP is the media's.
+func rtcpAttr(v string, ip net.IP) (*net.UDPAddr, error) {
+	f := strings.Fields(v)
+	if len(f) == 0 {
+		return nil, fmt.Errorf("sdp: empty a=rtcp")
+	}
+	port, err := strconv.Atoi(f[0])
+	if err != nil || port <= 0 || port > 65535 {
+		return nil, fmt.Errorf("sdp: a=rtcp port %q", f[0])
+	}
+	if len(f) >= 4 {
+		if ip = net.ParseIP(f[3]); ip == nil {
+			return nil, fmt.Errorf("sdp: a=rtcp address %q is not an IP address", f[3])
+		}
+	}
+	return &net.UDPAddr{IP: ip, Port: port}, nil
 }
 
 func direction(session, media []sdp.Attribute) string {
@@ -155,18 +199,23 @@ func Answer(o *Offer, l Local) []byte {
 			})
 			continue
 		}
-		d.MediaDescriptions = append(d.MediaDescriptions, audioMedia(l, o.CodecPT, o.Codec, o.DTMF, o.Ptime, answerDirection(o.Direction), m.MediaName.Protos))
+		d.MediaDescriptions = append(d.MediaDescriptions, audioMedia(l, audioParams{
+			pt: o.CodecPT, codec: o.Codec, dtmf: o.DTMF, cn: o.CN, mux: o.RTCPMux,
+			ptime: o.Ptime, dir: answerDirection(o.Direction), protos: m.MediaName.Protos,
+		}))
 	}
 	b, _ := d.Marshal()
 	return b
 }
 
 // NewOffer builds our offer for an INVITE that came without SDP: PCMU,
-// PCMA and telephone-event 101.
+// PCMA, telephone-event 101, comfort noise 13 and rtcp-mux (we listen on
+// the RTP port + 1 too, so an answer without it works).
 func NewOffer(l Local) []byte {
 	d := baseSession(l)
-	m := audioMedia(l, 0, media.PCMU, 101, 20*time.Millisecond, "sendrecv", []string{"RTP", "AVP"})
-	m.MediaName.Formats = []string{"0", "8", "101"}
+	m := audioMedia(l, audioParams{pt: 0, codec: media.PCMU, dtmf: 101, cn: 13, mux: true,
+		ptime: 20 * time.Millisecond, dir: "sendrecv", protos: []string{"RTP", "AVP"}})
+	m.MediaName.Formats = []string{"0", "8", "101", "13"}
 	m.Attributes = append([]sdp.Attribute{sdp.NewAttribute("rtpmap", "0 PCMU/8000"), sdp.NewAttribute("rtpmap", "8 PCMA/8000")}, m.Attributes[1:]...)
 	d.MediaDescriptions = append(d.MediaDescriptions, m)
 	b, _ := d.Marshal()
@@ -185,19 +234,38 @@ func baseSession(l Local) *sdp.SessionDescription {
 	}
 }
 
-func audioMedia(l Local, pt uint8, c media.Codec, dtmf uint8, ptime time.Duration, dir string, protos []string) *sdp.MediaDescription {
-	formats := []string{strconv.Itoa(int(pt))}
-	attrs := []sdp.Attribute{sdp.NewAttribute("rtpmap", fmt.Sprintf("%d %s/8000", pt, c))}
-	if dtmf != 0 {
-		formats = append(formats, strconv.Itoa(int(dtmf)))
+// audioParams is what our audio m-line says.
+type audioParams struct {
+	pt     uint8
+	codec  media.Codec
+	dtmf   uint8 // 0 = none
+	cn     uint8 // 0 = none
+	mux    bool
+	ptime  time.Duration
+	dir    string
+	protos []string
+}
+
+func audioMedia(l Local, p audioParams) *sdp.MediaDescription {
+	formats := []string{strconv.Itoa(int(p.pt))}
+	attrs := []sdp.Attribute{sdp.NewAttribute("rtpmap", fmt.Sprintf("%d %s/8000", p.pt, p.codec))}
+	if p.dtmf != 0 {
+		formats = append(formats, strconv.Itoa(int(p.dtmf)))
 		attrs = append(attrs,
-			sdp.NewAttribute("rtpmap", fmt.Sprintf("%d telephone-event/8000", dtmf)),
+			sdp.NewAttribute("rtpmap", fmt.Sprintf("%d telephone-event/8000", p.dtmf)),
 			// RFC 4733 §2.5.2.1: the events we understand.
-			sdp.NewAttribute("fmtp", fmt.Sprintf("%d 0-15", dtmf)))
+			sdp.NewAttribute("fmtp", fmt.Sprintf("%d 0-15", p.dtmf)))
 	}
-	attrs = append(attrs, sdp.NewAttribute("ptime", strconv.Itoa(int(ptime/time.Millisecond))), sdp.NewPropertyAttribute(dir))
+	if p.cn != 0 {
+		formats = append(formats, strconv.Itoa(int(p.cn)))
+		attrs = append(attrs, sdp.NewAttribute("rtpmap", fmt.Sprintf("%d CN/8000", p.cn)))
+	}
+	attrs = append(attrs, sdp.NewAttribute("ptime", strconv.Itoa(int(p.ptime/time.Millisecond))), sdp.NewPropertyAttribute(p.dir))
+	if p.mux {
+		attrs = append(attrs, sdp.NewPropertyAttribute("rtcp-mux"))
+	}
 	return &sdp.MediaDescription{
-		MediaName:  sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: l.Port}, Protos: protos, Formats: formats},
+		MediaName:  sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: l.Port}, Protos: p.protos, Formats: formats},
 		Attributes: attrs,
 	}
 }

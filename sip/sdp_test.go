@@ -80,3 +80,74 @@ func TestNewOffer(t *testing.T) {
 		t.Errorf("formats:\n%s", b)
 	}
 }
+
+func TestOfferCNAndRTCP(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+	cases := []struct {
+		name, sdp string
+		cn        uint8
+		mux       bool
+		rtcp      string
+		answer    []string // substrings of the answer
+		absent    []string // not in the answer
+	}{
+		{"no cn, port+1", head + "m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n", 0, false, "10.0.0.1:4001",
+			[]string{"m=audio 20000 RTP/AVP 0 101\r\n"}, []string{"CN/8000", "rtcp-mux"}},
+		{"static cn", head + "m=audio 4000 RTP/AVP 0 13 101\r\na=rtpmap:101 telephone-event/8000\r\n", 13, false, "10.0.0.1:4001",
+			[]string{"m=audio 20000 RTP/AVP 0 101 13\r\n", "a=rtpmap:13 CN/8000"}, []string{"rtcp-mux"}},
+		{"dynamic cn", head + "m=audio 4000 RTP/AVP 8 98\r\na=rtpmap:98 CN/8000\r\n", 98, false, "10.0.0.1:4001",
+			[]string{"m=audio 20000 RTP/AVP 8 98\r\n", "a=rtpmap:98 CN/8000"}, nil},
+		{"wideband cn ignored", head + "m=audio 4000 RTP/AVP 0 97 13\r\na=rtpmap:97 CN/16000\r\n", 13, false, "10.0.0.1:4001",
+			[]string{"m=audio 20000 RTP/AVP 0 13\r\n"}, []string{"97"}},
+		{"rtcp-mux", head + "m=audio 4000 RTP/AVP 0 13\r\na=rtcp-mux\r\n", 13, true, "10.0.0.1:4000",
+			[]string{"a=rtcp-mux"}, nil},
+		{"a=rtcp port", head + "m=audio 4000 RTP/AVP 0\r\na=rtcp:4005\r\n", 0, false, "10.0.0.1:4005", nil, []string{"rtcp-mux"}},
+		{"a=rtcp address", head + "m=audio 4000 RTP/AVP 0\r\na=rtcp:53020 IN IP4 126.16.64.4\r\n", 0, false, "126.16.64.4:53020", nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := ParseOffer([]byte(c.sdp))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.CN != c.cn || o.RTCPMux != c.mux || o.RTCP.String() != c.rtcp {
+				t.Fatalf("cn %d mux %v rtcp %v", o.CN, o.RTCPMux, o.RTCP)
+			}
+			ans := string(Answer(o, Local{IP: net.ParseIP("192.0.2.1"), Port: 20000, SessionID: 7, Version: 1}))
+			for _, want := range c.answer {
+				if !strings.Contains(ans, want) {
+					t.Errorf("answer lacks %q:\n%s", want, ans)
+				}
+			}
+			for _, not := range c.absent {
+				if strings.Contains(ans, not) {
+					t.Errorf("answer has %q:\n%s", not, ans)
+				}
+			}
+			a, err := ParseOffer([]byte(ans))
+			if err != nil {
+				t.Fatalf("answer does not parse: %v", err)
+			}
+			if a.CN != c.cn || a.RTCPMux != c.mux {
+				t.Errorf("answer cn %d mux %v", a.CN, a.RTCPMux)
+			}
+		})
+	}
+	for name, sdp := range map[string]string{
+		"rtcp port":    head + "m=audio 4000 RTP/AVP 0\r\na=rtcp:abc\r\n",
+		"rtcp address": head + "m=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN IP4 host.example\r\n",
+	} {
+		if _, err := ParseOffer([]byte(sdp)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestNewOfferCNAndMux(t *testing.T) {
+	b := string(NewOffer(Local{IP: net.ParseIP("192.0.2.1"), Port: 20002, SessionID: 1, Version: 1}))
+	for _, want := range []string{"m=audio 20002 RTP/AVP 0 8 101 13\r\n", "a=rtpmap:13 CN/8000", "a=rtcp-mux"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("offer lacks %q:\n%s", want, b)
+		}
+	}
+}

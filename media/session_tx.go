@@ -1,0 +1,131 @@
+package media
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// cnInterval is the longest time between two comfort noise packets while
+// the session is silent: RFC 3389 leaves the rate to the sender; phones
+// and SBCs that time out RTP count packets, and common practice is one
+// CN packet about every 160-200 ms. We send one on the first idle frame,
+// then every cnInterval (8 frames at 20 ms).
+const cnInterval = 160 * time.Millisecond
+
+// cnLevel is the noise level of our comfort noise packets, in -dBov
+// (RFC 3389 §3): -70 dBov, a faint hiss far under speech, so the line
+// does not sound dead and a receiver that plays CN as digital silence
+// loses nothing.
+const cnLevel = 70
+
+// rtcpInterval is the mean RTCP report interval (RFC 3550 §6.2: 5 s
+// minimum); each interval is randomised to 0.5-1.5 times it and the first
+// one is half as long (§6.3.1, §6.2).
+const rtcpInterval = 5 * time.Second
+
+// rtcpTicks is a randomised report interval, in clock ticks.
+func rtcpTicks(mean time.Duration) uint64 {
+	return uint64(float64(mean/clockTick) * (0.5 + rand.Float64()))
+}
+
+// tick is called by the engine clock every 10 ms; it sends a frame each
+// time a ptime has elapsed on the clock: playback when there is one, else
+// keep-alive (comfort noise or silence), so the caller's phone never sees
+// a dead stream. It also sends the RTCP reports when due and checks the
+// caller's inactivity.
+func (s *Session) tick(idx uint64) {
+	s.txMu.Lock()
+	if s.stopped {
+		s.txMu.Unlock()
+		return
+	}
+	if !s.started {
+		s.started, s.nextTick = true, idx
+		s.rtcpNext = idx + rtcpTicks(s.rtcpMean/2)
+	}
+	report := false
+	if idx >= s.rtcpNext {
+		s.rtcpNext, report = idx+rtcpTicks(s.rtcpMean), true
+	}
+	if idx >= s.nextTick {
+		// After a stall (the clock lost ticks), send at most 2 frames at
+		// once and let the timestamp jump over the rest.
+		const maxBurst = 2
+		if behind := (idx-s.nextTick)/s.tpp + 1; behind > maxBurst {
+			skip := behind - maxBurst
+			s.nextTick += skip * s.tpp
+			s.pk.hdr.Timestamp += uint32(skip) * uint32(s.spp)
+		}
+		for idx >= s.nextTick {
+			s.sendFrame()
+			s.nextTick += s.tpp
+		}
+	}
+	s.txMu.Unlock()
+	if report {
+		s.sendReport(time.Now(), false)
+	}
+	s.checkInactive(idx)
+}
+
+// sendFrame sends the next frame of the playback, or a keep-alive packet
+// when idle. The RTP timestamp keeps pace with the clock either way
+// (RFC 3550 §5.1). Called with txMu.
+func (s *Session) sendFrame() {
+	if s.playing {
+		if s.pos < len(s.play) {
+			end := min(s.pos+s.spp, len(s.play))
+			frame := s.play[s.pos:end]
+			s.pos = end
+			if s.remote.IsValid() {
+				s.send(s.pk.build(s.txCodec, frame, s.spp, s.marker))
+				s.marker = false // RFC 3551 §4.1: marker on the first packet of a talkspurt
+			}
+		}
+		if s.pos >= len(s.play) {
+			s.play, s.pos, s.playing = nil, 0, false
+			s.pushEvent(Event{Kind: EventPlayDone})
+		}
+	} else if s.remote.IsValid() {
+		s.keepAlive()
+	}
+	s.pk.hdr.Timestamp += uint32(s.spp)
+}
+
+// keepAlive sends comfort noise (RFC 3389) every cnInterval when it was
+// negotiated, else a G.711 silence frame every ptime. Called with txMu.
+func (s *Session) keepAlive() {
+	var b []byte
+	if s.txCN != 0 {
+		if s.cnWait > 0 {
+			s.cnWait--
+			return
+		}
+		s.cnWait = s.cnEvery - 1
+		b = s.pk.buildCN(s.txCN, cnLevel)
+	} else {
+		b = s.pk.build(s.txCodec, nil, s.spp, false)
+	}
+	if s.send(b) {
+		s.keepalive.Add(1)
+	}
+}
+
+// send writes one RTP packet to the remote and advances the sequence
+// number. Called with txMu.
+func (s *Session) send(b []byte) bool {
+	s.pk.hdr.SequenceNumber++
+	if _, err := s.conn.WriteToUDPAddrPort(b, s.remote); err != nil {
+		return false
+	}
+	s.sent.Add(1)
+	s.octets.Add(uint64(len(b) - rtpHeaderLen))
+	return true
+}
+
+// txPtime is the send ptime (for tests).
+func (s *Session) txPtime() time.Duration {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	return time.Duration(s.tpp) * clockTick
+}
