@@ -261,7 +261,6 @@ func options() []option {
 	}
 }
 
-
 // FlagName is the flag for a key: dots and underscores become dashes.
 func FlagName(key string) string {
 	return strings.NewReplacer(".", "-", "_", "-").Replace(key)

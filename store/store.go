@@ -158,7 +158,7 @@ type Store interface {
 	GDPRPreviewStore
 	// store/clients.go: API clients and their tokens (issue 21)
 	ClientStore
-	ChangeLog   // store/outbox.go: the change log every change writes in its transaction
+	ChangeLog // store/outbox.go: the change log every change writes in its transaction
 }
 
 // DefaultTenant is the tenant of requests whose host no tenant claims.

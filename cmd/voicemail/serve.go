@@ -32,7 +32,6 @@ import (
 	"github.com/vmserver/voicemail/store"
 )
 
-
 func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // one error line, not the whole flag list
