@@ -24,11 +24,14 @@ import (
 
 // Config holds what the API serves from.
 type Config struct {
-	Store      store.Store    // wrapped by store.Notifying
-	Changes    *store.Changes // committed changes (SSE and webhooks follow them); nil = no events
-	Blobs      store.Blobs
-	AdminToken string
-	Logger     *slog.Logger
+	Store   store.Store    // wrapped by store.Notifying
+	Changes *store.Changes // committed changes (SSE and webhooks follow them); nil = no events
+	// BusWebhooks queues webhook jobs from Changes even when the store keeps
+	// a change log (tests that publish changes by hand).
+	BusWebhooks bool
+	Blobs       store.Blobs
+	AdminToken  string
+	Logger      *slog.Logger
 
 	// GreetingFormat is the WAV encoding uploaded greetings are stored in
 	// (always 8000 Hz mono); the zero value is 16-bit PCM.
@@ -113,6 +116,9 @@ type Server struct {
 	metrics *metrics
 	hub     *hub
 	events  *eventQueue
+	// durableHooks: webhook jobs come from the store's change log (one
+	// consumer across instances), not from this instance's bus.
+	durableHooks bool
 
 	done      chan struct{} // closed by Close: SSE streams end
 	closeOnce sync.Once
@@ -198,10 +204,16 @@ func New(cfg Config) *Server {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.bgCancel = cancel
 		s.events = newEventQueue(s)
+		log, durable := cfg.Store.(store.ChangeLog)
+		s.durableHooks = durable && !cfg.BusWebhooks
 		s.unsub = cfg.Changes.Subscribe(s.onChange)
 		s.bg.Add(2)
 		go func() { defer s.bg.Done(); s.events.run() }()
 		go func() { defer s.bg.Done(); s.deliver(ctx) }()
+		if s.durableHooks {
+			s.bg.Add(1)
+			go func() { defer s.bg.Done(); s.consumeWebhooks(ctx, log) }()
+		}
 	}
 	return s
 }

@@ -94,12 +94,11 @@ func (s *Server) authenticateToken(r *http.Request) (principal, error) {
 		if tenant == "" {
 			return principal{kind: kindOperator, tenant: store.DefaultTenant}, nil
 		}
-		if _, err := s.cfg.Store.GetTenant(r.Context(), tenant); errors.Is(err, store.ErrNotFound) {
-			return principal{}, notFound("tenant " + tenant)
-		} else if err != nil {
-			return principal{}, err
+		p := principal{kind: kindOperator, tenant: tenant}
+		if err := s.checkTenantParam(r, p); err != nil {
+			return principal{}, err // 400 for a malformed name, 404 for an unknown tenant
 		}
-		return principal{kind: kindOperator, tenant: tenant}, nil
+		return p, nil
 	}
 	if strings.HasPrefix(token, clientTokenPrefix) {
 		return s.clientBearer(r, token)

@@ -34,7 +34,13 @@ type event struct {
 }
 
 func buildEvent(c store.Change) event {
-	e := eventJSON{ID: uuid.Must(uuid.NewV7()).String(), Type: string(c.Kind), Tenant: c.Tenant,
+	// The change's own id is the same on every instance, so a receiver
+	// can drop a redelivery; changes published outside the log have none.
+	id := c.EventID
+	if id == "" {
+		id = uuid.Must(uuid.NewV7()).String()
+	}
+	e := eventJSON{ID: id, Type: string(c.Kind), Tenant: c.Tenant,
 		Mailbox: c.Mailbox, MailboxType: c.MailboxType, Members: c.Members, CreatedAt: c.At}
 	if e.MailboxType == "" {
 		e.MailboxType = store.TypePersonal
@@ -51,12 +57,35 @@ func buildEvent(c store.Change) event {
 	return event{id: e.ID, typ: e.Type, tenant: c.Tenant, mailbox: c.Mailbox, members: c.Members, body: body}
 }
 
-// onChange runs on the goroutine of the store change: it must not block.
+// onChange feeds this instance's SSE streams from the change bus; it must
+// not block. Webhook jobs come from the durable consumer (consumeWebhooks)
+// when the store keeps a change log, so that N instances queue each event
+// once; without one they follow the bus.
 func (s *Server) onChange(c store.Change) {
 	ev := buildEvent(c)
 	s.metrics.events.WithLabelValues(ev.typ).Inc()
 	s.hub.publish(ev)
-	s.events.add(ev)
+	if !s.durableHooks {
+		s.events.add(ev)
+	}
+}
+
+// consumeWebhooks queues a job per matching webhook for every change of the
+// log, as the one consumer "webhooks" across all instances (a lease moves
+// it to another instance when its holder dies). Delivery is at least once:
+// a change whose cursor was not saved before a crash is queued again, with
+// the same event id.
+func (s *Server) consumeWebhooks(ctx context.Context, log store.ChangeLog) {
+	store.Consume(ctx, log, "webhooks", store.DefaultLease, func(ctx context.Context, c store.Change) error {
+		if err := s.events.persist([]event{buildEvent(c)}); err != nil {
+			return err
+		}
+		select {
+		case s.events.kick <- struct{}{}:
+		default:
+		}
+		return nil
+	})
 }
 
 // ---- Server-Sent Events ----

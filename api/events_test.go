@@ -127,7 +127,7 @@ func TestCloseKeepsPendingEvents(t *testing.T) {
 	}
 	changes := store.NewChanges()
 	s := New(Config{Store: store.Notifying(st, changes), Changes: changes, Blobs: blobs, AdminToken: token,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WebhookBackoff: time.Hour})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WebhookBackoff: time.Hour, BusWebhooks: true})
 	for i := 0; i < 20; i++ {
 		changes.Publish(store.Change{Kind: store.MailboxUpdated, Tenant: "default", Mailbox: "1001"})
 	}

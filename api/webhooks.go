@@ -205,10 +205,15 @@ func Sign(secret string, body []byte) string {
 // deliver runs the webhook deliverer: due jobs are POSTed (up to 8 at
 // once); failures are retried with exponential back-off; everything is in
 // the store, so a restart resumes where it stopped.
+// webhookJobLease outlasts the delivery attempts of one batch.
+const webhookJobLease = 2 * time.Minute
+
 func (s *Server) deliver(ctx context.Context) {
 	const poll = 5 * time.Second
 	for {
-		jobs, err := s.cfg.Store.DueWebhookJobs(ctx, time.Now(), 64)
+		// Claimed for a lease: instances sharing the queue never send one
+		// job twice at once, and a dead instance's jobs come back.
+		jobs, err := s.cfg.Store.ClaimWebhookJobs(ctx, time.Now(), webhookJobLease, 64)
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Logger.Error("webhook queue", "err", err)
 		}
