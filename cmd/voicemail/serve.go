@@ -27,6 +27,7 @@ import (
 	"github.com/vmserver/voicemail/prompts"
 	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
+	"github.com/vmserver/voicemail/web"
 )
 
 // drainTimeout bounds how long SIGTERM waits for calls in progress.
@@ -187,7 +188,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	// The API owns /metrics; SIP collectors go in api.Config.Collectors.
 	apiSrv := api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
 		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
-		Collectors: append(srv.Collectors(), mailer.Collectors()...)})
+		Collectors: append(srv.Collectors(), mailer.Collectors()...), Web: web.Handler()})
 	defer apiSrv.Close()
 	httpSrv := &http.Server{
 		Handler:           apiSrv,
