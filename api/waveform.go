@@ -29,20 +29,22 @@ func waveformSVG(pcm []int16) []byte {
 	b.WriteString(`<rect width="100%" height="100%" fill="#f3f5f8"/>`)
 	fmt.Fprintf(&b, `<line x1="0" y1="%d" x2="%d" y2="%d" stroke="#c9d1dc" stroke-width="1"/>`, h/2, w, h/2)
 	if len(pcm) > 0 {
+		peaks := make([]int, waveformBars)
+		// Scaled to the loudest column (phone audio is quiet), but never
+		// so much that near-silence fills the picture.
+		top := 2000
+		for i := range peaks {
+			lo, hi := i*len(pcm)/waveformBars, (i+1)*len(pcm)/waveformBars
+			for _, v := range pcm[lo:hi] {
+				peaks[i] = max(peaks[i], abs(int(v)))
+			}
+			top = max(top, peaks[i])
+		}
 		b.WriteString(`<path fill="#2f6fb3" d="`)
 		colW := float64(w) / waveformBars
-		for i := 0; i < waveformBars; i++ {
-			lo, hi := i*len(pcm)/waveformBars, (i+1)*len(pcm)/waveformBars
-			peak := 0
-			for _, v := range pcm[lo:hi] {
-				a := int(v)
-				if a < 0 {
-					a = -a
-				}
-				peak = max(peak, a)
-			}
+		for i, peak := range peaks {
 			// At least one unit tall, so silence still shows a line.
-			bar := max(1, peak*(h-4)/32768)
+			bar := max(1, peak*(h-4)/top)
 			x := float64(i) * colW
 			fmt.Fprintf(&b, "M%.1f %dh%.1fv%dh-%.1fz", x+0.5, (h-bar)/2, colW-1, bar, colW-1)
 		}
@@ -50,6 +52,13 @@ func waveformSVG(pcm []int16) []byte {
 	}
 	b.WriteString(`</svg>`)
 	return b.Bytes()
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // waveformCache is a small LRU of rendered pictures by media key (message

@@ -220,8 +220,13 @@ func (tb *tab) adminSignIn(token, tenant string) {
 	tb.do("admin sign-in",
 		chromedp.WaitVisible(chromedp.CSS("#login-form")),
 		chromedp.SetValue(chromedp.CSS("#login-token"), token),
-		chromedp.SetValue(chromedp.CSS("#login-tenant"), tenant),
+		setValue("#login-tenant", tenant),
 		chromedp.Click(chromedp.CSS("#login-submit")))
+}
+
+// setValue sets an input's value by script (chromedp.SetValue refuses "").
+func setValue(sel, v string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = %q`, sel, v))
 }
 
 // copyToDocs copies a screenshot to docs/<name> when UPDATE_DOCS is set

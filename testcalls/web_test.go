@@ -40,7 +40,7 @@ func jsHas(sel string) string { return fmt.Sprintf(`document.querySelector(%q) !
 func TestWebInbox(t *testing.T) {
 	requireSipp(t)
 	t.Parallel()
-	s := startServer(t, "")
+	s := mwiServer(t, "") // 1.5 s messages are kept
 	tb := newBrowser(t, s)
 	tb.open("/")
 	tb.shot("01-sign-in")

@@ -103,7 +103,7 @@ export class Api {
 }
 
 // el builds an element: el('button', {class: 'x', onclick: f}, 'text', child…).
-// Attributes only, never innerHTML, so data from the API is never markup.
+// Text nodes and attributes only, so data from the API is never parsed as markup.
 export function el(tag, attrs = {}, ...children) {
   const ns = attrs.ns;
   const e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
@@ -127,7 +127,7 @@ export function $(sel, root = document) { return root.querySelector(sel); }
 export function show(node, on = true) { node.hidden = !on; }
 
 export function fmtDuration(ms) {
-  const s = Math.round(ms / 1000);
+  const s = Math.max(1, Math.floor(ms / 1000)); // as the audio element shows it
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
