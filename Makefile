@@ -6,7 +6,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 DATA    ?= ./data
 
-.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts clean
+.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts docs-screenshots clean
 
 all: build
 
@@ -55,6 +55,11 @@ pcaps:
 
 prompts:
 	bash prompts/generate.sh
+
+# The README's pictures of the web console (docs/web-*.png), taken by the
+# browser tests in headless Chromium.
+docs-screenshots:
+	UPDATE_DOCS=1 $(GO) test -count=1 -run 'TestWebInbox|TestWebAdmin' ./testcalls/
 
 clean:
 	rm -rf bin

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,9 @@ func TestWebInbox(t *testing.T) {
 	requireSipp(t)
 	t.Parallel()
 	s := mwiServer(t, "") // 1.5 s messages are kept
+	if code, body, err := s.api("PATCH", "/api/v1/mailboxes/1001", map[string]string{"timezone": "America/New_York"}, nil); err != nil || code != 200 {
+		t.Fatalf("set the time zone: %d %v %s", code, err, body)
+	}
 	tb := newBrowser(t, s)
 	tb.open("/")
 	tb.shot("01-sign-in")
@@ -66,6 +70,18 @@ func TestWebInbox(t *testing.T) {
 	}
 	if got := tb.text(sel + " .caller"); !strings.Contains(got, m.CallerID) {
 		t.Errorf("caller shown %q, want %q in it", got, m.CallerID)
+	}
+	// Received time in the mailbox's time zone.
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, m.ReceivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tb.text(sel+" .when"), at.In(ny).Format("03:04 PM"); !strings.Contains(got, want) || !strings.Contains(got, at.In(ny).Format("MST")) {
+		t.Errorf("received time shown %q, want %s %s (New York)", got, want, at.In(ny).Format("MST"))
 	}
 	tb.waitJS("the waveform picture", fmt.Sprintf(`document.querySelector(%q).complete && document.querySelector(%q).naturalWidth > 0`,
 		sel+" .wave", sel+" .wave"), 10*time.Second)
@@ -118,21 +134,30 @@ func TestWebInbox(t *testing.T) {
 	tb.waitJS("the message back", jsHas(sel), 5*time.Second)
 	undone := time.Now()
 
-	// Meanwhile: a message from +1 781 555 1212, forgotten by the operator
-	// in the admin console, leaves the open inbox.
-	depositFrom(t, s, "1001", "+17815551212")
+	// Meanwhile: more messages (one for group 8000); the one from
+	// +1 781 555 1212, forgotten by the operator in the admin console
+	// (another tab), leaves the open inbox.
+	var wg sync.WaitGroup
+	for i, d := range [][3]string{{"1001", "+17815551212", "Jane Doe"}, {"1001", "+442079460958", "London office"}, {"8000", "+16175550100", "Front desk"}} {
+		wg.Add(1)
+		go func() { defer wg.Done(); depositAs(t, s, d[0], d[1], d[2], speechLike(2+i)) }()
+	}
+	wg.Wait()
 	var forgotten string
-	waitFor(t, "the second message", 20*time.Second, func() bool {
-		for _, x := range s.messages(t, "1001") {
-			if x.ID != m.ID {
-				forgotten = x.ID
+	for _, x := range s.waitMessages(t, "1001", 3, 20*time.Second) {
+		if x.CallerID == "+17815551212" {
+			forgotten = x.ID
+		}
+		if x.CallerID == "+442079460958" {
+			if code, _, _ := s.api("PATCH", "/api/v1/mailboxes/1001/messages/"+x.ID, map[string]bool{"urgent": true}, nil); code != 200 {
+				t.Fatalf("mark urgent: %d", code)
 			}
 		}
-		return forgotten != ""
-	})
+	}
+	group := s.waitMessages(t, "8000", 1, 20*time.Second)[0]
 	tb.do("open New", chromedp.Click(chromedp.CSS("#tab-new")))
-	tb.waitJS("the second message in the page", jsHas(msgSel(forgotten)), 20*time.Second)
-	tb.waitJS("its waveform", fmt.Sprintf(`document.querySelector(%q).naturalWidth > 0`, msgSel(forgotten)+" .wave"), 10*time.Second)
+	tb.waitJS("the new messages in the page", jsHas(msgSel(forgotten))+" && "+jsHas(msgSel(group.ID)+" .badge.group")+" && "+jsHas("#messages .badge.urgent"), 20*time.Second)
+	tb.waitJS("their waveforms", `[...document.querySelectorAll('#messages .wave')].every(i => i.naturalWidth > 0)`, 10*time.Second)
 	copyToDocs(t, tb.shot("04-inbox"), "web-inbox.png")
 
 	admin := tb.b.newTab("admin")
@@ -151,18 +176,26 @@ func TestWebInbox(t *testing.T) {
 	admin.shot("05-gdpr-forget")
 	tb.waitJS("the forgotten message to leave the inbox", `!`+jsHas(msgSel(forgotten)), 10*time.Second)
 	tb.do("open Old", chromedp.Click(chromedp.CSS("#tab-old")))
-	if !strings.Contains(tb.text("#folders"), "Old 1") {
+	if !strings.Contains(tb.text("#folders"), "Old 1") || !strings.Contains(tb.text("#folders"), "New 2") {
 		t.Errorf("folder tabs %q", tb.text("#folders"))
 	}
 
 	// The undo window has passed: the undone message is still on the server.
 	time.Sleep(time.Until(undone.Add(7 * time.Second)))
-	if ms := s.messages(t, "1001"); len(ms) != 1 || ms[0].ID != m.ID {
-		t.Fatalf("after undo, 1001 holds %v", ms)
+	has := func(id string) bool {
+		for _, x := range s.messages(t, "1001") {
+			if x.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(m.ID) || has(forgotten) {
+		t.Fatalf("after undo and forget, 1001 holds %v", s.messages(t, "1001"))
 	}
 	// Delete for good: the delete is sent when the undo window closes.
 	tb.do("delete", chromedp.Click(chromedp.CSS(sel+" .act-delete")))
-	waitFor(t, "the delete to reach the server", 15*time.Second, func() bool { return len(s.messages(t, "1001")) == 0 })
+	waitFor(t, "the delete to reach the server", 15*time.Second, func() bool { return !has(m.ID) })
 	tb.waitJS("the undo bar to go", `document.querySelector('#undo-bar').hidden`, 5*time.Second)
 	tb.shot("06-deleted")
 }
@@ -461,6 +494,50 @@ func loginCall(t *testing.T, s *server, mailbox, pin string) (int, string) {
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out.Token
+}
+
+// depositAs leaves pcm in mailbox from caller (number and display name).
+func depositAs(t *testing.T, s *server, mailbox, caller, name string, pcm []int16) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := siptest.Dial(ctx, siptest.Config{Server: s.sipAddr(), RequestURI: fmt.Sprintf("sip:%s@%s", mailbox, s.sipAddr()),
+		From: fmt.Sprintf(`"%s" <sip:%s@127.0.0.1>`, name, caller)})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	if c.Status() != 200 {
+		t.Errorf("deposit to %s answered %d", mailbox, c.Status())
+		return
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := c.SendDigit(ctx, '#', 100*time.Millisecond); err != nil {
+		t.Error(err)
+		return
+	}
+	time.Sleep(700 * time.Millisecond) // the beep
+	if err := c.SendAudio(ctx, pcm); err != nil {
+		t.Error(err)
+		return
+	}
+	if _, err := c.Bye(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+// speechLike is 8 kHz audio with syllable-like bursts and pauses (so that
+// a waveform picture shows something), seed picks the rhythm.
+func speechLike(seed int) []int16 {
+	out := make([]int16, 8000*2)
+	for i := range out {
+		t := float64(i) / 8000
+		syl := math.Max(0, math.Sin(math.Pi*t*float64(3+seed%3)))
+		env := syl * syl * (0.4 + 0.6*math.Abs(math.Sin(t*float64(seed)*1.7)))
+		out[i] = int16(9000 * env * (math.Sin(2*math.Pi*220*t) + 0.5*math.Sin(2*math.Pi*330*t)))
+	}
+	return out
 }
 
 // tone16k is a sine at 16 kHz.

@@ -165,7 +165,7 @@ function renderAll() {
   const shown = all.filter((m) => m.folder === st.folder)
     .sort((a, b) => (b.received_at.localeCompare(a.received_at)) || b.id.localeCompare(a.id));
   for (const [id, li] of st.nodes) {
-    if (!st.msgs.has(id)) { li.remove(); st.nodes.delete(id); }
+    if (!st.msgs.has(id)) { linkObserver.unobserve(li); li.remove(); st.nodes.delete(id); }
   }
   const keep = new Set(shown.map((m) => m.id));
   for (const li of [...list.children]) if (!keep.has(li.dataset.id)) li.remove();
@@ -215,7 +215,7 @@ function messageNode(m) {
       el('button', { type: 'button', class: 'act-forward', onclick: () => forward(st.msgs.get(m.id)) }, 'Forward…'),
       el('a', { class: 'act-download button', download: `${m.id}.wav` }, 'Download'),
       el('button', { type: 'button', class: 'act-delete danger', onclick: () => del(st.msgs.get(m.id)) }, 'Delete')));
-  links(m.id);
+  linkObserver.observe(li);
   return li;
 }
 
@@ -243,6 +243,15 @@ function fillNode(li, m) {
   li.querySelector('.act-download').setAttribute('aria-label', `Download the message from ${who}`);
 }
 
+// Links are asked for when a row comes into view, not for the whole list.
+const linkObserver = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (!e.isIntersecting) continue;
+    linkObserver.unobserve(e.target);
+    links(e.target.dataset.id);
+  }
+}, { rootMargin: '400px' });
+
 // links fetches signed links for the audio, waveform and download.
 async function links(id, force = false) {
   const li = st.nodes.get(id);
@@ -264,7 +273,7 @@ async function links(id, force = false) {
 function refreshLinks() {
   for (const [id, li] of st.nodes) {
     const audio = li.querySelector('.player');
-    if (audio.paused) { audio.removeAttribute('src'); links(id); }
+    if (audio.paused && audio.getAttribute('src')) { audio.removeAttribute('src'); links(id); }
   }
 }
 
