@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// Signed media URLs (docs/web.md): an <audio> or <img> element cannot send
-// an Authorization header, so a bearer token asks for short-lived links to
-// one message's audio and waveform. A link names its tenant and path and is
+// Signed media URLs (README, "Web inbox and admin console"): an <audio> or
+// <img> element cannot send an Authorization header, so a bearer token asks
+// for short-lived links to one message's audio and waveform. A link names its tenant and path and is
 // signed with HMAC-SHA256; it grants GET on that path only, for mediaURLTTL.
 // Nothing state-changing ever accepts a signature, and no cookie authorizes
 // anything, so there is nothing for a cross-site request to ride on.

@@ -1,6 +1,6 @@
 // Package web is the web inbox and admin console: static HTML, CSS and
 // JavaScript modules embedded in the binary, talking to the REST API with
-// the API's own bearer tokens (see docs/web.md and the README).
+// the API's own bearer tokens (README, "Web inbox and admin console").
 package web
 
 import (
