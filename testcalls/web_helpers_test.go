@@ -1,12 +1,15 @@
 package testcalls
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -135,4 +138,31 @@ func makeWAV16k(pcm []int16) []byte {
 	b[24], b[25], b[26], b[27] = 0x80, 0x3e, 0, 0 // 16000
 	b[28], b[29], b[30], b[31] = 0x00, 0x7d, 0, 0 // 32000 bytes/s
 	return b
+}
+
+// checkArchiveHolds: the zip holds a file with the bytes of wav.
+func checkArchiveHolds(t *testing.T, archive, wav string) {
+	t.Helper()
+	want, err := os.ReadFile(wav)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A download is renamed from its temporary name when complete.
+	var z *zip.ReadCloser
+	waitFor(t, "a complete archive", 10*time.Second, func() bool { z, err = zip.OpenReader(archive); return err == nil })
+	defer z.Close()
+	var names []string
+	for _, f := range z.File {
+		names = append(names, f.Name)
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if bytes.Equal(b, want) {
+			return
+		}
+	}
+	t.Errorf("the downloaded archive (%v) does not hold the message audio", names)
 }

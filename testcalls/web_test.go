@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/vmserver/voicemail/testcalls/siptest"
@@ -160,6 +161,24 @@ func TestWebInbox(t *testing.T) {
 	admin := tb.b.newTab("admin")
 	admin.open("/admin#gdpr")
 	admin.adminSignIn(s.token, "default")
+
+	// Export first: the archive downloaded from the page holds the audio.
+	dl := t.TempDir()
+	if _, err := chromedp.Call(admin.ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dl}); err != nil {
+		t.Fatal(err)
+	}
+	admin.do("export",
+		chromedp.WaitVisible(chromedp.CSS("#gdpr-form")),
+		chromedp.SetValue(chromedp.CSS("#gdpr-op"), "export"),
+		chromedp.SetValue(chromedp.CSS("#gdpr-doc"), gdprForgetWeb),
+		chromedp.Click(chromedp.CSS("#gdpr-run")))
+	admin.waitJS("the archive button", `!document.querySelector('#gdpr-archive').hidden`, 15*time.Second)
+	admin.do("download", chromedp.Click(chromedp.CSS("#gdpr-archive")))
+	var zips []string
+	waitFor(t, "the archive downloaded", 15*time.Second, func() bool { zips, _ = filepath.Glob(filepath.Join(dl, "*.zip")); return len(zips) == 1 })
+	checkArchiveHolds(t, zips[0], mediaPath(s, "1001", forgotten))
+
 	admin.do("forget",
 		chromedp.WaitVisible(chromedp.CSS("#gdpr-form")),
 		chromedp.SetValue(chromedp.CSS("#gdpr-op"), "forget"),
