@@ -15,7 +15,7 @@ var static embed.FS
 
 // csp is strict: scripts and styles only from this origin as files, no
 // inline code or style attributes, no framing, no plugins.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"media-src 'self' blob:; connect-src 'self'; font-src 'self'; form-action 'self'; " +
 	"base-uri 'none'; frame-ancestors 'none'"
 
