@@ -16,6 +16,7 @@ import (
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/vmserver/voicemail/testcalls/siptest"
 )
@@ -121,8 +122,9 @@ func TestWebInbox(t *testing.T) {
 	tb.do("move to Old", chromedp.SetValue(chromedp.CSS(sel+" .act-move-to"), "old"), chromedp.Click(chromedp.CSS(sel+" .act-move")))
 	waitFor(t, "the message in Old", 5*time.Second, func() bool { return s.messages(t, "1001")[0].Folder == "old" })
 	tb.waitJS("the message to leave New", `!`+jsHas(sel), 5*time.Second)
-	tb.do("open Old", chromedp.Click(chromedp.CSS("#tab-old")))
-	tb.waitJS("the message in Old", jsHas(sel), 5*time.Second)
+	// The folder tabs by keyboard: arrow right from New is Old.
+	tb.do("open Old by keyboard", chromedp.Focus(chromedp.CSS("#tab-new")), chromedp.KeyEvent(kb.ArrowRight))
+	tb.waitJS("the message in Old", jsHas(sel)+` && document.activeElement.id === 'tab-old'`, 5*time.Second)
 
 	// Delete and undo: nothing reaches the server.
 	tb.do("delete", chromedp.Click(chromedp.CSS(sel+" .act-delete")))
@@ -438,7 +440,9 @@ func TestWebLockout(t *testing.T) {
 		tb.waitJS(fmt.Sprintf("wrong PIN %d refused", i+1), `document.querySelector('#login-error').textContent === 'Wrong mailbox or PIN.' && !document.querySelector('#login-submit').disabled`, 10*time.Second)
 		tb.eval(`document.querySelector('#login-error').textContent = ''`, nil)
 	}
-	tb.signIn("1001", "1234")
+	// The right PIN, typed and sent with Enter: refused, the mailbox is locked.
+	tb.do("sign in by keyboard", setValue("#login-pin", ""), chromedp.Focus(chromedp.CSS("#login-pin")),
+		chromedp.KeyEvent("1234"+kb.Enter))
 	tb.waitJS("the lock", `document.querySelector('#login-error').textContent.includes('locked')`, 10*time.Second)
 	tb.shot("01-locked")
 

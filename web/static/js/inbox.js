@@ -154,7 +154,7 @@ function renderAll() {
   tabs.replaceChildren(...FOLDERS.map(([f, label]) => {
     const n = all.filter((m) => m.folder === f).length;
     const b = el('button', {
-      type: 'button', role: 'tab', id: `tab-${f}`, 'data-folder': f, 'aria-selected': String(f === st.folder),
+      type: 'button', role: 'tab', id: `tab-${f}`, 'data-folder': f, 'aria-selected': String(f === st.folder), 'aria-controls': 'messages',
       tabindex: f === st.folder ? '0' : '-1', class: 'tab', onclick: () => pickFolder(f),
     }, label, ' ', el('span', { class: 'count', 'aria-label': `${n} messages` }, String(n)));
     b.addEventListener('keydown', tabKeys);
