@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -227,6 +228,65 @@ func (tb *tab) adminSignIn(token, tenant string) {
 // setValue sets an input's value by script (chromedp.SetValue refuses "").
 func setValue(sel, v string) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = %q`, sel, v))
+}
+
+// mediaResponse is one HTTP response the page's media elements received.
+type mediaResponse struct {
+	url, contentRange string
+	status            int64
+}
+
+// mediaResponses starts recording the responses to the tab's media
+// requests (<audio> and <video>); the func returns those so far.
+func (tb *tab) mediaResponses() func() []mediaResponse {
+	var mu sync.Mutex
+	var out []mediaResponse
+	evs := chromedp.Events(tb.ctx, network.ResponseReceived)
+	go func() {
+		for ev, err := range evs {
+			if err != nil {
+				return
+			}
+			if ev.Type != network.ResourceTypeMedia || ev.Response == nil {
+				continue
+			}
+			r := mediaResponse{url: ev.Response.URL, status: ev.Response.Status}
+			for k, v := range ev.Response.Headers {
+				if strings.EqualFold(k, "Content-Range") {
+					r.contentRange = fmt.Sprint(v)
+				}
+			}
+			mu.Lock()
+			out = append(out, r)
+			mu.Unlock()
+		}
+	}()
+	return func() []mediaResponse {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(out)
+	}
+}
+
+// covered reports whether the responses (200, or 206 with Content-Range)
+// together carry every byte of a size-byte resource.
+func covered(rs []mediaResponse, size int) bool {
+	have := make([]bool, size)
+	for _, r := range rs {
+		switch {
+		case r.status == 200:
+			return true
+		case r.status == 206:
+			var a, b, total int
+			if _, err := fmt.Sscanf(r.contentRange, "bytes %d-%d/%d", &a, &b, &total); err != nil || total != size {
+				continue
+			}
+			for i := a; i <= b && i < size; i++ {
+				have[i] = true
+			}
+		}
+	}
+	return !slices.Contains(have, false)
 }
 
 // copyToDocs copies a screenshot to docs/<name> when UPDATE_DOCS is set

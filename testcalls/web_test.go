@@ -50,6 +50,7 @@ func TestWebInbox(t *testing.T) {
 	tb.signIn("1001", "1234")
 	tb.waitJS("the inbox, live", `!document.querySelector('#inbox-view').hidden && document.querySelector('#live').textContent === 'live'`, 15*time.Second)
 	tb.eval(`window.noReload = 1`, nil)
+	media := tb.mediaResponses()
 
 	// A deposit by sipp shows up live, with the count in the tab title.
 	runSipp(t, s, "uac_deposit.xml", "1001", "codec_pt", "0", "codec_name", "PCMU",
@@ -115,6 +116,20 @@ func TestWebInbox(t *testing.T) {
 	}
 	if !strings.Contains(played.Src, "sig=") || strings.Contains(played.Src, "vmu_") {
 		t.Errorf("audio source %q: want a signed link without the token", played.Src)
+	}
+	// What the element itself fetched over the network: the signed link,
+	// answered 200/206, every byte of the file.
+	var mine []mediaResponse
+	for _, r := range media() {
+		if strings.Contains(r.url, "/messages/"+m.ID+"/audio") {
+			mine = append(mine, r)
+			if r.status != 200 && r.status != 206 {
+				t.Errorf("the audio element got %d for %s", r.status, r.url)
+			}
+		}
+	}
+	if !covered(mine, len(stored)) {
+		t.Errorf("the audio element's responses %+v do not carry the %d bytes of the WAV", mine, len(stored))
 	}
 	waitFor(t, "playing to mark the message read", 5*time.Second, func() bool { return s.messages(t, "1001")[0].Read })
 
