@@ -133,6 +133,22 @@ func TestWebInbox(t *testing.T) {
 	}
 	waitFor(t, "playing to mark the message read", 5*time.Second, func() bool { return s.messages(t, "1001")[0].Read })
 
+	// Mark unread again, forward to 1002, and the download link.
+	tb.do("mark unread", chromedp.Click(chromedp.CSS(sel+" .act-read")))
+	waitFor(t, "the message unread", 5*time.Second, func() bool { return !s.messages(t, "1001")[0].Read })
+	tb.waitJS("the unread count back in the title", `document.title.startsWith('(1) ')`, 5*time.Second)
+	tb.do("forward", chromedp.Click(chromedp.CSS(sel+" .act-forward")), chromedp.WaitVisible(chromedp.CSS("#forward-dialog")),
+		chromedp.SetValue(chromedp.CSS("#forward-to"), "1002"), chromedp.Click(chromedp.CSS("#forward-ok")))
+	fwd := s.waitMessages(t, "1002", 1, 10*time.Second)[0]
+	if b := s.audio(t, "1002", fwd.ID); !bytes.Equal(b, stored) {
+		t.Error("the forwarded message's audio differs")
+	}
+	var link struct{ Href, Name string }
+	tb.eval(fmt.Sprintf(`(a => ({href: a.href, name: a.download}))(document.querySelector(%q))`, sel+" .act-download"), &link)
+	if !strings.Contains(link.Href, "/messages/"+m.ID+"/audio?") || link.Name != m.ID+".wav" {
+		t.Errorf("download link %+v", link)
+	}
+
 	// Move to Old.
 	tb.do("move to Old", chromedp.SetValue(chromedp.CSS(sel+" .act-move-to"), "old"), chromedp.Click(chromedp.CSS(sel+" .act-move")))
 	waitFor(t, "the message in Old", 5*time.Second, func() bool { return s.messages(t, "1001")[0].Folder == "old" })
