@@ -21,10 +21,8 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 
 // pages maps the console's addresses to their documents.
 var pages = map[string]string{
-	"/":         "index.html",
-	"/inbox":    "index.html",
-	"/settings": "index.html",
-	"/admin":    "admin.html",
+	"/":      "index.html", // the inbox; #settings shows greetings and settings
+	"/admin": "admin.html",
 }
 
 // Handler serves the console: the pages above and /assets/… (GET and HEAD

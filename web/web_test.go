@@ -18,7 +18,8 @@ func TestHandler(t *testing.T) {
 	}{
 		{"GET", "/", 200, "text/html"},
 		{"GET", "/admin", 200, "text/html"},
-		{"HEAD", "/settings", 200, "text/html"},
+		{"HEAD", "/admin", 200, "text/html"},
+		{"GET", "/settings", 404, ""},
 		{"GET", "/assets/js/inbox.js", 200, "text/javascript"},
 		{"GET", "/assets/app.css", 200, "text/css"},
 		{"GET", "/assets/icon.svg", 200, "image/svg+xml"},
