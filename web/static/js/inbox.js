@@ -151,15 +151,23 @@ function renderAll() {
   const unread = all.filter((m) => m.folder === 'new' && !m.read).length;
   document.title = `${unread ? `(${unread}) ` : ''}Voicemail ${st.me.number}`;
   const tabs = $('#folders');
-  tabs.replaceChildren(...FOLDERS.map(([f, label]) => {
+  if (!tabs.children.length) {
+    // Built once and updated in place, so that focus stays on a tab while
+    // events re-render the list.
+    tabs.append(...FOLDERS.map(([f, label]) => el('button', {
+      type: 'button', role: 'tab', id: `tab-${f}`, 'data-folder': f, 'aria-controls': 'messages', class: 'tab',
+      onclick: () => pickFolder(f), onkeydown: tabKeys,
+    }, label, ' ', el('span', { class: 'count' }))));
+  }
+  for (const [f] of FOLDERS) {
     const n = all.filter((m) => m.folder === f).length;
-    const b = el('button', {
-      type: 'button', role: 'tab', id: `tab-${f}`, 'data-folder': f, 'aria-selected': String(f === st.folder), 'aria-controls': 'messages',
-      tabindex: f === st.folder ? '0' : '-1', class: 'tab', onclick: () => pickFolder(f),
-    }, label, ' ', el('span', { class: 'count', 'aria-label': `${n} messages` }, String(n)));
-    b.addEventListener('keydown', tabKeys);
-    return b;
-  }));
+    const b = $(`#tab-${f}`);
+    b.setAttribute('aria-selected', String(f === st.folder));
+    b.tabIndex = f === st.folder ? 0 : -1;
+    const c = b.querySelector('.count');
+    c.textContent = String(n);
+    c.setAttribute('aria-label', `${n} messages`);
+  }
   const list = $('#messages');
   list.setAttribute('aria-label', `${FOLDERS.find(([f]) => f === st.folder)[1]} messages`);
   const shown = all.filter((m) => m.folder === st.folder)
