@@ -60,7 +60,7 @@ type Config struct {
 	// (SPEC §10); nil = the /api/v1/gdpr and /api/v1/retention routes answer 503.
 	GDPR *gdpr.Service
 
-	// Web serves every GET outside /api/ (the web inbox and admin console,
+	// Web serves every request outside /api/ (the web inbox and admin console,
 	// package web); nil = those paths answer 404.
 	Web http.Handler
 }
