@@ -6,7 +6,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 DATA    ?= ./data
 
-.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts docs clean chart chart-test fuzz
+.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts docs clean chart chart-test fuzz docs-screenshots
 
 all: build
 
@@ -87,6 +87,11 @@ chart:
 # configuration loader (its own module: deploy/helm/test).
 chart-test:
 	cd deploy/helm/test && $(GO) test -count=1 ./...
+
+# The README's pictures of the web console (docs/web-*.png), taken by the
+# browser tests in headless Chromium.
+docs-screenshots:
+	UPDATE_DOCS=1 $(GO) test -count=1 -run 'TestWebInbox|TestWebAdmin' ./testcalls/
 
 clean:
 	rm -rf bin

@@ -76,6 +76,10 @@ type Config struct {
 	// GDPR runs the requests of SPEC §9 and knows the retention default
 	// (SPEC §10); nil = the /api/v1/gdpr and /api/v1/retention routes answer 503.
 	GDPR *gdpr.Service
+
+	// Web serves every request outside /api/ (the web inbox and admin console,
+	// package web); nil = those paths answer 404.
+	Web http.Handler
 }
 
 func (c *Config) defaults() {
@@ -120,6 +124,9 @@ type Server struct {
 	// consumer across instances), not from this instance's bus.
 	durableHooks bool
 
+	signer    urlSigner      // signed media links (websign.go)
+	waveforms *waveformCache // rendered waveform pictures (waveform.go)
+
 	done      chan struct{} // closed by Close: SSE streams end
 	closeOnce sync.Once
 	unsub     func()
@@ -133,7 +140,8 @@ type Server struct {
 // Close stops them.
 func New(cfg Config) *Server {
 	cfg.defaults()
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), done: make(chan struct{})}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), done: make(chan struct{}),
+		signer: newURLSigner(cfg.AdminToken), waveforms: newWaveformCache()}
 	s.metrics = newMetrics(&s.cfg)
 	s.hub = newHub()
 	box, err := newSecretBox(cfg.WebhookKey)
@@ -177,7 +185,10 @@ func New(cfg Config) *Server {
 	s.route("GET /api/v1/mailboxes/{number}/messages/{id}", s.getMessage)
 	s.route("PATCH /api/v1/mailboxes/{number}/messages/{id}", s.patchMessage)
 	s.route("DELETE /api/v1/mailboxes/{number}/messages/{id}", s.deleteMessage)
-	s.route("GET /api/v1/mailboxes/{number}/messages/{id}/audio", s.getAudio)
+	s.media("GET /api/v1/mailboxes/{number}/messages/{id}/audio", s.getAudio)
+	s.media("GET /api/v1/mailboxes/{number}/messages/{id}/waveform.svg", s.getWaveform)
+	s.route("GET /api/v1/mailboxes/{number}/messages/{id}/links", s.messageLinks)
+	s.route("GET /api/v1/whoami", s.whoami)
 	s.route("POST /api/v1/mailboxes/{number}/messages/{id}/forward", s.forwardMessage)
 	s.route("GET /api/v1/users/{number}/messages", s.userMessages)
 
@@ -197,6 +208,10 @@ func New(cfg Config) *Server {
 	s.route("PUT /api/v1/retention", s.putRetention)
 
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.Web != nil && !strings.HasPrefix(r.URL.Path, "/api/") {
+			cfg.Web.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such route"})
 	})
 

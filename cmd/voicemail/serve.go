@@ -30,6 +30,7 @@ import (
 	"github.com/vmserver/voicemail/prompts"
 	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
+	"github.com/vmserver/voicemail/web"
 )
 
 func serve(args []string) int {
@@ -217,7 +218,8 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	apiSrv := api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
 		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
 		Collectors:         append(append(srv.Collectors(), mailer.Collectors()...), space.Collectors()...),
-		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey})
+		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey,
+		Web: web.Handler()})
 	defer apiSrv.Close()
 	stopFollow := store.Follow(st, head, changes)
 	defer stopFollow()
