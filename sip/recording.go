@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmserver/voicemail/media"
+	numbers "github.com/vmserver/voicemail/phone"
 	"github.com/vmserver/voicemail/store"
 )
 
@@ -151,7 +152,7 @@ func (r *recorder) commit(ctx context.Context, st store.Store, durationMS int64,
 func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Message {
 	return &store.Message{
 		ID: meta.ID, Tenant: meta.Tenant, Mailbox: meta.Mailbox, Folder: "new",
-		CallerID: meta.CallerID, CallerE164: E164(meta.CallerID), CallerName: meta.CallerName,
+		CallerID: meta.CallerID, CallerE164: numbers.Caller(meta.CallerID), CallerName: meta.CallerName,
 		ReceivedAt: meta.ReceivedAt, DurationMS: durationMS, Urgent: urgent, Size: size,
 		MediaKey: store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID),
 	}
