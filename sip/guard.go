@@ -17,7 +17,7 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.recovered("request", r, "method", string(req.Method))
+				s.Recovered("request", r, "method", string(req.Method))
 				// The transaction may already be answered; a second final
 				// response is refused by sipgo, which is fine.
 				_ = safeRespond(tx, req, 500, "Server Internal Error")
@@ -34,8 +34,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	}
 }
 
-// recovered logs and counts a recovered panic.
-func (s *Server) recovered(where string, r any, attrs ...any) {
+// Recovered logs and counts (voicemail_panics_total) a panic recovered in
+// where: a request, a call, a NOTIFY.
+func (s *Server) Recovered(where string, r any, attrs ...any) {
 	s.metrics.panics.WithLabelValues(where).Inc()
 	s.log.Error("recovered from panic", append([]any{"where", where, "panic", fmt.Sprint(r), "stack", string(debug.Stack())}, attrs...)...)
 }

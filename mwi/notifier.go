@@ -1,6 +1,7 @@
-package sip
-
-// Message-waiting indication (SPEC §6, RFC 3842 over RFC 6665).
+// Package mwi is message-waiting indication (RFC 3842 over RFC 6665): MWI
+// subscriptions, unsolicited NOTIFY targets, and the notifier that tells
+// them when a mailbox's counts change. It is fed by the store's committed
+// changes and sends through package sip. See docs/architecture.md.
 //
 // Every count change reaches the notifier through one path: the store's
 // change bus (store.Changes). A change marks every subscription and
@@ -10,6 +11,7 @@ package sip
 // state always goes out. The same heap carries subscription expiries.
 // NOTIFYs are sent by short-lived goroutines bounded by a semaphore: there is
 // no goroutine or timer per subscription.
+package mwi
 
 import (
 	"container/heap"
@@ -24,8 +26,27 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
 )
+
+// Store is what the notifier reads and writes: its subscriptions and
+// target stops, the mailboxes and their counts.
+type Store interface {
+	store.MWIStore
+	ListTenants(ctx context.Context) ([]store.Tenant, error)
+	GetTenant(ctx context.Context, name string) (*store.Tenant, error)
+	ListMailboxes(ctx context.Context, tenant, after string, limit int) (items []store.Mailbox, next string, err error)
+	CountMessages(ctx context.Context, tenant, mailbox string) (store.Counts, error)
+}
+
+// Deps are the collaborators of the notifier.
+type Deps struct {
+	Server  *vsip.Server   // sends the NOTIFYs, hands us the SUBSCRIBEs
+	Store   Store          // subscriptions are written here directly
+	Changes *store.Changes // committed count changes (nil: none followed)
+	Logger  *slog.Logger
+}
 
 const (
 	mwiEvent       = "message-summary"
@@ -61,13 +82,13 @@ type mwiTarget struct {
 }
 
 // mwiEntry is one subscription or one unsolicited target. Every field after
-// the first three is guarded by mwi.mu.
+// the first three is guarded by Notifier.mu.
 type mwiEntry struct {
 	mb  mbKey
 	sub *store.MWISubscription // a SUBSCRIBE dialog, or nil
 	tgt *mwiTarget             // an unsolicited target, or nil
 
-	key       string // in mwi.subs or mwi.targets
+	key       string // in Notifier.subs or Notifier.targets
 	hidx      int    // index in the heap, -1 when not in it
 	at        time.Time
 	due       time.Time // when the pending NOTIFY may go (while dirty)
@@ -86,11 +107,14 @@ type mwiEntry struct {
 	changedAt time.Time // the oldest change not yet sent
 }
 
-// mwi is the notifier: subscriptions, targets, the scheduler and metrics.
-type mwi struct {
-	s      *Server
-	log    *slog.Logger
-	window time.Duration
+// Notifier is the notifier: subscriptions, targets, the scheduler and
+// metrics.
+type Notifier struct {
+	srv     *vsip.Server
+	st      Store
+	changes *store.Changes
+	log     *slog.Logger
+	window  time.Duration
 
 	mu        sync.Mutex
 	started   bool
@@ -134,9 +158,12 @@ type mwiMetrics struct {
 	all           []prometheus.Collector
 }
 
-func newMWI(s *Server) *mwi {
-	m := &mwi{
-		s: s, log: s.log.With("component", "mwi"), window: mwiWindow,
+// New builds the notifier and makes it answer the server's SUBSCRIBEs
+// (503 until Start).
+func New(deps Deps) *Notifier {
+	m := &Notifier{
+		srv: deps.Server, st: deps.Store, changes: deps.Changes,
+		log: deps.Logger.With("component", "mwi"), window: mwiWindow,
 		subs: map[string]*mwiEntry{}, targets: map[string]*mwiEntry{}, byMB: map[mbKey]map[*mwiEntry]struct{}{},
 		stops: map[string]string{}, dirtyCSeq: map[string]uint32{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}), sem: make(chan struct{}, mwiMaxInflight),
@@ -166,38 +193,30 @@ func newMWI(s *Server) *mwi {
 		Name: "voicemail_mwi_subscribe_total", Help: "SUBSCRIBE requests for MWI, by response status.",
 	}, []string{"status"})
 	m.m.all = []prometheus.Collector{m.m.subscriptions, m.m.targets, m.m.notifies, m.m.ended, m.m.latency, m.m.subscribes}
+	m.srv.HandleSubscribe(m.onSubscribe)
 	return m
 }
 
-// Collectors are the Prometheus collectors of the SIP server (calls, RTP,
-// recordings, MWI subscriptions and NOTIFY results), for whoever serves
-// /metrics.
-func (s *Server) Collectors() []prometheus.Collector {
-	return append(s.metrics.collectors(), s.mwi.m.all...)
-}
+// Collectors are the Prometheus collectors of MWI (subscriptions, targets,
+// NOTIFY results, change-to-NOTIFY latency), for whoever serves /metrics.
+func (m *Notifier) Collectors() []prometheus.Collector { return m.m.all }
 
-// StartMWI starts the notifier: it follows the change bus, restores the
+// Start starts the notifier: it follows the change bus, restores the
 // stored subscriptions and sends every live one a NOTIFY with the current
 // state (expired ones are terminated), and notifies the unsolicited
-// targets. Call it after Listen; SUBSCRIBEs get 503 until then.
-func (s *Server) StartMWI(ctx context.Context) error { return s.mwi.start(ctx) }
-
-// StopMWI stops the notifier, keeping every subscription stored for the
-// next start. Call it before the listeners close.
-func (s *Server) StopMWI() { s.mwi.stop() }
-
-func (m *mwi) start(ctx context.Context) error {
+// targets. Call it after the server listens; SUBSCRIBEs get 503 until then.
+func (m *Notifier) Start(ctx context.Context) error {
 	m.mu.Lock()
 	if m.started {
 		m.mu.Unlock()
-		return errors.New("sip: MWI already started")
+		return errors.New("mwi: already started")
 	}
 	m.mu.Unlock()
-	st := m.s.deps.Store
+	st := m.st
 	// Follow the bus first: a change while we load is then not missed (the
 	// counts are read when each NOTIFY goes).
-	if m.s.deps.Changes != nil {
-		m.cancelBus = m.s.deps.Changes.Subscribe(m.onChange)
+	if m.changes != nil {
+		m.cancelBus = m.changes.Subscribe(m.onChange)
 	}
 	stops, err := st.ListMWITargetStops(ctx)
 	if err != nil {
@@ -270,14 +289,16 @@ func (m *mwi) start(ctx context.Context) error {
 	return nil
 }
 
-func (m *mwi) stopBus() {
+func (m *Notifier) stopBus() {
 	if m.cancelBus != nil {
 		m.cancelBus()
 		m.cancelBus = nil
 	}
 }
 
-func (m *mwi) stop() {
+// Stop stops the notifier, keeping every subscription stored for the next
+// start. Call it before the listeners close.
+func (m *Notifier) Stop() {
 	m.mu.Lock()
 	if !m.started || m.stopped {
 		m.stopped = true
@@ -304,7 +325,7 @@ func targetKey(tenant, mailbox, target string) string {
 // ---------------------------------------------------------------------------
 // Entries and scheduling (all with m.mu held)
 
-func (m *mwi) addLocked(e *mwiEntry) {
+func (m *Notifier) addLocked(e *mwiEntry) {
 	e.hidx = -1
 	if e.sub != nil {
 		m.subs[e.key] = e
@@ -319,7 +340,7 @@ func (m *mwi) addLocked(e *mwiEntry) {
 	set[e] = struct{}{}
 }
 
-func (m *mwi) removeLocked(e *mwiEntry) {
+func (m *Notifier) removeLocked(e *mwiEntry) {
 	if e.gone {
 		return
 	}
@@ -345,7 +366,7 @@ func (m *mwi) removeLocked(e *mwiEntry) {
 
 // kickLocked says e's phone may need a NOTIFY: at the end of its window, or
 // at once when immediate (a new subscription, a refresh, a restart).
-func (m *mwi) kickLocked(e *mwiEntry, immediate bool, changedAt time.Time) {
+func (m *Notifier) kickLocked(e *mwiEntry, immediate bool, changedAt time.Time) {
 	if e.gone {
 		return
 	}
@@ -365,7 +386,7 @@ func (m *mwi) kickLocked(e *mwiEntry, immediate bool, changedAt time.Time) {
 
 // scheduleLocked puts e in the heap at the next time it needs attention:
 // its pending NOTIFY or its expiry.
-func (m *mwi) scheduleLocked(e *mwiEntry, now time.Time) {
+func (m *Notifier) scheduleLocked(e *mwiEntry, now time.Time) {
 	var at time.Time
 	if e.dirty {
 		due := now
@@ -403,7 +424,7 @@ func (m *mwi) scheduleLocked(e *mwiEntry, now time.Time) {
 }
 
 // run is the scheduler.
-func (m *mwi) run() {
+func (m *Notifier) run() {
 	defer m.wg.Done()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
@@ -450,7 +471,7 @@ func (m *mwi) run() {
 
 // dispatch sends e's NOTIFY on its own goroutine, within the in-flight
 // bound; false when the notifier stopped.
-func (m *mwi) dispatch(e *mwiEntry) bool {
+func (m *Notifier) dispatch(e *mwiEntry) bool {
 	select {
 	case m.sem <- struct{}{}:
 	case <-m.done:
@@ -462,7 +483,7 @@ func (m *mwi) dispatch(e *mwiEntry) bool {
 		defer func() { <-m.sem }()
 		defer func() {
 			if r := recover(); r != nil {
-				m.s.recovered("notify", r)
+				m.srv.Recovered("notify", r)
 			}
 		}()
 		m.send(e)
@@ -471,7 +492,7 @@ func (m *mwi) dispatch(e *mwiEntry) bool {
 }
 
 // flusher saves the CSeqs of the NOTIFYs sent, once a second.
-func (m *mwi) flusher() {
+func (m *Notifier) flusher() {
 	defer m.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -485,7 +506,7 @@ func (m *mwi) flusher() {
 	}
 }
 
-func (m *mwi) flushCSeqs() {
+func (m *Notifier) flushCSeqs() {
 	m.mu.Lock()
 	if len(m.dirtyCSeq) == 0 {
 		m.mu.Unlock()
@@ -496,7 +517,7 @@ func (m *mwi) flushCSeqs() {
 	m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := m.s.deps.Store.SetMWILocalCSeqs(ctx, batch); err != nil {
+	if err := m.st.SetMWILocalCSeqs(ctx, batch); err != nil {
 		m.log.Warn("saving NOTIFY CSeqs", "err", err)
 		m.mu.Lock()
 		for id, c := range batch {
@@ -512,7 +533,7 @@ func (m *mwi) flushCSeqs() {
 // Changes
 
 // onChange runs on the goroutine of the change: it only marks and queues.
-func (m *mwi) onChange(ch store.Change) {
+func (m *Notifier) onChange(ch store.Change) {
 	k := mbKey{ch.Tenant, ch.Mailbox}
 	switch ch.Kind {
 	case store.MessageCreated, store.MessageUpdated, store.MessageDeleted:
@@ -569,16 +590,16 @@ func splitTargetKey(key string) (tenant, mailbox, target string, ok bool) {
 }
 
 // forgetStops deletes stored stops in the background (the bus must not block).
-func (m *mwi) forgetStops(k mbKey, targets []string) {
+func (m *Notifier) forgetStops(k mbKey, targets []string) {
 	for _, t := range targets {
-		m.background(func(ctx context.Context) error { return m.s.deps.Store.ResumeMWITarget(ctx, k.tenant, k.mailbox, t) })
+		m.background(func(ctx context.Context) error { return m.st.ResumeMWITarget(ctx, k.tenant, k.mailbox, t) })
 	}
 }
 
 // syncTargetsLocked makes the unsolicited targets of mb those it lists: a
 // new one gets the current state at once; a removed one is forgotten (and
 // so is its stop, so that listing it again starts it again).
-func (m *mwi) syncTargetsLocked(mb *store.Mailbox, startup bool) {
+func (m *Notifier) syncTargetsLocked(mb *store.Mailbox, startup bool) {
 	k := mbKey{mb.Tenant, mb.Number}
 	want := map[string]bool{}
 	for _, t := range mb.MWITargets {
@@ -618,7 +639,7 @@ func (m *mwi) syncTargetsLocked(mb *store.Mailbox, startup bool) {
 // ---------------------------------------------------------------------------
 // Counts
 
-func (m *mwi) invalidate(k mbKey) {
+func (m *Notifier) invalidate(k mbKey) {
 	m.cmu.Lock()
 	if e := m.cache[k]; e != nil {
 		e.gen.Add(1)
@@ -628,7 +649,7 @@ func (m *mwi) invalidate(k mbKey) {
 
 // counts reads the mailbox's counts once per change, however many
 // subscriptions follow it.
-func (m *mwi) counts(ctx context.Context, k mbKey) (store.Counts, error) {
+func (m *Notifier) counts(ctx context.Context, k mbKey) (store.Counts, error) {
 	m.cmu.Lock()
 	e := m.cache[k]
 	if e == nil {
@@ -642,7 +663,7 @@ func (m *mwi) counts(ctx context.Context, k mbKey) (store.Counts, error) {
 	if e.valid && e.validGen == gen {
 		return e.c, nil
 	}
-	c, err := m.s.deps.Store.CountMessages(ctx, k.tenant, k.mailbox)
+	c, err := m.st.CountMessages(ctx, k.tenant, k.mailbox)
 	if err != nil {
 		return store.Counts{}, err
 	}
@@ -662,7 +683,7 @@ const (
 	outStopped           // shutting down: leave everything as it is
 )
 
-func (m *mwi) send(e *mwiEntry) {
+func (m *Notifier) send(e *mwiEntry) {
 	m.mu.Lock()
 	force, term, zeroFirst, changedAt := e.force, e.term, e.zeroFirst, e.changedAt
 	haveSent, sent := e.haveSent, e.sent
@@ -713,7 +734,7 @@ func (m *mwi) send(e *mwiEntry) {
 
 // finish records a NOTIFY's outcome and schedules what comes next; sentTerm
 // is the termination reason the NOTIFY carried, if any.
-func (m *mwi) finish(e *mwiEntry, c store.Counts, res outcome, why string, changedAt, start time.Time, sentTerm string) {
+func (m *Notifier) finish(e *mwiEntry, c store.Counts, res outcome, why string, changedAt, start time.Time, sentTerm string) {
 	if res == outOK && !start.IsZero() && !changedAt.IsZero() {
 		m.m.latency.Observe(start.Sub(changedAt).Seconds())
 	}
@@ -753,13 +774,13 @@ func (m *mwi) finish(e *mwiEntry, c store.Counts, res outcome, why string, chang
 
 // endLocked forgets e. A target that answered stopReason (a status code)
 // is remembered as stopped.
-func (m *mwi) endLocked(e *mwiEntry, reason, stopReason string) {
+func (m *Notifier) endLocked(e *mwiEntry, reason, stopReason string) {
 	m.removeLocked(e)
 	if e.sub != nil {
 		m.m.ended.WithLabelValues(reason).Inc()
 		m.log.Info("mwi subscription ended", "tenant", e.mb.tenant, "mailbox", e.mb.mailbox,
 			"call_id", e.sub.CallID, "reason", reason)
-		m.background(func(ctx context.Context) error { return m.s.deps.Store.DeleteMWISubscription(ctx, e.sub.ID) })
+		m.background(func(ctx context.Context) error { return m.st.DeleteMWISubscription(ctx, e.sub.ID) })
 		return
 	}
 	if stopReason == "" {
@@ -769,18 +790,18 @@ func (m *mwi) endLocked(e *mwiEntry, reason, stopReason string) {
 }
 
 // stopTargetLocked stops a target for good (until it is listed again).
-func (m *mwi) stopTargetLocked(key string, stop store.MWITargetStop) {
+func (m *Notifier) stopTargetLocked(key string, stop store.MWITargetStop) {
 	if e := m.targets[key]; e != nil {
 		m.removeLocked(e)
 	}
 	stop.At = time.Now().UTC()
 	m.stops[key] = stop.Reason
 	m.log.Info("mwi target stopped", "tenant", stop.Tenant, "mailbox", stop.Mailbox, "target", stop.Target, "reason", stop.Reason)
-	m.background(func(ctx context.Context) error { return m.s.deps.Store.StopMWITarget(ctx, stop) })
+	m.background(func(ctx context.Context) error { return m.st.StopMWITarget(ctx, stop) })
 }
 
 // background runs a store write off the caller's goroutine.
-func (m *mwi) background(f func(ctx context.Context) error) {
+func (m *Notifier) background(f func(ctx context.Context) error) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -817,13 +838,13 @@ func MWIBody(account string, c store.Counts) []byte {
 }
 
 // account is the Message-Account URI: the access number at host.
-func (m *mwi) account(host, mailbox string) string {
+func (m *Notifier) account(host, mailbox string) string {
 	user := mailbox
-	if len(m.s.cfg.AccessNumbers) > 0 {
-		user = m.s.cfg.AccessNumbers[0]
+	if an := m.srv.AccessNumbers(); len(an) > 0 {
+		user = an[0]
 	}
 	if host == "" {
-		host = m.s.cfg.PublicIP.String()
+		host = m.srv.PublicIP().String()
 	}
 	return "sip:" + user + "@" + host
 }
@@ -836,7 +857,7 @@ func eventValue(id string) string {
 }
 
 // notifyDialog sends one NOTIFY in e's subscription dialog.
-func (m *mwi) notifyDialog(ctx context.Context, e *mwiEntry, c store.Counts, state string) (outcome, string) {
+func (m *Notifier) notifyDialog(ctx context.Context, e *mwiEntry, c store.Counts, state string) (outcome, string) {
 	m.mu.Lock()
 	sub := *e.sub
 	e.sub.LocalCSeq++
@@ -877,8 +898,8 @@ func (m *mwi) notifyDialog(ctx context.Context, e *mwiEntry, c store.Counts, sta
 	}
 }
 
-// dialogRequest builds an in-dialog NOTIFY (RFC 3261 §12.2.1.1).
-func (m *mwi) dialogRequest(sub *store.MWISubscription, body []byte, state string) (*sip.Request, error) {
+// dialogRequest builds a NOTIFY in sub's dialog.
+func (m *Notifier) dialogRequest(sub *store.MWISubscription, body []byte, state string) (*sip.Request, error) {
 	var target sip.Uri
 	if err := sip.ParseUri(sub.Contact, &target); err != nil {
 		return nil, fmt.Errorf("contact %q: %w", sub.Contact, err)
@@ -894,58 +915,44 @@ func (m *mwi) dialogRequest(sub *store.MWISubscription, body []byte, state strin
 		return nil, fmt.Errorf("remote URI %q: %w", sub.RemoteURI, err)
 	}
 	to.Params.Add("tag", sub.RemoteTag)
-	req := sip.NewRequest(sip.NOTIFY, target)
-	req.AppendHeader(from)
-	req.AppendHeader(to)
-	req.AppendHeader(sip.NewHeader("Call-ID", sub.CallID))
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: sub.LocalCSeq, MethodName: sip.NOTIFY})
-	mf := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&mf)
-	for _, r := range sub.RouteSet {
-		req.AppendHeader(sip.NewHeader("Route", r))
+	dl := vsip.InDialog{Target: target, From: from, To: to, CallID: sub.CallID, CSeq: sub.LocalCSeq,
+		Routes: sub.RouteSet, Transport: sub.Transport}
+	if m.symmetric(sub) {
+		dl.Source = sub.Source
 	}
-	req.AppendHeader(m.s.contact(sub.Transport))
-	req.AppendHeader(sip.NewHeader("Event", eventValue(sub.EventID)))
-	req.AppendHeader(sip.NewHeader("Subscription-State", state))
-	req.AppendHeader(sip.NewHeader("Content-Type", mwiContentType))
-	req.SetBody(body)
-	req.SetTransport(sub.Transport)
-	if r := req.Route(); r != nil {
-		req.SetDestination(r.Address.HostPort())
-	} else if m.symmetric(sub) {
-		req.SetDestination(sub.Source)
-	}
-	return req, nil
+	return m.srv.Request(sip.NOTIFY, dl, body,
+		sip.NewHeader("Event", eventValue(sub.EventID)),
+		sip.NewHeader("Subscription-State", state),
+		sip.NewHeader("Content-Type", mwiContentType)), nil
 }
 
 // symmetric reports whether the NOTIFY goes back where the SUBSCRIBE came
 // from: always over UDP (NAT), over TCP/TLS while that connection lives.
-func (m *mwi) symmetric(sub *store.MWISubscription) bool {
+func (m *Notifier) symmetric(sub *store.MWISubscription) bool {
 	if sub.Source == "" {
 		return false
 	}
 	if !sip.IsReliable(sub.Transport) {
 		return true
 	}
-	c, err := m.s.ua.TransportLayer().GetConnection(sub.Transport, sub.Source)
-	return err == nil && c != nil
+	return m.srv.Connected(sub.Transport, sub.Source)
 }
 
 // notifyTarget sends an unsolicited NOTIFY: a new Call-ID, no To-tag,
 // Subscription-State active (CONFORMANCE "MWI").
-func (m *mwi) notifyTarget(ctx context.Context, e *mwiEntry, c store.Counts) (outcome, string) {
-	host := m.s.cfg.PublicIP.String()
-	if t, err := m.s.deps.Store.GetTenant(ctx, e.mb.tenant); err == nil && len(t.Domains) > 0 {
+func (m *Notifier) notifyTarget(ctx context.Context, e *mwiEntry, c store.Counts) (outcome, string) {
+	host := m.srv.PublicIP().String()
+	if t, err := m.st.GetTenant(ctx, e.mb.tenant); err == nil && len(t.Domains) > 0 {
 		host = t.Domains[0]
 	}
 	u := e.tgt.parsed
 	req := sip.NewRequest(sip.NOTIFY, *u.Clone())
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: e.mb.mailbox, Host: host}, Params: sip.NewParams()}
-	from.Params.Add("tag", newTag())
+	from.Params.Add("tag", vsip.NewTag())
 	to := &sip.ToHeader{Address: sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}, Params: sip.NewParams()}
 	req.AppendHeader(from)
 	req.AppendHeader(to)
-	req.AppendHeader(sip.NewHeader("Call-ID", newTag()+newTag()+"@"+m.s.cfg.PublicIP.String()))
+	req.AppendHeader(sip.NewHeader("Call-ID", vsip.NewTag()+vsip.NewTag()+"@"+m.srv.PublicIP().String()))
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.NOTIFY})
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
@@ -953,7 +960,7 @@ func (m *mwi) notifyTarget(ctx context.Context, e *mwiEntry, c store.Counts) (ou
 	if tp, ok := u.UriParams.Get("transport"); ok && tp != "" {
 		transport = tp
 	}
-	req.AppendHeader(m.s.contact(transport))
+	req.AppendHeader(m.srv.Contact(transport))
 	req.AppendHeader(sip.NewHeader("Event", mwiEvent))
 	req.AppendHeader(sip.NewHeader("Subscription-State", "active"))
 	req.AppendHeader(sip.NewHeader("Content-Type", mwiContentType))
@@ -984,8 +991,8 @@ func (m *mwi) notifyTarget(ctx context.Context, e *mwiEntry, c store.Counts) (ou
 }
 
 // do sends a request and waits for its final response.
-func (m *mwi) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	return m.s.do(ctx, req)
+func (m *Notifier) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	return m.srv.Do(ctx, req)
 }
 
 // ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-package sip
+package mwi
 
 import (
 	"context"
@@ -17,8 +17,10 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vmserver/voicemail/call"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/prompts"
+	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
 )
 
@@ -29,7 +31,8 @@ type mwiEnv struct {
 	dir  string
 	raw  store.Store
 	st   store.Store // the notifying store: changes reach the notifier
-	srv  *Server
+	srv  *vsip.Server
+	n    *Notifier
 	addr *net.UDPAddr
 	stop func()
 }
@@ -86,14 +89,16 @@ func (e *mwiEnv) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{
-		Listeners: []Listener{{Transport: "udp", Addr: e.addr.String()}},
+	calls := call.New(call.Config{Recording: call.Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10}},
+		call.Deps{Store: e.st, Blobs: blobs, Prompts: ps, Logger: log})
+	srv, err := vsip.New(vsip.Config{
+		Listeners: []vsip.Listener{{Transport: "udp", Addr: e.addr.String()}},
 		PublicIP:  net.IPv4(127, 0, 0, 1), AccessNumbers: []string{"5555"}, MaxCalls: 10,
-		Recording: Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10},
-	}, Deps{Store: e.st, Changes: bus, Blobs: blobs, Engine: eng, Prompts: ps, Logger: log})
+	}, vsip.Deps{Store: e.st, Engine: eng, Calls: calls, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := New(Deps{Server: srv, Store: e.st, Changes: bus, Logger: log})
 	lctx, cancel := context.WithCancel(context.Background())
 	var lerr error
 	for i := 0; i < 50; i++ { // the previous server's socket may linger a moment
@@ -105,14 +110,14 @@ func (e *mwiEnv) start() {
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
-	if err := srv.StartMWI(context.Background()); err != nil {
+	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = srv
+	e.srv, e.n = srv, n
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
-			srv.StopMWI()
+			n.Stop()
 			cancel()
 			srv.Close()
 			eng.Close()
@@ -289,7 +294,7 @@ func checkSummary(t *testing.T, n *sip.Request, voice, state string) {
 	}
 }
 
-func newCallID() string { return newTag() + "@mwi-test" }
+func newCallID() string { return vsip.NewTag() + "@mwi-test" }
 
 func TestMWISubscribeFlow(t *testing.T) {
 	t.Parallel()
@@ -486,10 +491,10 @@ func TestMWIDropOnError(t *testing.T) {
 	p.answer.Store(481)
 	env.deposit("1001", false)
 	checkSummary(t, p.notify(5*time.Second), "1/0 (0/0)", "active")
-	waitFor(t, func() bool { return gauge(t, env.srv, "voicemail_mwi_subscriptions") == 0 })
+	waitFor(t, func() bool { return gauge(t, env.n, "voicemail_mwi_subscriptions") == 0 })
 	env.deposit("1001", false)
 	p.quiet(1500 * time.Millisecond)
-	if got := counter(t, env.srv, "voicemail_mwi_notify_total", "rejected"); got != 1 {
+	if got := counter(t, env.n, "voicemail_mwi_notify_total", "rejected"); got != 1 {
 		t.Errorf("rejected NOTIFYs: %v, want 1", got)
 	}
 }
@@ -614,7 +619,7 @@ func TestMWIUnsolicited(t *testing.T) {
 	c.subscribe(subOpts{callID: newCallID(), tag: "c", cseq: 1, expires: 600})
 	c.response(5 * time.Second)
 	checkSummary(t, c.notify(5*time.Second), "1/0 (0/0)", "active")
-	waitFor(t, func() bool { return gauge(t, env.srv, "voicemail_mwi_unsolicited_targets") == 1 })
+	waitFor(t, func() bool { return gauge(t, env.n, "voicemail_mwi_unsolicited_targets") == 1 })
 
 	time.Sleep(1100 * time.Millisecond)
 	env.deposit("1001", false)
@@ -652,10 +657,10 @@ func waitFor(t *testing.T, cond func() bool) {
 
 // metric sums the samples of a gauge or counter, optionally only those
 // whose "result" label is result.
-func metric(t *testing.T, s *Server, name, result string) float64 {
+func metric(t *testing.T, n *Notifier, name, result string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	for _, c := range s.Collectors() {
+	for _, c := range n.Collectors() {
 		reg.MustRegister(c)
 	}
 	fams, err := reg.Gather()
@@ -682,9 +687,11 @@ func metric(t *testing.T, s *Server, name, result string) float64 {
 	return sum
 }
 
-func gauge(t *testing.T, s *Server, name string) float64 { return metric(t, s, name, "") }
+func gauge(t *testing.T, n *Notifier, name string) float64 { return metric(t, n, name, "") }
 
-func counter(t *testing.T, s *Server, name, result string) float64 { return metric(t, s, name, result) }
+func counter(t *testing.T, n *Notifier, name, result string) float64 {
+	return metric(t, n, name, result)
+}
 
 func TestMWIBody(t *testing.T) {
 	got := string(MWIBody("sip:5555@example.com", store.Counts{New: 3, Old: 2, UrgentNew: 1, UrgentOld: 0}))

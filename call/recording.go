@@ -1,4 +1,4 @@
-package sip
+package call
 
 import (
 	"context"
@@ -10,9 +10,14 @@ import (
 	"time"
 
 	"github.com/vmserver/voicemail/media"
-	numbers "github.com/vmserver/voicemail/phone"
+	"github.com/vmserver/voicemail/phone"
 	"github.com/vmserver/voicemail/store"
 )
+
+// MessageCreator is the store method that turns a recording into a message.
+type MessageCreator interface {
+	CreateMessage(ctx context.Context, m *store.Message) error
+}
 
 // partMeta is the sidecar of a recording in progress: what start-up
 // recovery needs to turn a crashed recording into a message (SPEC §7).
@@ -134,7 +139,7 @@ func (r *recorder) audio() ([]int16, error) {
 func (r *recorder) discard() error { return r.file.Abort() }
 
 // commit makes the audio durable, then the message row visible.
-func (r *recorder) commit(ctx context.Context, st store.Store, durationMS int64, urgent bool) (*store.Message, error) {
+func (r *recorder) commit(ctx context.Context, st MessageCreator, durationMS int64, urgent bool) (*store.Message, error) {
 	size, err := r.file.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, err
@@ -152,7 +157,7 @@ func (r *recorder) commit(ctx context.Context, st store.Store, durationMS int64,
 func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Message {
 	return &store.Message{
 		ID: meta.ID, Tenant: meta.Tenant, Mailbox: meta.Mailbox, Folder: "new",
-		CallerID: meta.CallerID, CallerE164: numbers.Caller(meta.CallerID), CallerName: meta.CallerName,
+		CallerID: meta.CallerID, CallerE164: phone.Caller(meta.CallerID), CallerName: meta.CallerName,
 		ReceivedAt: meta.ReceivedAt, DurationMS: durationMS, Urgent: urgent, Size: size,
 		MediaKey: store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID),
 	}
@@ -161,7 +166,7 @@ func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Mess
 // Recover finalizes the recordings that a crash left behind (SPEC §7): each
 // part long enough becomes a message, the others are removed. Parts that
 // another live instance is still writing are left alone.
-func Recover(ctx context.Context, st store.Store, blobs store.Blobs, minSeconds int, log *slog.Logger) (recovered, removed int, err error) {
+func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSeconds int, log *slog.Logger) (recovered, removed int, err error) {
 	keys, err := blobs.Parts()
 	if err != nil {
 		return 0, 0, fmt.Errorf("recover: %w", err)
