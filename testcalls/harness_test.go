@@ -25,7 +25,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // Set up by TestMain.

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // Timing of the generator. One shared ticker drives every call: RTP
