@@ -117,9 +117,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	// Email (SPEC §11) follows the bus; mailer stays nil (no collectors) when smtp.host is empty.
 	var mailer *mail.Notifier
 	if cfg.SMTPHost != "" {
-		mc := mail.ConfigFrom(cfg)
-		mc.Store, mc.Changes, mc.Blobs, mc.Logger = st, changes, blobs, log
-		if mailer, err = mail.New(mc); err != nil {
+		if mailer, err = mail.New(mailConfig(cfg), mail.Deps{Store: st, Changes: changes, Blobs: blobs, Logger: log}); err != nil {
 			return err
 		}
 		mailer.Start()
