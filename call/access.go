@@ -23,7 +23,7 @@ const (
 )
 
 // accessCall connects one ivr.Access to a media session and the store
-// (docs/ivr.md). It runs on the call's goroutine only. Every change goes
+// (docs/architecture.md). It runs on the call's goroutine only. Every change goes
 // through deps.Store, the store.Notifying wrapper, so MWI and events follow.
 type accessCall struct {
 	driverBase

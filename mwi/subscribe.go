@@ -15,7 +15,7 @@ import (
 )
 
 // onSubscribe answers SUBSCRIBE for the message-summary package
-// (docs/mwi.md, RFC 6665 §4.2.1): 200 (never 202) with an Expires no larger
+// (RFC 6665 §4.2.1; docs/architecture.md): 200 (never 202) with an Expires no larger
 // than asked, then at once a NOTIFY in the same dialog.
 func (m *Notifier) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	status := 0

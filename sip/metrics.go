@@ -6,7 +6,7 @@ import (
 	"github.com/vmserver/voicemail/media"
 )
 
-// callMetrics are the call, media and panic counters (docs/metrics.md).
+// callMetrics are the call, media and panic counters (sip/README.md).
 type callMetrics struct {
 	calls  *prometheus.CounterVec // by kind (deposit, access) and result
 	rtp    *prometheus.CounterVec // packets by direction/fate

@@ -195,7 +195,7 @@ func (s *Server) SubscriberMailbox(ctx context.Context, req *sip.Request) (tenan
 	}
 	number := req.Recipient.User
 	if s.IsAccess(number) {
-		number = req.From().Address.User // the caller's own mailbox (docs/mwi.md)
+		number = req.From().Address.User // the caller's own mailbox
 	}
 	mb, err = s.mailbox(ctx, tenant, number)
 	return tenant, mb, err
