@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/vmserver/voicemail/ivr"
@@ -29,8 +28,7 @@ type accessCall struct {
 	driverBase
 	m *ivr.Access
 
-	rec       *memRecorder // greeting being recorded or held for review
-	recording bool
+	rec *memRecorder // greeting being recorded or held for review
 
 	login *store.Mailbox // after a successful login
 	open  *store.Mailbox // the chosen (personal or group) mailbox
@@ -157,12 +155,7 @@ func (c *accessCall) messageAudio(id string) ([]int16, error) {
 	if !ok {
 		return nil, fmt.Errorf("message %s: not in the open mailbox", id)
 	}
-	f, err := c.r.deps.Blobs.Open(m.MediaKey)
-	if err != nil {
-		return nil, fmt.Errorf("message %s: %w", id, err)
-	}
-	defer f.Close()
-	p, err := media.ReadWAV(f)
+	p, err := c.r.blobAudio(m.MediaKey)
 	if err != nil {
 		return nil, fmt.Errorf("message %s: %w", id, err)
 	}
@@ -354,20 +347,14 @@ func (c *accessCall) forward(a ivr.Forward) ivr.Event {
 func (c *accessCall) startRecording(a ivr.StartRecording) {
 	c.discardRecording()
 	c.rec = newMemRecorder(a.MaxSeconds, a.SilenceSeconds)
-	c.recording = true
-	if a.MaxSeconds > 0 {
-		c.recMax.Reset(time.Duration(a.MaxSeconds)*time.Second + 2*time.Second)
-	}
-	c.sess.Record(c.rec)
+	c.record(c.rec, a.MaxSeconds)
 }
 
 func (c *accessCall) endRecording(reason ivr.RecordReason) {
 	if c.rec == nil || !c.recording {
 		return
 	}
-	c.recording = false
-	c.recMax.Stop()
-	c.sess.StopRecord()
+	c.stopRecord()
 	c.queue = append(c.queue, ivr.RecordDone{Reason: reason, DurationMS: c.rec.finish()})
 }
 
@@ -376,9 +363,7 @@ func (c *accessCall) discardRecording() {
 		return
 	}
 	if c.recording {
-		c.recording = false
-		c.recMax.Stop()
-		c.sess.StopRecord()
+		c.stopRecord()
 	}
 	c.rec = nil
 }
@@ -436,73 +421,4 @@ func (c *accessCall) changePIN(pin string) {
 	}
 	c.login = mb
 	c.log.Info("PIN changed", "mailbox", mb.Number)
-}
-
-// memRecorder keeps a greeting recording in memory until it is accepted.
-// WriteFrame runs on the media receive goroutine.
-type memRecorder struct {
-	mu           sync.Mutex
-	pcm          []int16
-	sil          *media.SilenceDetector
-	silenceLimit int64
-	maxSamples   int64
-	ended        chan recordEnd
-	stopped      bool
-}
-
-func newMemRecorder(maxSeconds, silenceSeconds int) *memRecorder {
-	capacity := maxSeconds * media.SampleRate
-	if capacity <= 0 {
-		capacity = 60 * media.SampleRate
-	}
-	return &memRecorder{
-		pcm:          make([]int16, 0, capacity), // no growth per frame
-		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
-		silenceLimit: int64(silenceSeconds) * media.SampleRate,
-		maxSamples:   int64(maxSeconds) * media.SampleRate,
-		ended:        make(chan recordEnd, 1),
-	}
-}
-
-// WriteFrame implements media.FrameSink.
-func (r *memRecorder) WriteFrame(pcm []int16) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return
-	}
-	if r.maxSamples > 0 {
-		if room := r.maxSamples - int64(len(r.pcm)); int64(len(pcm)) > room {
-			pcm = pcm[:max(room, 0)]
-		}
-	}
-	r.pcm = append(r.pcm, pcm...)
-	run := r.sil.Feed(pcm)
-	switch {
-	case r.maxSamples > 0 && int64(len(r.pcm)) >= r.maxSamples:
-		r.signal(endMax)
-	case r.silenceLimit > 0 && run >= r.silenceLimit:
-		r.signal(endSilence)
-	}
-}
-
-func (r *memRecorder) signal(e recordEnd) {
-	r.stopped = true
-	r.ended <- e
-}
-
-// finish stops the recording, trims trailing silence and returns its length.
-func (r *memRecorder) finish() int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stopped = true
-	trim := min(r.sil.SilentRun(), int64(len(r.pcm)))
-	r.pcm = r.pcm[:int64(len(r.pcm))-trim]
-	return int64(len(r.pcm)) * 1000 / media.SampleRate
-}
-
-func (r *memRecorder) samples() []int16 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.pcm
 }

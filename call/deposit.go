@@ -17,10 +17,9 @@ var greetingKinds = []string{"temporary", "busy", "unavailable", "name"}
 // It runs on the call's goroutine only.
 type depositCall struct {
 	driverBase
-	m         *ivr.Deposit
-	ctx       context.Context
-	rec       *recorder
-	recording bool // media feeds c.rec
+	m   *ivr.Deposit
+	ctx context.Context
+	rec *recorder
 }
 
 func (c *depositCall) recEnded() <-chan recordEnd {
@@ -138,11 +137,7 @@ func (c *depositCall) startRecording(a ivr.StartRecording) error {
 		return err
 	}
 	c.rec = rec
-	c.recording = true
-	if a.MaxSeconds > 0 {
-		c.recMax.Reset(time.Duration(a.MaxSeconds)*time.Second + 2*time.Second)
-	}
-	c.sess.Record(rec)
+	c.record(rec, a.MaxSeconds)
 	c.log.Info("recording", "message_id", meta.ID)
 	return nil
 }
@@ -152,9 +147,7 @@ func (c *depositCall) endRecording(reason ivr.RecordReason) {
 	if c.rec == nil || !c.recording {
 		return
 	}
-	c.recording = false
-	c.recMax.Stop()
-	c.sess.StopRecord()
+	c.stopRecord()
 	dur, err := c.rec.finish()
 	if err != nil {
 		c.log.Error("finish recording", "err", err)
@@ -184,7 +177,7 @@ func (c *depositCall) save(urgent bool) {
 func (c *depositCall) cleanup() {
 	if c.rec != nil {
 		if c.recording {
-			c.sess.StopRecord()
+			c.stopRecord()
 		}
 		_ = c.rec.discard()
 		c.rec = nil

@@ -14,14 +14,32 @@ import (
 // the events its own actions produce, one IVR timer and the wall-clock
 // guard of a recording.
 type driverBase struct {
-	r       *Runtime
-	d       *sip.Dialog
-	log     *slog.Logger
-	sess    *media.Session
-	queue   []ivr.Event // events produced by our own actions
-	timer   *time.Timer
-	recMax  *time.Timer // wall-clock guard when RTP stops flowing
-	playing bool
+	r         *Runtime
+	d         *sip.Dialog
+	log       *slog.Logger
+	sess      *media.Session
+	queue     []ivr.Event // events produced by our own actions
+	timer     *time.Timer
+	recMax    *time.Timer // wall-clock guard when RTP stops flowing
+	playing   bool
+	recording bool // the media session feeds the driver's recorder
+}
+
+// record has the media session feed sink, with a wall-clock guard of
+// maxSeconds (plus slack) in case RTP stops flowing.
+func (b *driverBase) record(sink media.FrameSink, maxSeconds int) {
+	b.recording = true
+	if maxSeconds > 0 {
+		b.recMax.Reset(time.Duration(maxSeconds)*time.Second + 2*time.Second)
+	}
+	b.sess.Record(sink)
+}
+
+// stopRecord stops the media feed and its guard.
+func (b *driverBase) stopRecord() {
+	b.recording = false
+	b.recMax.Stop()
+	b.sess.StopRecord()
 }
 
 func newDriverBase(r *Runtime, d *sip.Dialog) driverBase {

@@ -54,14 +54,19 @@ func (r *Runtime) itemAudio(it ivr.Audio, recorded func(ivr.Audio) ([]int16, err
 
 // greeting is a recorded greeting of the called mailbox.
 func (r *Runtime) greeting(d *sip.Dialog, kind string) ([]int16, error) {
-	f, err := r.deps.Blobs.Open(store.GreetingKey(d.Tenant(), d.Mailbox().Number, kind))
-	if err != nil {
-		return nil, fmt.Errorf("greeting %s: %w", kind, err)
-	}
-	defer f.Close()
-	pcm, err := media.ReadWAV(f)
+	pcm, err := r.blobAudio(store.GreetingKey(d.Tenant(), d.Mailbox().Number, kind))
 	if err != nil {
 		return nil, fmt.Errorf("greeting %s: %w", kind, err)
 	}
 	return pcm, nil
+}
+
+// blobAudio reads a stored WAV (a greeting, a message) as samples.
+func (r *Runtime) blobAudio(key string) ([]int16, error) {
+	f, err := r.deps.Blobs.Open(key)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return media.ReadWAV(f)
 }

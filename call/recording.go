@@ -39,14 +39,57 @@ type recorder struct {
 	file *store.BlobFile
 	wav  *media.WAVWriter
 
-	mu           sync.Mutex
+	mu sync.Mutex
+	limits
+	err        error
+	durationMS int64
+}
+
+// limits ends a recording at its maximum length or after enough silence;
+// both recorders (to a file, in memory) embed it and call it under their
+// lock.
+type limits struct {
 	sil          *media.SilenceDetector
-	silenceLimit int64 // samples; 0 = off
-	maxSamples   int64
-	err          error
+	silenceLimit int64          // samples; 0 = off
+	maxSamples   int64          // 0 = off
 	ended        chan recordEnd // buffered 1: silence or max reached
-	durationMS   int64
-	signalled    bool
+	stopped      bool           // no more frames
+}
+
+func newLimits(maxSeconds, silenceSeconds int) limits {
+	return limits{
+		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
+		silenceLimit: int64(silenceSeconds) * media.SampleRate,
+		maxSamples:   int64(maxSeconds) * media.SampleRate,
+		ended:        make(chan recordEnd, 1),
+	}
+}
+
+// clip cuts pcm to the room left after have samples.
+func (l *limits) clip(pcm []int16, have int64) []int16 {
+	if l.maxSamples > 0 {
+		if room := l.maxSamples - have; int64(len(pcm)) > room {
+			pcm = pcm[:max(room, 0)]
+		}
+	}
+	return pcm
+}
+
+// check feeds the new samples to the silence detector and signals the end
+// when total samples reach the maximum or the silence lasts long enough.
+func (l *limits) check(pcm []int16, total int64) {
+	run := l.sil.Feed(pcm)
+	switch {
+	case l.maxSamples > 0 && total >= l.maxSamples:
+		l.signal(endMax)
+	case l.silenceLimit > 0 && run >= l.silenceLimit:
+		l.signal(endSilence)
+	}
+}
+
+func (l *limits) signal(e recordEnd) {
+	l.stopped = true
+	l.ended <- e
 }
 
 type recordEnd uint8
@@ -71,43 +114,22 @@ func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, s
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	return &recorder{
-		meta: meta, file: file, wav: w,
-		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
-		silenceLimit: int64(silenceSeconds) * media.SampleRate,
-		maxSamples:   int64(maxSeconds) * media.SampleRate,
-		ended:        make(chan recordEnd, 1),
-	}, nil
+	return &recorder{meta: meta, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds)}, nil
 }
 
 // WriteFrame implements media.FrameSink.
 func (r *recorder) WriteFrame(pcm []int16) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil || r.signalled {
+	if r.err != nil || r.stopped {
 		return
 	}
-	if r.maxSamples > 0 {
-		if room := r.maxSamples - r.wav.Samples(); int64(len(pcm)) > room {
-			pcm = pcm[:max(room, 0)]
-		}
-	}
+	pcm = r.clip(pcm, r.wav.Samples())
 	if err := r.wav.Write(pcm); err != nil {
 		r.err = err
 		return
 	}
-	run := r.sil.Feed(pcm)
-	switch {
-	case r.maxSamples > 0 && r.wav.Samples() >= r.maxSamples:
-		r.signal(endMax)
-	case r.silenceLimit > 0 && run >= r.silenceLimit:
-		r.signal(endSilence)
-	}
-}
-
-func (r *recorder) signal(e recordEnd) {
-	r.signalled = true
-	r.ended <- e
+	r.check(pcm, r.wav.Samples())
 }
 
 // finish closes the WAV with trailing silence trimmed and returns its
@@ -118,7 +140,7 @@ func (r *recorder) finish() (durationMS int64, err error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	r.signalled = true // no more frames
+	r.stopped = true // no more frames
 	if err := r.wav.Truncate(r.sil.SilentRun()); err != nil {
 		return 0, err
 	}

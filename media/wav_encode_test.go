@@ -12,22 +12,11 @@ func TestEncodeWAV(t *testing.T) {
 	pcm := Tone(440, 1001*time.Millisecond/8, 0.5) // 1001 samples: odd
 	for _, format := range []Format{FormatPCM16, FormatULaw, FormatALaw} {
 		t.Run(format.String(), func(t *testing.T) {
-			f := tempFile(t)
-			w, err := NewWAVWriter(f, format)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Write(pcm); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
 			got, err := EncodeWAV(pcm, format)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := fileBytes(t, f); !bytes.Equal(got, want) {
+			if want := writeWAVFile(t, pcm, format); !bytes.Equal(got, want) {
 				t.Fatalf("EncodeWAV differs from WAVWriter: %d bytes vs %d", len(got), len(want))
 			}
 			n, err := WAVSamples(bytes.NewReader(got))
