@@ -71,11 +71,14 @@ func (r *Runtime) access(ctx context.Context, d *sip.Dialog, mailbox string) {
 	if self != nil && self.Number == cfg.Mailbox && !self.AskPassword {
 		cfg.SkipPIN = true
 	}
-	d.Log().Info("access call", "mailbox", cfg.Mailbox, "own_caller", self != nil)
 	c := &accessCall{
 		driverBase: newDriverBase(r, d), m: ivr.NewAccess(cfg),
 		msgs: map[string]store.Message{}, audio: map[string][]int16{}, loc: time.Local,
 	}
+	// Access lines name their mailboxes; a login from a deposit ('*')
+	// must not repeat the deposit's "mailbox" key.
+	c.log = d.BaseLog()
+	c.log.Info("access call", "mailbox", cfg.Mailbox, "own_caller", self != nil)
 	defer c.discardRecording()
 	runMachine(ctx, c.m, c)
 }

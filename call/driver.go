@@ -83,6 +83,15 @@ type machine interface {
 	Done() bool
 }
 
+// loggedKey is a digit as the log shows it: "*" while the machine takes a
+// PIN (ivr.Access.Secret), which is never logged.
+func loggedKey(m machine, key rune) string {
+	if s, ok := m.(interface{ Secret() bool }); ok && s.Secret() {
+		return "*"
+	}
+	return string(key)
+}
+
 // driver is a call's IVR driver: it carries out the machine's actions.
 type driver interface {
 	base() *driverBase
@@ -115,8 +124,7 @@ func runMachine(ctx context.Context, m machine, c driver) {
 		case ev := <-b.sess.Events():
 			switch ev.Kind {
 			case media.EventDigit:
-				// The key itself is not logged: it may be part of a PIN.
-				b.log.Debug("digit")
+				b.log.Debug("digit", "key", loggedKey(m, ev.Digit))
 				b.queue = append(b.queue, ivr.Digit{Key: ev.Digit})
 			case media.EventPlayDone:
 				if b.playing {

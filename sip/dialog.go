@@ -23,7 +23,8 @@ import (
 // package call sees of a call is its exported methods.
 type Dialog struct {
 	s         *Server
-	log       *slog.Logger
+	log       *slog.Logger // call_id, tenant and, for a deposit, mailbox
+	baseLog   *slog.Logger // call_id and tenant
 	callID    string
 	localTag  string
 	remoteTag string
@@ -126,8 +127,13 @@ func (d *Dialog) Session() *media.Session {
 	return d.sess
 }
 
-// Log is the call's logger (call_id, tenant, mailbox).
+// Log is the call's logger: call_id, tenant and, for a deposit, the called
+// mailbox.
 func (d *Dialog) Log() *slog.Logger { return d.log }
+
+// BaseLog is the call's logger without the called mailbox, for lines that
+// name a mailbox of their own (the access IVR).
+func (d *Dialog) BaseLog() *slog.Logger { return d.baseLog }
 
 // CallID is the dialog's Call-ID.
 func (d *Dialog) CallID() string { return d.callID }
@@ -248,7 +254,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		d.mailbox = mb
 	}
-	d.log = log.With("tenant", tenant, "mailbox", d.target.Mailbox)
+	// One "mailbox" key per line: a deposit's is the called mailbox; an
+	// access call names the mailboxes it touches itself (BaseLog).
+	d.baseLog = log.With("tenant", tenant)
+	d.log = d.baseLog
+	if !d.access {
+		d.log = d.baseLog.With("mailbox", d.target.Mailbox)
+	}
 	if !s.addDialog(d) {
 		// Same Call-ID, new transaction, no To-tag: a merged request (§8.2.2.2).
 		s.refuse(tx, req, ErrLoop, "")

@@ -117,7 +117,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// NOTIFY and INVITE with big SDP must not be refused over UDP. The
 	// setting is sipgo's package variable: set it once.
 	raiseMTU.Do(func() { sip.UDPMTUSize = 8192 })
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("voicemail"), sipgo.WithUserAgentHostname(cfg.PublicIP.String()))
+	// sipgo's transport and transaction layers log through our handler
+	// (JSON by default), not through their own default logger.
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("voicemail"), sipgo.WithUserAgentHostname(cfg.PublicIP.String()),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(deps.Logger.With("component", "sipgo"))),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(deps.Logger.With("component", "sipgo"))))
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
 	}

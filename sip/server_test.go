@@ -31,6 +31,11 @@ type testServer struct {
 
 func startServer(t *testing.T, mutate func(*vsip.Config)) *testServer {
 	t.Helper()
+	return startServerLog(t, mutate, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func startServerLog(t *testing.T, mutate func(*vsip.Config), log *slog.Logger) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
@@ -51,7 +56,6 @@ func startServer(t *testing.T, mutate func(*vsip.Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := media.NewEngine(media.EngineConfig{IP: net.IPv4(127, 0, 0, 1), PortMin: 40000 + int(time.Now().UnixNano()%500)*20, PortMax: 49999, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,9 @@ func serve(args []string) int {
 		return 2
 	}
 	log := newLogger(cfg)
+	// Libraries that log to slog's default (sipgo's header parser, for one)
+	// use the same handler and format as the server.
+	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := runServer(ctx, cfg, *demo, log); err != nil {

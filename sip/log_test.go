@@ -1,0 +1,164 @@
+package sip_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer collects log lines from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// keysOf returns the top-level keys of a JSON log line, in order.
+func keysOf(line string) ([]string, error) {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, tok.(string))
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// TestCallLogLines: during an access call and a deposit that turns into a
+// login ('*'), every line is JSON with each key once, the digit lines name
+// the key, and no PIN digit is logged.
+func TestCallLogLines(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	ts := startServerLog(t, nil, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	info := func(p *phone, cseq *int, keys string) {
+		for _, k := range keys {
+			*cseq++
+			p.sendBody("INFO", *cseq, "application/dtmf-relay", fmt.Sprintf("Signal=%c\r\nDuration=160\r\n", k))
+			p.expect("SIP/2.0 200", 5*time.Second)
+		}
+	}
+	// The access number: mailbox 1001, then the PIN 9876.
+	p := newPhone(t, ts.addr)
+	p.user = "5555"
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	p.expect("SIP/2.0 200", 5*time.Second)
+	p.send("ACK", 1, "")
+	cseq := 1
+	info(p, &cseq, "1001#")
+	time.Sleep(300 * time.Millisecond)
+	info(p, &cseq, "9876#")
+	time.Sleep(500 * time.Millisecond)
+	cseq++
+	p.send("BYE", cseq, "")
+	p.expect("SIP/2.0 200", 5*time.Second)
+
+	// A deposit to 1001, '*' during the greeting, then the PIN 9876.
+	q := newPhone(t, ts.addr)
+	q.callID = "star-" + q.callID
+	q.send("INVITE", 1, q.sdp("sendrecv"))
+	q.expect("SIP/2.0 200", 5*time.Second)
+	q.send("ACK", 1, "")
+	cseq = 1
+	info(q, &cseq, "*")
+	time.Sleep(300 * time.Millisecond)
+	info(q, &cseq, "9876#")
+	time.Sleep(500 * time.Millisecond)
+	cseq++
+	q.send("BYE", cseq, "")
+	q.expect("SIP/2.0 200", 5*time.Second)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), `"login failed"`) || strings.Count(buf.String(), `"access call"`) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no login attempt in the log:\n%s", buf.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	digits := 0
+	failed := map[any]bool{} // call_id -> a login failed: digits after it are menu keys again
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		keys, err := keysOf(line)
+		if err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if seen[k] {
+				t.Errorf("key %q twice: %s", k, line)
+			}
+			seen[k] = true
+		}
+		var rec map[string]any
+		_ = json.Unmarshal([]byte(line), &rec)
+		if rec["msg"] == "login failed" {
+			failed[rec["call_id"]] = true
+		}
+		if rec["msg"] != "digit" {
+			continue
+		}
+		digits++
+		switch key, _ := rec["key"].(string); key {
+		case "9", "8", "7", "6":
+			if !failed[rec["call_id"]] {
+				t.Errorf("a PIN digit is logged: %s", line)
+			}
+		case "":
+			t.Errorf("a digit line without its key: %s", line)
+		}
+	}
+	if digits < 10 {
+		t.Errorf("%d digit lines, want every key (15)", digits)
+	}
+}
+
+// TestSipgoLogsThroughOurHandler: what the SIP library itself logs (here a
+// datagram it cannot parse) comes out through the server's handler, as JSON.
+func TestSipgoLogsThroughOurHandler(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	ts := startServerLog(t, nil, slog.New(slog.NewJSONHandler(&buf, nil)))
+	p := newPhone(t, ts.addr)
+	if _, err := p.conn.WriteToUDP([]byte("NOT SIP AT ALL\r\nX\r\n\r\n"), ts.addr); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), "failed to parse") {
+		if time.Now().After(deadline) {
+			t.Fatalf("sipgo's parse error did not reach our handler:\n%s", buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not JSON: %s", line)
+		}
+	}
+}
