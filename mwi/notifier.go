@@ -67,7 +67,11 @@ const (
 
 // Subscription-State reasons (RFC 6665 §4.1.3).
 const (
-	reasonTimeout    = "timeout"
+	reasonTimeout = "timeout"
+	// reasonNone ends a subscription the subscriber ended itself
+	// (Expires: 0): "terminated" goes out without a reason (RFC 6665
+	// §4.1.3, §4.2.2); the reasons are for the notifier's own endings.
+	reasonNone       = "none"
 	reasonNoResource = "noresource"
 )
 

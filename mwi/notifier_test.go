@@ -372,7 +372,11 @@ func TestMWISubscribeFlow(t *testing.T) {
 	if r := p.response(5 * time.Second); r.StatusCode != 200 || hdr(r, "Expires") != "0" {
 		t.Fatalf("unsubscribe: %d Expires %q", r.StatusCode, hdr(r, "Expires"))
 	}
-	checkSummary(t, p.notify(5*time.Second), "1/0 (1/0)", "terminated;reason=timeout")
+	un := p.notify(5 * time.Second)
+	checkSummary(t, un, "1/0 (1/0)", "terminated")
+	if st := hdr(un, "Subscription-State"); st != "terminated" {
+		t.Errorf("unsubscribe: Subscription-State %q, want terminated without a reason (RFC 6665 §4.1.3)", st)
+	}
 	p.subscribe(subOpts{callID: cid, tag: "a1", toTag: toTag, cseq: 4, expires: 600, event: "message-summary;id=42"})
 	if r := p.response(5 * time.Second); r.StatusCode != 481 {
 		t.Errorf("refresh after unsubscribe answered %d, want 481", r.StatusCode)

@@ -62,7 +62,10 @@ func (m *Notifier) send(e *mwiEntry) {
 		if !zeroFirst || res == outOK || res == outTransient {
 			state := active
 			if term != "" {
-				state = "terminated;reason=" + term
+				state = "terminated"
+				if term != reasonNone {
+					state += ";reason=" + term
+				}
 			}
 			res, why = m.notifyDialog(ctx, e, c, state)
 		}

@@ -173,7 +173,7 @@ func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key strin
 	if !e.gone {
 		e.sub.ExpiresAt = expires
 		if grant == 0 {
-			e.term, e.endReason = reasonTimeout, "unsubscribed"
+			e.term, e.endReason = reasonNone, "unsubscribed"
 		}
 		m.kickLocked(e, true, time.Time{})
 	}
