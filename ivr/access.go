@@ -1,5 +1,10 @@
 package ivr
 
+// This file is over 600 lines on purpose: the access menu is one state
+// machine (login, folders, message and advanced menus, forwarding,
+// greetings, PIN change) whose states hand over to one another; its
+// transitions are easier to check read together than spread over files.
+
 import (
 	"fmt"
 	"strconv"

@@ -120,16 +120,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// sipgo's transport and transaction layers log through our handler
 	// (JSON by default), not through their own default logger.
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("voicemail"), sipgo.WithUserAgentHostname(cfg.PublicIP.String()),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(deps.Logger.With("component", "sipgo"))),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(deps.Logger.With("component", "sipgo"))))
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipgoLogger(deps.Logger))),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipgoLogger(deps.Logger))))
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(deps.Logger))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipgoLogger(deps.Logger)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: server: %w", err)
 	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.PublicIP.String()), sipgo.WithClientLogger(deps.Logger))
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.PublicIP.String()), sipgo.WithClientLogger(sipgoLogger(deps.Logger)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
