@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/vmserver/voicemail/internal/testlog"
 	"github.com/vmserver/voicemail/mail/smtptest"
 	"github.com/vmserver/voicemail/store"
 )
@@ -53,22 +54,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // logBuf collects the notifier's log lines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuf = testlog.Buffer
 
 func (e *env) mailbox(m store.Mailbox) *store.Mailbox {
 	e.t.Helper()

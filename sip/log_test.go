@@ -1,33 +1,15 @@
 package sip_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/vmserver/voicemail/internal/testlog"
 )
-
-// syncBuffer collects log lines from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // keysOf returns the top-level keys of a JSON log line, in order.
 func keysOf(line string) ([]string, error) {
@@ -55,7 +37,7 @@ func keysOf(line string) ([]string, error) {
 // the key, and no PIN digit is logged.
 func TestCallLogLines(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testlog.Buffer
 	ts := startServerLog(t, nil, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	info := func(p *phone, cseq *int, keys string) {
 		for _, k := range keys {
@@ -142,7 +124,7 @@ func TestCallLogLines(t *testing.T) {
 // datagram it cannot parse) comes out through the server's handler, as JSON.
 func TestSipgoLogsThroughOurHandler(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testlog.Buffer
 	ts := startServerLog(t, nil, slog.New(slog.NewJSONHandler(&buf, nil)))
 	p := newPhone(t, ts.addr)
 	if _, err := p.conn.WriteToUDP([]byte("NOT SIP AT ALL\r\nX\r\n\r\n"), ts.addr); err != nil {

@@ -35,6 +35,7 @@ var allowed = map[string][]string{
 	"config":            {},
 	"internal/siptest":  {},
 	"internal/archtest": {},
+	"internal/testlog":  {},
 	"mail/smtptest":     {},
 	"testcalls":         {},
 	"testcalls/mkdtmf":  {"media"},
