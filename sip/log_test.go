@@ -39,42 +39,28 @@ func TestCallLogLines(t *testing.T) {
 	t.Parallel()
 	var buf testlog.Buffer
 	ts := startServerLog(t, nil, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	info := func(p *phone, cseq *int, keys string) {
-		for _, k := range keys {
-			*cseq++
-			p.sendBody("INFO", *cseq, "application/dtmf-relay", fmt.Sprintf("Signal=%c\r\nDuration=160\r\n", k))
-			p.expect("SIP/2.0 200", 5*time.Second)
+	// call dials user, types each group of keys (as SIP INFO) with a pause
+	// after it, and hangs up.
+	call := func(user, callID string, groups ...string) {
+		p := newPhone(t, ts.addr)
+		p.user, p.callID = user, callID+p.callID
+		p.send("INVITE", 1, p.sdp("sendrecv"))
+		p.expect("SIP/2.0 200", 5*time.Second)
+		p.send("ACK", 1, "")
+		cseq := 1
+		for _, keys := range groups {
+			for _, k := range keys {
+				cseq++
+				p.sendBody("INFO", cseq, "application/dtmf-relay", fmt.Sprintf("Signal=%c\r\nDuration=160\r\n", k))
+				p.expect("SIP/2.0 200", 5*time.Second)
+			}
+			time.Sleep(400 * time.Millisecond)
 		}
+		p.send("BYE", cseq+1, "")
+		p.expect("SIP/2.0 200", 5*time.Second)
 	}
-	// The access number: mailbox 1001, then the PIN 9876.
-	p := newPhone(t, ts.addr)
-	p.user = "5555"
-	p.send("INVITE", 1, p.sdp("sendrecv"))
-	p.expect("SIP/2.0 200", 5*time.Second)
-	p.send("ACK", 1, "")
-	cseq := 1
-	info(p, &cseq, "1001#")
-	time.Sleep(300 * time.Millisecond)
-	info(p, &cseq, "9876#")
-	time.Sleep(500 * time.Millisecond)
-	cseq++
-	p.send("BYE", cseq, "")
-	p.expect("SIP/2.0 200", 5*time.Second)
-
-	// A deposit to 1001, '*' during the greeting, then the PIN 9876.
-	q := newPhone(t, ts.addr)
-	q.callID = "star-" + q.callID
-	q.send("INVITE", 1, q.sdp("sendrecv"))
-	q.expect("SIP/2.0 200", 5*time.Second)
-	q.send("ACK", 1, "")
-	cseq = 1
-	info(q, &cseq, "*")
-	time.Sleep(300 * time.Millisecond)
-	info(q, &cseq, "9876#")
-	time.Sleep(500 * time.Millisecond)
-	cseq++
-	q.send("BYE", cseq, "")
-	q.expect("SIP/2.0 200", 5*time.Second)
+	call("5555", "access-", "1001#", "9876#") // the access number: mailbox 1001, PIN 9876
+	call("1001", "star-", "*", "9876#")       // a deposit, '*' during the greeting, the PIN
 
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(buf.String(), `"login failed"`) || strings.Count(buf.String(), `"access call"`) < 2 {
