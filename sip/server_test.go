@@ -36,6 +36,13 @@ func startServer(t *testing.T, mutate func(*vsip.Config)) *testServer {
 
 func startServerLog(t *testing.T, mutate func(*vsip.Config), log *slog.Logger) *testServer {
 	t.Helper()
+	return startServerCalls(t, mutate, log, nil)
+}
+
+// startServerCalls runs the server with calls as its CallHandler (nil: the
+// real call runtime).
+func startServerCalls(t *testing.T, mutate func(*vsip.Config), log *slog.Logger, calls vsip.CallHandler) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
@@ -78,8 +85,10 @@ func startServerLog(t *testing.T, mutate func(*vsip.Config), log *slog.Logger) *
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	calls := call.New(call.Config{Recording: call.Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10}},
-		call.Deps{Store: st, Blobs: blobs, Prompts: ps, Logger: log})
+	if calls == nil {
+		calls = call.New(call.Config{Recording: call.Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10}},
+			call.Deps{Store: st, Blobs: blobs, Prompts: ps, Logger: log})
+	}
 	srv, err := vsip.New(cfg, vsip.Deps{Store: st, Engine: eng, Calls: calls, Logger: log})
 	if err != nil {
 		t.Fatal(err)
