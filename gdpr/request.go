@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/vmserver/voicemail/phone"
 )
 
 // Operation is what is done with a request document.
@@ -342,35 +344,9 @@ func rawString(v json.RawMessage) string {
 }
 
 // NormalizePhone returns the E.164 form of a number written in E.123
-// international form ("+1 781 555 1212" → "+17815551212"; spaces, dashes,
-// dots and parentheses are ignored; "tel:" is allowed). A number without
-// its country code ("617 555 1313") is not accepted: ok is false.
-func NormalizePhone(s string) (e164 string, ok bool) {
-	s = strings.TrimSpace(s)
-	if len(s) >= 4 && strings.EqualFold(s[:4], "tel:") {
-		s = strings.TrimSpace(s[4:])
-	}
-	if !strings.HasPrefix(s, "+") {
-		return "", false
-	}
-	var d strings.Builder
-	for _, r := range s[1:] {
-		switch {
-		case r >= '0' && r <= '9':
-			d.WriteRune(r)
-		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' || r == '\u00a0':
-		default:
-			return "", false
-		}
-	}
-	digits := d.String()
-	// E.164: at most 15 digits, country codes never start with 0; the
-	// shortest numbers in use have 7 (+683 4002).
-	if len(digits) < 7 || len(digits) > 15 || digits[0] == '0' {
-		return "", false
-	}
-	return "+" + digits, true
-}
+// international form; the rules are phone.E164's, the same the deposit
+// applies to caller numbers (docs/architecture.md).
+func NormalizePhone(s string) (e164 string, ok bool) { return phone.E164(s) }
 
 // normalizeOther is the canonical form of an email or IP contact for hashing.
 func normalizeOther(kind, v string) string {

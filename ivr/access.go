@@ -1,5 +1,10 @@
 package ivr
 
+// This file is over 600 lines on purpose: the access menu is one state
+// machine (login, folders, message and advanced menus, forwarding,
+// greetings, PIN change) whose states hand over to one another; its
+// transitions are easier to check read together than spread over files.
+
 import (
 	"fmt"
 	"strconv"
@@ -387,6 +392,17 @@ func (a *Access) State() string { return accessStateNames[a.state] }
 
 // Done reports whether the machine has finished.
 func (a *Access) Done() bool { return a.state == asDone }
+
+// Secret reports whether the digits the machine takes now are (part of) a
+// PIN, which must never be logged: the login PIN, the new PIN twice, and
+// keys typed ahead while a login is checked.
+func (a *Access) Secret() bool {
+	switch a.state {
+	case asAskPIN, asAuth, asNewPIN1, asNewPIN2:
+		return true
+	}
+	return false
+}
 
 // Mailbox is the mailbox whose messages are open ("" before).
 func (a *Access) Mailbox() string { return a.open }

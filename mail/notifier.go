@@ -37,7 +37,6 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
-	"github.com/vmserver/voicemail/config"
 	"github.com/vmserver/voicemail/store"
 )
 
@@ -74,27 +73,30 @@ type Config struct {
 	// RetryBase is the delay after the first failure; it doubles with every
 	// further failure up to RetryMax. Defaults 1 min and 1 h.
 	RetryBase, RetryMax time.Duration
+}
 
-	Store   store.Store    // the notifying store (deletes publish their change)
+// Store is what the notifier reads and writes: its outbox, the messages
+// and mailboxes it mails about.
+type Store interface {
+	store.MailStore
+	GetMailbox(ctx context.Context, tenant, number string) (*store.Mailbox, error)
+	GetMessage(ctx context.Context, tenant, mailbox, id string) (*store.Message, error)
+	DeleteMessage(ctx context.Context, tenant, mailbox, id string) (*store.Message, error)
+}
+
+// Deps are the collaborators of the notifier.
+type Deps struct {
+	Store   Store          // the notifying store (deletes publish their change)
 	Changes *store.Changes // the bus the store publishes on
 	Blobs   store.Blobs
 	Logger  *slog.Logger
 }
 
-// ConfigFrom takes the smtp.* and http.public_url keys; the caller sets
-// Store, Changes, Blobs and Logger.
-func ConfigFrom(c *config.Config) Config {
-	return Config{
-		Host: c.SMTPHost, Port: c.SMTPPort, TLS: c.SMTPTLS, Username: c.SMTPUsername, Password: c.SMTPPassword,
-		From: c.SMTPFrom, SubjectTemplate: c.SMTPSubjectTemplate, BodyTemplate: c.SMTPBodyTemplate,
-		PublicURL: c.HTTPPublicURL, RetryBase: c.SMTPRetry, RetryMax: c.SMTPRetryMax,
-	}
-}
-
 // Notifier turns new messages into mails.
 type Notifier struct {
 	cfg    Config
-	st     store.Store
+	deps   Deps
+	st     Store
 	blobs  store.Blobs
 	log    *slog.Logger
 	tpl    templates
@@ -113,8 +115,8 @@ type Notifier struct {
 }
 
 // New checks the configuration and parses the templates; Start runs it.
-func New(cfg Config) (*Notifier, error) {
-	if cfg.Store == nil || cfg.Changes == nil || cfg.Blobs == nil {
+func New(cfg Config, deps Deps) (*Notifier, error) {
+	if deps.Store == nil || deps.Changes == nil || deps.Blobs == nil {
 		return nil, errors.New("mail: Store, Changes and Blobs are required")
 	}
 	if cfg.Host == "" {
@@ -135,8 +137,8 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.RetryMax < cfg.RetryBase {
 		cfg.RetryMax = max(time.Hour, cfg.RetryBase)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	opts := []gomail.Option{gomail.WithPort(cfg.Port), gomail.WithTimeout(sendTimeout)}
 	switch cfg.TLS {
@@ -158,7 +160,7 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("config key smtp.host: %w", err)
 	}
 	n := &Notifier{
-		cfg: cfg, st: cfg.Store, blobs: cfg.Blobs, log: cfg.Logger.With("component", "mail"),
+		cfg: cfg, deps: deps, st: deps.Store, blobs: deps.Blobs, log: deps.Logger.With("component", "mail"),
 		client: client, m: newMetrics(),
 		intake: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 	}
@@ -176,7 +178,7 @@ func New(cfg Config) (*Notifier, error) {
 func (n *Notifier) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.cancelSub = n.cfg.Changes.Subscribe(n.onChange)
+	n.cancelSub = n.deps.Changes.Subscribe(n.onChange)
 	n.done.Add(2)
 	go func() { defer n.done.Done(); n.runIntake(ctx) }()
 	go func() { defer n.done.Done(); n.runSender(ctx) }()

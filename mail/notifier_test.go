@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/vmserver/voicemail/config"
+	"github.com/vmserver/voicemail/internal/testlog"
 	"github.com/vmserver/voicemail/mail/smtptest"
 	"github.com/vmserver/voicemail/store"
 )
@@ -55,22 +54,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // logBuf collects the notifier's log lines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuf = testlog.Buffer
 
 func (e *env) mailbox(m store.Mailbox) *store.Mailbox {
 	e.t.Helper()
@@ -109,13 +93,12 @@ func (e *env) notifier(port string, mod func(*Config)) *Notifier {
 	e.t.Helper()
 	p, _ := strconv.Atoi(port)
 	cfg := Config{Host: "127.0.0.1", Port: p, TLS: "none", From: "Voicemail <vm@example.com>",
-		PublicURL: "http://vm.example.com:8080", RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
-		Store: e.st, Changes: e.bus, Blobs: e.blobs,
-		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		PublicURL: "http://vm.example.com:8080", RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond}
 	if mod != nil {
 		mod(&cfg)
 	}
-	n, err := New(cfg)
+	n, err := New(cfg, Deps{Store: e.st, Changes: e.bus, Blobs: e.blobs,
+		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -433,10 +416,11 @@ func TestTemplates(t *testing.T) {
 	if err := os.WriteFile(body, []byte("{{.MailboxNumber}}|{{.CallerNumber}}|{{.DurationText}}|{{.Received.Format \"15:04\"}}|{{.TimeZone}}"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := Config{Host: "127.0.0.1", Port: 25, TLS: "none", From: "vm@example.com", Store: e.st, Changes: e.bus, Blobs: e.blobs}
+	base := Config{Host: "127.0.0.1", Port: 25, TLS: "none", From: "vm@example.com"}
+	deps := Deps{Store: e.st, Changes: e.bus, Blobs: e.blobs}
 	cfg := base
 	cfg.SubjectTemplate, cfg.BodyTemplate = "VM {{.MailboxNumber}}\nfrom {{.CallerName}}", "@"+body
-	n, err := New(cfg)
+	n, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +446,7 @@ func TestTemplates(t *testing.T) {
 	} {
 		c := base
 		mod(&c)
-		if _, err := New(c); err == nil {
+		if _, err := New(c, deps); err == nil {
 			t.Errorf("%s: New accepted it", name)
 		} else if !strings.Contains(err.Error(), "config key smtp.") {
 			t.Errorf("%s: error %q names no key", name, err)
@@ -490,38 +474,5 @@ func TestHelpers(t *testing.T) {
 	var n *Notifier
 	if n.Collectors() != nil {
 		t.Error("a nil Notifier has collectors")
-	}
-}
-
-func TestConfigFrom(t *testing.T) {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	config.Register(fs)
-	if err := fs.Parse([]string{"--smtp-host", "mx.example.com", "--smtp-tls", "tls", "--smtp-from", "vm@example.com",
-		"--http-listen", "127.0.0.1:9090", "--smtp-subject-template", "VM {{.MailboxNumber}}", "--smtp-retry", "5s"}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(fs, func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc := ConfigFrom(c)
-	if mc.Host != "mx.example.com" || mc.Port != 587 || mc.TLS != "tls" || mc.From != "vm@example.com" ||
-		mc.PublicURL != "http://127.0.0.1:9090" || mc.SubjectTemplate != "VM {{.MailboxNumber}}" || mc.BodyTemplate != "" ||
-		mc.RetryBase != 5*time.Second || mc.RetryMax != time.Hour {
-		t.Errorf("ConfigFrom = %+v", mc)
-	}
-	fs = flag.NewFlagSet("t", flag.ContinueOnError)
-	config.Register(fs)
-	_ = fs.Parse([]string{"--http-public-url", "https://vm.example.com/", "--smtp-retry", "2h"})
-	if _, err := config.Load(fs, func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), "smtp.retry") {
-		t.Errorf("smtp.retry longer than smtp.retry_max: %v", err)
-	}
-	fs = flag.NewFlagSet("t", flag.ContinueOnError)
-	config.Register(fs)
-	_ = fs.Parse([]string{"--http-public-url", "https://vm.example.com/"})
-	if c, err := config.Load(fs, func(string) (string, bool) { return "", false }); err != nil {
-		t.Error(err)
-	} else if c.HTTPPublicURL != "https://vm.example.com" {
-		t.Errorf("http.public_url = %q", c.HTTPPublicURL)
 	}
 }

@@ -250,6 +250,29 @@ func (w *WAVWriter) Close() error {
 	return w.err
 }
 
+// EncodeWAV returns pcm as a whole WAV file in format f, laid out as
+// WAVWriter writes it (for audio that is already in memory, such as a
+// greeting recorded on the phone).
+func EncodeWAV(pcm []int16, f Format) ([]byte, error) {
+	if f > FormatALaw {
+		return nil, fmt.Errorf("media: unknown WAV format %d", f)
+	}
+	w := &WAVWriter{format: f}
+	dataLen := int64(len(pcm)) * f.bytesPerSample()
+	b := w.header(dataLen)
+	hdrLen := len(b)
+	b = append(b, make([]byte, dataLen+dataLen&1)...)
+	data := b[hdrLen : int64(hdrLen)+dataLen]
+	if f == FormatPCM16 {
+		for i, v := range pcm {
+			binary.LittleEndian.PutUint16(data[2*i:], uint16(v))
+		}
+	} else {
+		w.codec().Encode(data, pcm)
+	}
+	return b, nil
+}
+
 func le16(b []byte, v uint16) { binary.LittleEndian.PutUint16(b, v) }
 func le32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
 
@@ -453,45 +476,12 @@ func FixWAV(f *os.File) (samples int64, err error) {
 	if _, err := f.ReadAt(hdr, 0); err != nil && !errors.Is(err, io.EOF) {
 		return 0, err
 	}
-	if len(hdr) < 12 || string(hdr[0:4]) != "RIFF" || string(hdr[8:12]) != "WAVE" {
-		return 0, fmt.Errorf("%w: not a RIFF/WAVE header", ErrUnsupportedWAV)
+	h, err := scanHeader(hdr)
+	if err != nil {
+		return 0, err
 	}
-	var (
-		wf         wavFmt
-		haveFmt    bool
-		factOff    = -1
-		dataSzOff  = -1
-		dataOff    int64
-		statedData int64
-	)
-	for off := 12; off+8 <= len(hdr); {
-		id := string(hdr[off : off+4])
-		sz := int(binary.LittleEndian.Uint32(hdr[off+4:]))
-		body := off + 8
-		if id == "data" {
-			dataSzOff, dataOff, statedData = off+4, int64(body), int64(sz)
-			break
-		}
-		if body+sz > len(hdr) {
-			break // a header chunk runs past what was written: incomplete
-		}
-		switch id {
-		case "fmt ":
-			if wf, err = parseFmt(hdr[body : body+sz]); err != nil {
-				return 0, err
-			}
-			haveFmt = true
-		case "fact":
-			if sz >= 4 {
-				factOff = body
-			}
-		}
-		off = body + sz + sz&1
-	}
-	if !haveFmt || dataSzOff < 0 {
-		return 0, fmt.Errorf("%w: incomplete header", ErrUnsupportedWAV)
-	}
-	align := int64(wf.blockAlign)
+	factOff, dataSzOff, dataOff, statedData := h.factOff, h.dataSzOff, h.dataOff, h.statedData
+	align := int64(h.fmt.blockAlign)
 	avail := size - dataOff
 	// A finished file: the stated size fits exactly (plus a pad byte).
 	if statedData > 0 && (avail == statedData || (statedData&1 == 1 && avail == statedData+1)) &&
@@ -530,4 +520,67 @@ func FixWAV(f *os.File) (samples int64, err error) {
 		}
 	}
 	return samples, f.Sync()
+}
+
+// wavHeader is where the chunks of a WAV header are.
+type wavHeader struct {
+	fmt        wavFmt
+	factOff    int   // offset of the fact sample count, -1 when none
+	dataSzOff  int   // offset of the data chunk's size
+	dataOff    int64 // offset of the samples
+	statedData int64 // the data size the header states
+}
+
+// scanHeader walks the chunks of the start of a WAV file up to its data
+// chunk.
+func scanHeader(hdr []byte) (wavHeader, error) {
+	h := wavHeader{factOff: -1, dataSzOff: -1}
+	if len(hdr) < 12 || string(hdr[0:4]) != "RIFF" || string(hdr[8:12]) != "WAVE" {
+		return h, fmt.Errorf("%w: not a RIFF/WAVE header", ErrUnsupportedWAV)
+	}
+	haveFmt := false
+	for off := 12; off+8 <= len(hdr); {
+		id := string(hdr[off : off+4])
+		sz := int(binary.LittleEndian.Uint32(hdr[off+4:]))
+		body := off + 8
+		if id == "data" {
+			h.dataSzOff, h.dataOff, h.statedData = off+4, int64(body), int64(sz)
+			break
+		}
+		if body+sz > len(hdr) {
+			break // a header chunk runs past what was written: incomplete
+		}
+		switch id {
+		case "fmt ":
+			f, err := parseFmt(hdr[body : body+sz])
+			if err != nil {
+				return h, err
+			}
+			h.fmt, haveFmt = f, true
+		case "fact":
+			if sz >= 4 {
+				h.factOff = body
+			}
+		}
+		off = body + sz + sz&1
+	}
+	if !haveFmt || h.dataSzOff < 0 {
+		return h, fmt.Errorf("%w: incomplete header", ErrUnsupportedWAV)
+	}
+	return h, nil
+}
+
+// WAVSamples returns the sample count a WAV file's header states, reading
+// only the header (load tests check thousands of recordings).
+func WAVSamples(r io.ReaderAt) (int64, error) {
+	hdr := make([]byte, 4096)
+	n, err := r.ReadAt(hdr, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	h, err := scanHeader(hdr[:n])
+	if err != nil {
+		return 0, err
+	}
+	return h.statedData / int64(h.fmt.blockAlign), nil
 }

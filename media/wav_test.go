@@ -99,23 +99,7 @@ func TestWAVRoundTrip(t *testing.T) {
 	pcm := Tone(440, 1001*time.Millisecond/8, 0.5) // 1001 samples: odd
 	for _, format := range []Format{FormatPCM16, FormatULaw, FormatALaw} {
 		t.Run(format.String(), func(t *testing.T) {
-			f := tempFile(t)
-			w, err := NewWAVWriter(f, format)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < len(pcm); i += 160 {
-				if err := w.Write(pcm[i:min(i+160, len(pcm))]); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if w.Samples() != int64(len(pcm)) {
-				t.Fatalf("Samples = %d", w.Samples())
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			got, err := ReadWAV(bytes.NewReader(fileBytes(t, f)))
+			got, err := ReadWAV(bytes.NewReader(writeWAVFile(t, pcm, format)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -398,4 +382,27 @@ func goertzelPower(x []int16, freq float64) float64 {
 		s2, s1 = s1, s0
 	}
 	return s1*s1 + s2*s2 - c*s1*s2
+}
+
+// writeWAVFile streams pcm through a WAVWriter in 20 ms frames to a file
+// and returns the file's bytes.
+func writeWAVFile(t *testing.T, pcm []int16, format Format) []byte {
+	t.Helper()
+	f := tempFile(t)
+	w, err := NewWAVWriter(f, format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(pcm); i += 160 {
+		if err := w.Write(pcm[i:min(i+160, len(pcm))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.Samples() != int64(len(pcm)) {
+		t.Fatalf("Samples = %d", w.Samples())
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return fileBytes(t, f)
 }

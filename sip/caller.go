@@ -37,31 +37,3 @@ func uriUser(u sip.Uri) string {
 	}
 	return ""
 }
-
-// E164 returns the E.164 form of a caller number when it can be derived
-// without guessing a country: "+1 781-555-1212" -> "+17815551212"; "00"
-// international prefix too. Otherwise "".
-func E164(s string) string {
-	s = strings.TrimSpace(s)
-	var digits strings.Builder
-	plus := false
-	for i, r := range s {
-		switch {
-		case r == '+' && i == 0:
-			plus = true
-		case r >= '0' && r <= '9':
-			digits.WriteRune(r)
-		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
-		default:
-			return ""
-		}
-	}
-	d := digits.String()
-	if !plus && strings.HasPrefix(d, "00") {
-		d, plus = d[2:], true
-	}
-	if !plus || len(d) < 8 || len(d) > 15 || d[0] == '0' {
-		return ""
-	}
-	return "+" + d
-}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/big"
 	"strconv"
@@ -14,17 +13,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/store"
 )
 
-// dialog is one UAS dialog created by an INVITE (RFC 3261 §12.1.1).
-type dialog struct {
+// Dialog is one UAS dialog created by an INVITE (RFC 3261 §12.1.1): what
+// package call sees of a call is its exported methods.
+type Dialog struct {
 	s         *Server
-	log       *slog.Logger
+	log       *slog.Logger // call_id, tenant and, for a deposit, mailbox
+	baseLog   *slog.Logger // call_id and tenant
 	callID    string
 	localTag  string
 	remoteTag string
@@ -56,18 +56,22 @@ type dialog struct {
 	refreshCh chan struct{} // a session refresh arrived (timer.go)
 }
 
-func newTag() string {
+// NewTag is a random From/To tag (RFC 3261 §19.3).
+func NewTag() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// FirstCSeq is a random first CSeq for the requests we send in a dialog.
+func FirstCSeq() uint32 { return uint32(randUint64() % 10000) }
 
 func randUint64() uint64 {
 	n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	return n.Uint64()
 }
 
-func (d *dialog) matches(req *sip.Request) bool {
+func (d *Dialog) matches(req *sip.Request) bool {
 	from, to := req.From(), req.To()
 	if from == nil || to == nil {
 		return false
@@ -78,7 +82,7 @@ func (d *dialog) matches(req *sip.Request) bool {
 }
 
 // checkCSeq enforces increasing CSeq within the dialog (RFC 3261 §12.2.2).
-func (d *dialog) checkCSeq(req *sip.Request) bool {
+func (d *Dialog) checkCSeq(req *sip.Request) bool {
 	c := req.CSeq()
 	if c == nil {
 		return false
@@ -98,7 +102,7 @@ func (d *dialog) checkCSeq(req *sip.Request) bool {
 	}
 }
 
-func (d *dialog) acked(req *sip.Request) {
+func (d *Dialog) acked(req *sip.Request) {
 	select {
 	case d.ackCh <- req:
 	default:
@@ -106,7 +110,7 @@ func (d *dialog) acked(req *sip.Request) {
 }
 
 // remoteHangup ends the dialog; it reports whether this call ended it.
-func (d *dialog) remoteHangup() bool {
+func (d *Dialog) remoteHangup() bool {
 	if !d.ended.CompareAndSwap(false, true) {
 		return false
 	}
@@ -114,16 +118,10 @@ func (d *dialog) remoteHangup() bool {
 	return true
 }
 
-func (d *dialog) hangup() { d.hangOnce.Do(func() { close(d.hangCh) }) }
+func (d *Dialog) hangup() { d.hangOnce.Do(func() { close(d.hangCh) }) }
 
-func (d *dialog) session() *media.Session {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.sess
-}
-
-func (d *dialog) digit(key rune) {
-	if s := d.session(); s != nil {
+func (d *Dialog) digit(key rune) {
+	if s := d.Session(); s != nil {
 		s.InjectDigit(key)
 	}
 }
@@ -137,25 +135,25 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	cid := req.CallID()
 	if cid == nil || req.From() == nil || req.CSeq() == nil {
-		_ = s.refuse(tx, req, 400, "Bad Request", nil, "")
+		s.refuse(tx, req, ErrBadRequest, "")
 		return
 	}
 	log := s.log.With("call_id", cid.Value())
 	if s.draining.Load() {
-		_ = s.refuse(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "30"))
+		s.refuse(tx, req, ErrDraining, "")
 		return
 	}
 	if lim := s.cfg.OverloadLateness; lim > 0 {
 		if late := s.deps.Engine.Lateness(); late > lim {
 			log.Warn("overloaded: refusing the call", "media_lateness", late, "limit", lim)
-			_ = s.refuse(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "5"))
+			s.refuse(tx, req, ErrUnavailable, "")
 			return
 		}
 	}
 	if n := s.active.Add(1); n > int64(s.cfg.MaxCalls) {
 		s.active.Add(-1)
 		log.Warn("call limit reached", "max_calls", s.cfg.MaxCalls)
-		_ = s.refuse(tx, req, 503, "Service Unavailable", nil, "", sip.NewHeader("Retry-After", "5"))
+		s.refuse(tx, req, ErrUnavailable, "")
 		return
 	}
 	started := false
@@ -164,26 +162,25 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			s.active.Add(-1)
 		}
 	}()
-	if unsup := unsupportedRequire(req); unsup != "" {
-		_ = s.refuse(tx, req, 420, "Bad Extension", nil, "", sip.NewHeader("Unsupported", unsup))
+	if err := CheckRequire(req); err != nil {
+		s.refuse(tx, req, err, "")
 		return
 	}
 	interval, tooSmall := s.sessionInterval(req)
 	if tooSmall {
-		_ = s.refuse(tx, req, 422, "Session Interval Too Small", nil, "",
-			sip.NewHeader("Min-SE", strconv.Itoa(int(s.minSE()/time.Second))))
+		s.refuse(tx, req, Refuse(ErrIntervalTooSmall, sip.NewHeader("Min-SE", strconv.Itoa(int(s.minSE()/time.Second)))), "")
 		return
 	}
 	var offer *Offer
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
-			_ = s.refuse(tx, req, 415, "Unsupported Media Type", nil, "", sip.NewHeader("Accept", "application/sdp"))
+			s.refuse(tx, req, Refuse(ErrUnsupportedMedia, sip.NewHeader("Accept", "application/sdp")), "")
 			return
 		}
 		o, err := ParseOffer(body)
 		if err != nil {
 			log.Info("rejecting offer", "err", err)
-			_ = s.refuse(tx, req, 488, "Not Acceptable Here", nil, "", sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(err.Error(), `"`, "'")+`"`))
+			s.refuse(tx, req, Refuse(ErrNotAcceptableHere, Warning(305, err.Error())), "")
 			return
 		}
 		offer = o
@@ -192,39 +189,44 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	tenant, err := s.deps.Store.TenantForDomain(ctx, req.Recipient.Host)
 	if err != nil {
 		log.Error("tenant lookup", "err", err)
-		_ = s.refuse(tx, req, 500, "Server Internal Error", nil, "")
+		s.refuse(tx, req, ErrInternal, "")
 		return
 	}
-	d := &dialog{
-		s: s, callID: cid.Value(), localTag: newTag(), invite: req, tx: tx, tenant: tenant,
+	d := &Dialog{
+		s: s, callID: cid.Value(), localTag: NewTag(), invite: req, tx: tx, tenant: tenant,
 		ackCh: make(chan *sip.Request, 1), byeCh: make(chan struct{}), hangCh: make(chan struct{}),
 		offer: offer, sdpID: randUint64(), sdpVer: 1, refreshCh: make(chan struct{}, 1),
 	}
 	d.interval.Store(int64(interval))
 	d.remoteTag, _ = req.From().Params.Get("tag")
 	d.remoteCSeq.Store(req.CSeq().SeqNo)
-	d.localCSeq.Store(uint32(randUint64() % 10000))
+	d.localCSeq.Store(FirstCSeq())
 	if isAccess(req.Recipient.User, s.cfg.AccessNumbers) {
 		d.access = true
 	} else {
 		d.target = SelectTarget(req)
-		mb, err := s.deps.Store.GetMailbox(ctx, tenant, d.target.Mailbox)
-		if errors.Is(err, store.ErrNotFound) {
+		mb, err := s.mailbox(ctx, tenant, d.target.Mailbox)
+		if errors.Is(err, ErrUnknownMailbox) {
 			log.Info("unknown mailbox", "tenant", tenant, "mailbox", d.target.Mailbox, "source", d.target.Source)
-			_ = s.refuse(tx, req, 404, "Not Found", nil, d.localTag)
-			return
+		} else if err != nil {
+			log.Error("mailbox lookup", "err", err)
 		}
 		if err != nil {
-			log.Error("mailbox lookup", "err", err)
-			_ = s.refuse(tx, req, 500, "Server Internal Error", nil, d.localTag)
+			s.refuse(tx, req, err, d.localTag)
 			return
 		}
 		d.mailbox = mb
 	}
-	d.log = log.With("tenant", tenant, "mailbox", d.target.Mailbox)
+	// One "mailbox" key per line: a deposit's is the called mailbox; an
+	// access call names the mailboxes it touches itself (BaseLog).
+	d.baseLog = log.With("tenant", tenant)
+	d.log = d.baseLog
+	if !d.access {
+		d.log = d.baseLog.With("mailbox", d.target.Mailbox)
+	}
 	if !s.addDialog(d) {
 		// Same Call-ID, new transaction, no To-tag: a merged request (§8.2.2.2).
-		_ = s.refuse(tx, req, 482, "Loop Detected", nil, "")
+		s.refuse(tx, req, ErrLoop, "")
 		return
 	}
 	started = true
@@ -234,14 +236,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d.run()
 }
 
-// refuse answers an initial INVITE with a final error and counts it.
-func (s *Server) refuse(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, toTag string, hdrs ...sip.Header) error {
+// refuse answers an initial INVITE with the status of err and counts it.
+func (s *Server) refuse(tx sip.ServerTransaction, req *sip.Request, err error, toTag string) {
+	code := Reply(tx, req, err, toTag)
 	s.metrics.call(isAccess(req.Recipient.User, s.cfg.AccessNumbers), strconv.Itoa(code))
-	return respond(tx, req, code, reason, body, toTag, hdrs...)
 }
 
-// unsupportedRequire lists the Require option tags we do not support.
-func unsupportedRequire(req *sip.Request) string {
+// CheckRequire refuses (420 with Unsupported) the Require option tags we do
+// not support; "timer" is the only one we do (RFC 4028).
+func CheckRequire(req *sip.Request) error {
 	var out []string
 	for _, h := range req.GetHeaders("Require") {
 		for _, tag := range strings.Split(h.Value(), ",") {
@@ -250,7 +253,10 @@ func unsupportedRequire(req *sip.Request) string {
 			}
 		}
 	}
-	return strings.Join(out, ", ")
+	if len(out) == 0 {
+		return nil
+	}
+	return Refuse(ErrBadExtension, sip.NewHeader("Unsupported", strings.Join(out, ", ")))
 }
 
 func isAccess(user string, numbers []string) bool {
@@ -263,11 +269,11 @@ func isAccess(user string, numbers []string) bool {
 }
 
 // run answers the call, drives it and cleans up.
-func (d *dialog) run() {
+func (d *Dialog) run() {
 	s := d.s
 	result := "error"
 	defer func() {
-		if sess := d.session(); sess != nil {
+		if sess := d.Session(); sess != nil {
 			_ = sess.Close()
 			s.metrics.media(sess.Stats())
 		}
@@ -287,8 +293,7 @@ func (d *dialog) run() {
 	sess, err := s.deps.Engine.NewSession(cfg)
 	if err != nil {
 		d.log.Error("no media port", "err", err)
-		result = "503"
-		_ = respond(d.tx, d.invite, 503, "Service Unavailable", nil, d.localTag, sip.NewHeader("Retry-After", "5"))
+		result = strconv.Itoa(Reply(d.tx, d.invite, ErrUnavailable, d.localTag))
 		return
 	}
 	d.mu.Lock()
@@ -334,23 +339,25 @@ func (d *dialog) run() {
 	}
 }
 
-// driveSafely runs the call's IVR; a panic in it ends this call alone
-// (with a BYE below) and is reported true.
-func (d *dialog) driveSafely(ctx context.Context) (panicked bool) {
+// driveSafely runs the call (Deps.Calls); a panic in it ends this call
+// alone (with a BYE below) and is reported true.
+func (d *Dialog) driveSafely(ctx context.Context) (panicked bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			d.s.recovered("call", r, "call_id", d.callID)
+			d.s.Recovered("call", r, "call_id", d.callID)
 			panicked = true
 		}
 	}()
-	d.drive(ctx)
+	if d.s.deps.Calls != nil {
+		d.s.deps.Calls.Call(ctx, d)
+	}
 	return false
 }
 
 // answer sends 200 OK and waits for the ACK, retransmitting the 2xx over
 // unreliable transports (RFC 3261 §13.3.1.4). Without an ACK in 64*T1 the
 // call is ended with a BYE.
-func (d *dialog) answer() bool {
+func (d *Dialog) answer() bool {
 	l := d.local()
 	var body []byte
 	if o := d.currentOffer(); o != nil {
@@ -360,7 +367,7 @@ func (d *dialog) answer() bool {
 	}
 	res := sip.NewResponseFromRequest(d.invite, 200, "OK", body)
 	res.To().Params.Add("tag", d.localTag)
-	res.AppendHeader(d.s.contact(d.invite.Transport()))
+	res.AppendHeader(d.s.Contact(d.invite.Transport()))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	for _, h := range capabilityHeaders() {
 		if h.Name() != "Accept" {
@@ -411,7 +418,7 @@ func (d *dialog) answer() bool {
 
 // confirm completes the dialog; when the INVITE had no SDP the ACK carries
 // the answer (RFC 3264 §5).
-func (d *dialog) confirm(ack *sip.Request) bool {
+func (d *Dialog) confirm(ack *sip.Request) bool {
 	d.confirmed.Store(true)
 	if d.currentOffer() != nil {
 		return true
@@ -428,7 +435,7 @@ func (d *dialog) confirm(ack *sip.Request) bool {
 	return true
 }
 
-func (d *dialog) currentOffer() *Offer {
+func (d *Dialog) currentOffer() *Offer {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.offer
@@ -436,7 +443,7 @@ func (d *dialog) currentOffer() *Offer {
 
 // setOffer applies a new remote description to the media session; bump
 // says our description changes with it (RFC 4566 §5.2 o= version).
-func (d *dialog) setOffer(o *Offer, bump bool) {
+func (d *Dialog) setOffer(o *Offer, bump bool) {
 	d.mu.Lock()
 	d.offer = o
 	if bump {
@@ -451,14 +458,14 @@ func (d *dialog) setOffer(o *Offer, bump bool) {
 	sess.SetRemote(remote, o.Codec, o.DTMF)
 }
 
-func (d *dialog) codecName() string {
+func (d *Dialog) codecName() string {
 	if o := d.currentOffer(); o != nil {
 		return o.Codec.String()
 	}
 	return "offer-in-200"
 }
 
-func (d *dialog) local() Local {
+func (d *Dialog) local() Local {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return Local{IP: d.s.cfg.PublicIP, Port: d.sess.LocalPort(), SessionID: d.sdpID, Version: d.sdpVer}
@@ -471,7 +478,7 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if !d.reinvite.TryLock() {
-		_ = respond(tx, req, 500, "Server Internal Error", nil, d.localTag, sip.NewHeader("Retry-After", "2"))
+		Reply(tx, req, ErrPending, d.localTag)
 		return
 	}
 	res := d.reinviteAnswer(req)
@@ -492,14 +499,14 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	var res *sip.Response
 	if len(req.Body()) > 0 {
 		if !d.reinvite.TryLock() {
-			_ = respond(tx, req, 500, "Server Internal Error", nil, d.localTag, sip.NewHeader("Retry-After", "2"))
+			Reply(tx, req, ErrPending, d.localTag)
 			return
 		}
 		res = d.reinviteAnswer(req)
 		d.reinvite.Unlock()
 	} else {
 		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
-		res.AppendHeader(s.contact(req.Transport()))
+		res.AppendHeader(s.Contact(req.Transport()))
 	}
 	d.refreshTimer(req, res)
 	_ = tx.Respond(res)
@@ -507,7 +514,7 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 
 // refreshTimer restarts the session timer on a successful refresh and puts
 // the interval in the answer (RFC 4028 §9).
-func (d *dialog) refreshTimer(req *sip.Request, res *sip.Response) {
+func (d *Dialog) refreshTimer(req *sip.Request, res *sip.Response) {
 	if res.StatusCode != 200 || d.interval.Load() == 0 {
 		return
 	}
@@ -522,7 +529,7 @@ func (d *dialog) refreshTimer(req *sip.Request, res *sip.Response) {
 
 // watch ends the call's context when the caller hung up, or when the
 // session timer ran out without a refresh (RFC 4028 §10: we then BYE).
-func (d *dialog) watch(ctx context.Context, cancel context.CancelFunc) {
+func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc) {
 	var expired <-chan time.Time
 	var t *time.Timer
 	if iv := time.Duration(d.interval.Load()); iv > 0 {
@@ -550,10 +557,13 @@ func (d *dialog) watch(ctx context.Context, cancel context.CancelFunc) {
 }
 
 // reinviteAnswer applies a re-INVITE's offer and returns our answer.
-func (d *dialog) reinviteAnswer(req *sip.Request) *sip.Response {
+func (d *Dialog) reinviteAnswer(req *sip.Request) *sip.Response {
 	reject := func(why string) *sip.Response {
-		res := sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil)
-		res.AppendHeader(sip.NewHeader("Warning", `305 voicemail "`+strings.ReplaceAll(why, `"`, "'")+`"`))
+		code, reason, hdrs := Status(Refuse(ErrNotAcceptableHere, Warning(305, why)))
+		res := sip.NewResponseFromRequest(req, code, reason, nil)
+		for _, h := range hdrs {
+			res.AppendHeader(h)
+		}
 		return res
 	}
 	if len(req.Body()) == 0 {
@@ -567,104 +577,8 @@ func (d *dialog) reinviteAnswer(req *sip.Request) *sip.Response {
 	}
 	d.setOffer(o, true)
 	res := sip.NewResponseFromRequest(req, 200, "OK", Answer(o, d.local()))
-	res.AppendHeader(d.s.contact(req.Transport()))
+	res.AppendHeader(d.s.Contact(req.Transport()))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	d.log.Info("re-INVITE", "direction", o.Direction, "codec", o.Codec.String())
 	return res
-}
-
-// request builds an in-dialog request from us (RFC 3261 §12.2.1.1).
-func (d *dialog) request(method sip.RequestMethod, body []byte, hdrs ...sip.Header) *sip.Request {
-	target := d.invite.Recipient
-	if c := d.invite.Contact(); c != nil {
-		target = *c.Address.Clone()
-	}
-	req := sip.NewRequest(method, target)
-	from := &sip.FromHeader{Address: d.invite.To().Address, Params: sip.NewParams()}
-	from.Params.Add("tag", d.localTag)
-	to := &sip.ToHeader{DisplayName: d.invite.From().DisplayName, Address: d.invite.From().Address, Params: sip.NewParams()}
-	to.Params.Add("tag", d.remoteTag)
-	cseq := &sip.CSeqHeader{SeqNo: d.localCSeq.Add(1), MethodName: method}
-	mf := sip.MaxForwardsHeader(70)
-	req.AppendHeader(from)
-	req.AppendHeader(to)
-	req.AppendHeader(sip.NewHeader("Call-ID", d.callID))
-	req.AppendHeader(cseq)
-	req.AppendHeader(&mf)
-	// The UAS route set is the Record-Route list in order (§12.1.1).
-	rrs := d.invite.GetHeaders("Record-Route")
-	for _, rr := range rrs {
-		req.AppendHeader(sip.NewHeader("Route", rr.Value()))
-	}
-	req.AppendHeader(d.s.contact(d.invite.Transport()))
-	for _, h := range hdrs {
-		req.AppendHeader(h)
-	}
-	req.SetBody(body)
-	req.SetTransport(d.invite.Transport())
-	if r := req.Route(); r != nil {
-		req.SetDestination(r.Address.HostPort())
-	} else {
-		// Symmetric signalling: reply where the INVITE came from, so that
-		// callers behind NAT get our BYE.
-		req.SetDestination(d.invite.Source())
-	}
-	return req
-}
-
-// do sends an in-dialog request and waits for its final response.
-func (d *dialog) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	return d.s.do(ctx, req)
-}
-
-// do sends a request in a new client transaction and waits for its final
-// response.
-func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	tx, err := s.client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", req.Method, err)
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			return nil, fmt.Errorf("%s: %w", req.Method, tx.Err())
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (d *dialog) bye(ctx context.Context) error {
-	d.remoteHangup() // the dialog is over for us too
-	res, err := d.do(ctx, d.request(sip.BYE, nil))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode >= 300 && res.StatusCode != 481 {
-		return fmt.Errorf("BYE answered %d", res.StatusCode)
-	}
-	d.log.Info("call ended by us")
-	return nil
-}
-
-// refer asks the caller to call target (blind transfer, RFC 3515).
-func (d *dialog) refer(ctx context.Context, target string) error {
-	host := d.invite.Recipient.Host
-	referTo := fmt.Sprintf("<sip:%s@%s>", target, host)
-	res, err := d.do(ctx, d.request(sip.REFER, nil,
-		sip.NewHeader("Refer-To", referTo),
-		sip.NewHeader("Referred-By", fmt.Sprintf("<sip:%s@%s>", d.target.Mailbox, host))))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode >= 300 {
-		return fmt.Errorf("REFER answered %d", res.StatusCode)
-	}
-	return nil
 }

@@ -17,32 +17,35 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.recovered("request", r, "method", string(req.Method))
+				s.Recovered("request", r, "method", string(req.Method))
 				// The transaction may already be answered; a second final
 				// response is refused by sipgo, which is fine.
-				_ = safeRespond(tx, req, 500, "Server Internal Error")
+				_ = safeRespond(tx, req, ErrInternal)
 			}
 		}()
-		if code, reason := validateRequest(req); code != 0 {
+		if err := validateRequest(req); err != nil {
 			if req.Method == sip.ACK {
 				return // an ACK is never answered (RFC 3261 §17.2.3)
 			}
-			_ = safeRespond(tx, req, code, reason)
+			_ = safeRespond(tx, req, err)
 			return
 		}
 		h(req, tx)
 	}
 }
 
-// recovered logs and counts a recovered panic.
-func (s *Server) recovered(where string, r any, attrs ...any) {
+// Recovered logs and counts (voicemail_panics_total) a panic recovered in
+// where: a request, a call, a NOTIFY.
+func (s *Server) Recovered(where string, r any, attrs ...any) {
 	s.metrics.panics.WithLabelValues(where).Inc()
 	s.log.Error("recovered from panic", append([]any{"where", where, "panic", fmt.Sprint(r), "stack", string(debug.Stack())}, attrs...)...)
 }
 
-// safeRespond answers without trusting the request's headers: a response
-// built from a request that lacks them could itself panic.
-func safeRespond(tx sip.ServerTransaction, req *sip.Request, code int, reason string) (err error) {
+// safeRespond answers with the status of refusal without trusting the
+// request's headers: a response built from a request that lacks them could
+// itself panic.
+func safeRespond(tx sip.ServerTransaction, req *sip.Request, refusal error) (err error) {
+	code, reason, hdrs := Status(refusal)
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("sip: respond %d: %v", code, r)
@@ -50,38 +53,41 @@ func safeRespond(tx sip.ServerTransaction, req *sip.Request, code int, reason st
 	}()
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	res.SipVersion = "SIP/2.0" // never echo a garbled version (RFC 4475 §3.1.2.8)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
 	return tx.Respond(res)
 }
 
 // validateRequest checks what RFC 3261 §8.1.1 makes mandatory and what our
-// handlers rely on, returning the status to answer with (0 when valid).
-// sipgo's parser accepts requests without these (RFC 4475 §3.1.2), so the
-// check is ours.
-func validateRequest(req *sip.Request) (int, string) {
+// handlers rely on, returning the refusal (nil when valid). sipgo's parser
+// accepts requests without these (RFC 4475 §3.1.2), so the check is ours.
+func validateRequest(req *sip.Request) error {
 	if v := req.SipVersion; v != "" && !strings.EqualFold(v, "SIP/2.0") {
-		return 505, "Version Not Supported"
+		return ErrVersion
 	}
+	missing := func(what string) error { return RefuseReason(ErrBadRequest, "Missing "+what) }
 	if req.To() == nil {
-		return 400, "Missing To"
+		return missing("To")
 	}
 	if req.From() == nil {
-		return 400, "Missing From"
+		return missing("From")
 	}
 	if req.CallID() == nil || req.CallID().Value() == "" {
-		return 400, "Missing Call-ID"
+		return missing("Call-ID")
 	}
 	cseq := req.CSeq()
 	if cseq == nil {
-		return 400, "Missing CSeq"
+		return missing("CSeq")
 	}
 	if !strings.EqualFold(string(cseq.MethodName), string(req.Method)) {
-		return 400, "CSeq Method Mismatch"
+		return RefuseReason(ErrBadRequest, "CSeq Method Mismatch")
 	}
 	if req.Via() == nil {
-		return 400, "Missing Via"
+		return missing("Via")
 	}
 	if req.Recipient.Host == "" {
-		return 400, "Bad Request-URI"
+		return RefuseReason(ErrBadRequest, "Bad Request-URI")
 	}
-	return 0, ""
+	return nil
 }

@@ -1,4 +1,4 @@
-package sip
+package sip_test
 
 import (
 	"fmt"

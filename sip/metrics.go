@@ -6,12 +6,11 @@ import (
 	"github.com/vmserver/voicemail/media"
 )
 
-// callMetrics are the call and media counters of SPEC §12.
+// callMetrics are the call, media and panic counters (sip/README.md).
 type callMetrics struct {
-	calls     *prometheus.CounterVec // by kind (deposit, access) and result
-	rtp       *prometheus.CounterVec // packets by direction/fate
-	recording prometheus.Counter     // seconds of saved messages
-	panics    *prometheus.CounterVec // recovered panics by where
+	calls  *prometheus.CounterVec // by kind (deposit, access) and result
+	rtp    *prometheus.CounterVec // packets by direction/fate
+	panics *prometheus.CounterVec // recovered panics by where
 }
 
 func newCallMetrics() *callMetrics {
@@ -24,10 +23,6 @@ func newCallMetrics() *callMetrics {
 			Name: "voicemail_rtp_packets_total",
 			Help: "RTP packets of ended calls: received, lost, late, duplicate, dropped, sent.",
 		}, []string{"type"}),
-		recording: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "voicemail_recording_seconds_total",
-			Help: "Seconds of audio saved as messages.",
-		}),
 		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voicemail_panics_total",
 			Help: "Panics recovered in a request handler or a call, by where; the process kept running.",
@@ -35,8 +30,11 @@ func newCallMetrics() *callMetrics {
 	}
 }
 
-func (m *callMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.calls, m.rtp, m.recording, m.panics}
+// Collectors are the Prometheus collectors of signalling: calls, RTP
+// packets of ended calls, recovered panics.
+func (s *Server) Collectors() []prometheus.Collector {
+	m := s.metrics
+	return []prometheus.Collector{m.calls, m.rtp, m.panics}
 }
 
 func (m *callMetrics) call(access bool, result string) {

@@ -1,10 +1,15 @@
 package sip
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/vmserver/voicemail/store"
 )
 
 // Target is the mailbox a deposit call is for and why the call reached
@@ -165,4 +170,33 @@ func splitHeaderList(v string) []string {
 		out = append(out, p)
 	}
 	return out
+}
+
+// mailbox looks a mailbox up: ErrUnknownMailbox when there is none,
+// ErrInternal when the store failed.
+func (s *Server) mailbox(ctx context.Context, tenant, number string) (*store.Mailbox, error) {
+	mb, err := s.deps.Store.GetMailbox(ctx, tenant, number)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownMailbox, number)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: mailbox %s: %w", ErrInternal, number, err)
+	}
+	return mb, nil
+}
+
+// SubscriberMailbox routes a SUBSCRIBE to its tenant (by the Request-URI's
+// domain) and mailbox: the Request-URI's user, or for an access number the
+// subscriber's own (From). Errors are ErrUnknownMailbox or ErrInternal.
+func (s *Server) SubscriberMailbox(ctx context.Context, req *sip.Request) (tenant string, mb *store.Mailbox, err error) {
+	tenant, err = s.deps.Store.TenantForDomain(ctx, req.Recipient.Host)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: tenant lookup: %w", ErrInternal, err)
+	}
+	number := req.Recipient.User
+	if s.IsAccess(number) {
+		number = req.From().Address.User // the caller's own mailbox
+	}
+	mb, err = s.mailbox(ctx, tenant, number)
+	return tenant, mb, err
 }

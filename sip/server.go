@@ -1,6 +1,10 @@
-// Package sip is the only package that speaks SIP. It answers deposit calls
-// (RFC 3261 UAS on github.com/emiago/sipgo), negotiates media (RFC 3264),
-// and drives one IVR state machine per call over a media session.
+// Package sip is the signalling of the voicemail server and the only
+// package that speaks SIP (RFC 3261 on github.com/emiago/sipgo): listeners,
+// INVITE dialogs (offer/answer, session timers, retransmission of the 2xx),
+// routing a request to its tenant and mailbox, the in-dialog request
+// builder and the refusal statuses. What happens inside an answered call is
+// package call's (CallHandler); SUBSCRIBE belongs to package mwi
+// (HandleSubscribe). See docs/architecture.md.
 package sip
 
 import (
@@ -20,7 +24,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/vmserver/voicemail/media"
-	"github.com/vmserver/voicemail/prompts"
 	"github.com/vmserver/voicemail/store"
 )
 
@@ -41,12 +44,6 @@ type Listener struct {
 	Addr      string
 }
 
-// Recording holds the server-wide recording defaults (SPEC §2).
-type Recording struct {
-	MaxSeconds, MinSeconds, SilenceSeconds int
-	Format                                 media.Format
-}
-
 // Config is what the SIP layer needs from the server configuration.
 type Config struct {
 	Listeners     []Listener
@@ -61,22 +58,32 @@ type Config struct {
 	OverloadLateness time.Duration
 	// MinSE is the smallest session interval accepted (RFC 4028 Min-SE);
 	// 0 = 90 s.
-	MinSE     time.Duration
-	Recording Recording
-	// LoginMaxAttempts and LoginLockout are login.max_attempts (failed
-	// logins per call) and login.lockout (SPEC §5) for the access IVR.
-	LoginMaxAttempts int
-	LoginLockout     time.Duration
+	MinSE time.Duration
 }
+
+// Store is what signalling reads: the tenant of a domain and the mailbox a
+// request is for.
+type Store interface {
+	TenantForDomain(ctx context.Context, host string) (string, error)
+	GetMailbox(ctx context.Context, tenant, number string) (*store.Mailbox, error)
+}
+
+// CallHandler runs an answered call (package call). Call returns when the
+// call is over; ctx ends when the caller hung up or the session timer
+// expired. A panic in Call ends that call alone.
+type CallHandler interface {
+	Call(ctx context.Context, d *Dialog)
+}
+
+// SubscribeHandler answers a SUBSCRIBE (package mwi).
+type SubscribeHandler func(req *sip.Request, tx sip.ServerTransaction)
 
 // Deps are the collaborators of the SIP server.
 type Deps struct {
-	Store   store.Store    // wrapped by store.Notifying: changes reach Changes
-	Changes *store.Changes // committed changes (MWI follows them)
-	Blobs   store.Blobs
-	Engine  *media.Engine
-	Prompts *prompts.Set
-	Logger  *slog.Logger
+	Store  Store
+	Engine *media.Engine
+	Calls  CallHandler
+	Logger *slog.Logger
 }
 
 // Server is the SIP user agent of the voicemail server.
@@ -89,15 +96,14 @@ type Server struct {
 	client *sipgo.Client
 
 	mu      sync.Mutex
-	dialogs map[string]*dialog // by Call-ID
+	dialogs map[string]*Dialog // by Call-ID
 	active  atomic.Int64       // calls in progress, including those being set up
 
 	draining atomic.Bool
 	ports    map[string]int // transport -> listening port, for Contact
 
-	mwi     *mwi         // message-waiting indication (mwi.go)
-	metrics *callMetrics // calls, RTP, recordings (metrics.go)
-	prompts *promptCache // shared PCM of prompt sequences (promptcache.go)
+	metrics   *callMetrics                     // calls, RTP, panics (metrics.go)
+	subscribe atomic.Pointer[SubscribeHandler] // SUBSCRIBE (package mwi)
 }
 
 // New builds the server; Serve starts it.
@@ -111,21 +117,24 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	// NOTIFY and INVITE with big SDP must not be refused over UDP. The
 	// setting is sipgo's package variable: set it once.
 	raiseMTU.Do(func() { sip.UDPMTUSize = 8192 })
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("voicemail"), sipgo.WithUserAgentHostname(cfg.PublicIP.String()))
+	// sipgo's transport and transaction layers log through our handler
+	// (JSON by default), not through their own default logger.
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("voicemail"), sipgo.WithUserAgentHostname(cfg.PublicIP.String()),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipgoLogger(deps.Logger))),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipgoLogger(deps.Logger))))
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(deps.Logger))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipgoLogger(deps.Logger)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: server: %w", err)
 	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.PublicIP.String()), sipgo.WithClientLogger(deps.Logger))
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.PublicIP.String()), sipgo.WithClientLogger(sipgoLogger(deps.Logger)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
-		dialogs: map[string]*dialog{}, ports: map[string]int{}, metrics: newCallMetrics(), prompts: newPromptCache()}
-	s.mwi = newMWI(s)
+		dialogs: map[string]*Dialog{}, ports: map[string]int{}, metrics: newCallMetrics()}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
 	srv.OnBye(s.guard(s.onBye))
@@ -224,8 +233,8 @@ func (s *Server) Close() error { return s.ua.Close() }
 // ActiveCalls is the number of calls in progress.
 func (s *Server) ActiveCalls() int { return int(s.active.Load()) }
 
-// contact is our Contact header for a request arriving on transport.
-func (s *Server) contact(transport string) *sip.ContactHeader {
+// Contact is our Contact header for a request arriving on transport.
+func (s *Server) Contact(transport string) *sip.ContactHeader {
 	tr := strings.ToLower(transport)
 	s.mu.Lock()
 	port := s.ports[tr]
@@ -237,13 +246,42 @@ func (s *Server) contact(transport string) *sip.ContactHeader {
 	return &sip.ContactHeader{Address: uri}
 }
 
-func (s *Server) dialog(callID string) *dialog {
+// HandleSubscribe makes h answer SUBSCRIBE requests; until then they get
+// 503.
+func (s *Server) HandleSubscribe(h SubscribeHandler) { s.subscribe.Store(&h) }
+
+func (s *Server) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+	h := s.subscribe.Load()
+	if h == nil {
+		Reply(tx, req, ErrUnavailable, "")
+		return
+	}
+	(*h)(req, tx)
+}
+
+// PublicIP is the address in our Contact and SDP.
+func (s *Server) PublicIP() net.IP { return s.cfg.PublicIP }
+
+// AccessNumbers are the numbers that reach the access IVR.
+func (s *Server) AccessNumbers() []string { return append([]string(nil), s.cfg.AccessNumbers...) }
+
+// IsAccess reports whether user is an access number.
+func (s *Server) IsAccess(user string) bool { return isAccess(user, s.cfg.AccessNumbers) }
+
+// Connected reports whether a reliable transport still has its connection
+// to addr (NOTIFYs then go back over it).
+func (s *Server) Connected(transport, addr string) bool {
+	c, err := s.ua.TransportLayer().GetConnection(transport, addr)
+	return err == nil && c != nil
+}
+
+func (s *Server) dialog(callID string) *Dialog {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.dialogs[callID]
 }
 
-func (s *Server) addDialog(d *dialog) bool {
+func (s *Server) addDialog(d *Dialog) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.dialogs[d.callID]; ok {
@@ -253,7 +291,7 @@ func (s *Server) addDialog(d *dialog) bool {
 	return true
 }
 
-func (s *Server) removeDialog(d *dialog) {
+func (s *Server) removeDialog(d *Dialog) {
 	s.mu.Lock()
 	if s.dialogs[d.callID] == d {
 		delete(s.dialogs, d.callID)
@@ -277,7 +315,7 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	_ = respond(tx, req, 200, "OK", nil, "", capabilityHeaders()...)
+	_ = OK(tx, req, capabilityHeaders()...)
 }
 
 // capabilityHeaders are Allow, Accept and Supported (RFC 3261 §11.2).
@@ -292,16 +330,16 @@ func capabilityHeaders() []sip.Header {
 
 func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 	if knownMethods[string(req.Method)] {
-		_ = respond(tx, req, 405, "Method Not Allowed", nil, "", sip.NewHeader("Allow", allowed))
+		Reply(tx, req, ErrMethodNotAllowed, "")
 		return
 	}
-	_ = respond(tx, req, 501, "Not Implemented", nil, "", sip.NewHeader("Allow", allowed))
+	Reply(tx, req, ErrNotImplemented, "")
 }
 
 func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 	// sipgo answers a CANCEL that matches a pending INVITE itself; reaching
 	// here means nothing matched (RFC 3261 §9.2).
-	_ = respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, "")
+	Reply(tx, req, ErrNoDialog, "")
 }
 
 func (s *Server) onNotify(req *sip.Request, tx sip.ServerTransaction) {
@@ -310,23 +348,23 @@ func (s *Server) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	if d == nil {
 		return
 	}
-	_ = respond(tx, req, 200, "OK", nil, "")
+	_ = OK(tx, req)
 }
 
 // inDialog finds the dialog of an in-dialog request, answering 481 when
 // there is none and 500 when its CSeq went backwards (RFC 3261 §12.2.2).
-func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *dialog {
+func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *Dialog {
 	cid := req.CallID()
-	d := (*dialog)(nil)
+	d := (*Dialog)(nil)
 	if cid != nil {
 		d = s.dialog(cid.Value())
 	}
 	if d == nil || !d.matches(req) {
-		_ = respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, "")
+		Reply(tx, req, ErrNoDialog, "")
 		return nil
 	}
 	if !d.checkCSeq(req) {
-		_ = respond(tx, req, 500, "Server Internal Error", nil, "", sip.NewHeader("Retry-After", "1"))
+		Reply(tx, req, ErrOutOfOrder, "")
 		return nil
 	}
 	return d
@@ -340,10 +378,10 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	// End the dialog before answering, so that a request the caller sends
 	// after our 200 (or a BYE crossing ours) finds it ended: 481.
 	if !d.remoteHangup() {
-		_ = respond(tx, req, 481, "Call/Transaction Does Not Exist", nil, "")
+		Reply(tx, req, ErrNoDialog, "")
 		return
 	}
-	_ = respond(tx, req, 200, "OK", nil, "")
+	_ = OK(tx, req)
 	d.log.Info("caller hung up")
 }
 
@@ -367,20 +405,20 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
 	}
 	if len(req.Body()) == 0 {
-		_ = respond(tx, req, 200, "OK", nil, "") // keep-alive INFO
+		_ = OK(tx, req) // keep-alive INFO
 		return
 	}
 	switch ct {
 	case "application/dtmf-relay", "application/dtmf":
 		key, ok := ParseINFODigit(ct, req.Body())
 		if !ok {
-			_ = respond(tx, req, 400, "Bad Request", nil, "")
+			Reply(tx, req, ErrBadRequest, "")
 			return
 		}
-		_ = respond(tx, req, 200, "OK", nil, "")
+		_ = OK(tx, req)
 		d.digit(key)
 	default:
-		_ = respond(tx, req, 415, "Unsupported Media Type", nil, "", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		Reply(tx, req, Refuse(ErrUnsupportedMedia, sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf")), "")
 	}
 }
 
@@ -409,6 +447,8 @@ func ParseINFODigit(contentType string, body []byte) (rune, bool) {
 	return 0, false
 }
 
+// FirstNonLoopback is the first IPv4 address not on loopback, else
+// 127.0.0.1: the public address when none is configured.
 func FirstNonLoopback() net.IP {
 	addrs, err := net.InterfaceAddrs()
 	if err == nil {

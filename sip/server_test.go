@@ -1,4 +1,7 @@
-package sip
+// The signalling tests drive sip.Server with the real call runtime
+// (package call), as cmd/voicemail wires them: hence an external test
+// package.
+package sip_test
 
 import (
 	"context"
@@ -11,20 +14,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmserver/voicemail/call"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/prompts"
+	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
 )
 
 // testServer is a SIP server on a free loopback UDP port with a real SQLite
 // store, media volume and RTP engine.
 type testServer struct {
-	srv  *Server
+	srv  *vsip.Server
 	addr *net.UDPAddr
 	st   store.Store
 }
 
-func startServer(t *testing.T, mutate func(*Config)) *testServer {
+func startServer(t *testing.T, mutate func(*vsip.Config)) *testServer {
+	t.Helper()
+	return startServerLog(t, mutate, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func startServerLog(t *testing.T, mutate func(*vsip.Config), log *slog.Logger) *testServer {
+	t.Helper()
+	return startServerCalls(t, mutate, log, nil)
+}
+
+// startServerCalls runs the server with calls as its CallHandler (nil: the
+// real call runtime).
+func startServerCalls(t *testing.T, mutate func(*vsip.Config), log *slog.Logger, calls vsip.CallHandler) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -46,7 +63,6 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := media.NewEngine(media.EngineConfig{IP: net.IPv4(127, 0, 0, 1), PortMin: 40000 + int(time.Now().UnixNano()%500)*20, PortMax: 49999, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -62,15 +78,18 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 	}
 	addr := pc.LocalAddr().(*net.UDPAddr)
 	pc.Close()
-	cfg := Config{
-		Listeners: []Listener{{Transport: "udp", Addr: addr.String()}},
+	cfg := vsip.Config{
+		Listeners: []vsip.Listener{{Transport: "udp", Addr: addr.String()}},
 		PublicIP:  net.IPv4(127, 0, 0, 1), AccessNumbers: []string{"5555"}, MaxCalls: 10,
-		Recording: Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10},
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := New(cfg, Deps{Store: st, Blobs: blobs, Engine: eng, Prompts: ps, Logger: log})
+	if calls == nil {
+		calls = call.New(call.Config{Recording: call.Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10}},
+			call.Deps{Store: st, Blobs: blobs, Prompts: ps, Logger: log})
+	}
+	srv, err := vsip.New(cfg, vsip.Deps{Store: st, Engine: eng, Calls: calls, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +356,7 @@ func TestDrainRefusesNewCalls(t *testing.T) {
 
 func TestCallLimit(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *Config) { c.MaxCalls = 1 })
+	ts := startServer(t, func(c *vsip.Config) { c.MaxCalls = 1 })
 	p := newPhone(t, ts.addr)
 	p.send("INVITE", 1, p.sdp("sendrecv"))
 	p.expect("SIP/2.0 200", 5*time.Second)
@@ -371,7 +390,7 @@ func TestOperatorTransferByREFER(t *testing.T) {
 
 func TestOneToTagPerDialog(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *Config) { c.AnswerDelay = 300 * time.Millisecond })
+	ts := startServer(t, func(c *vsip.Config) { c.AnswerDelay = 300 * time.Millisecond })
 	p := newPhone(t, ts.addr)
 	p.send("INVITE", 1, p.sdp("sendrecv"))
 	ringing := p.expect("SIP/2.0 180", 5*time.Second)
@@ -389,7 +408,7 @@ func TestOverloadGuard(t *testing.T) {
 	t.Parallel()
 	// Any lateness at all counts as overload here: the clock's ticks always
 	// finish some nanoseconds after their ideal time.
-	ts := startServer(t, func(c *Config) { c.OverloadLateness = time.Nanosecond })
+	ts := startServer(t, func(c *vsip.Config) { c.OverloadLateness = time.Nanosecond })
 	time.Sleep(200 * time.Millisecond) // a few ticks of the media clock
 	p := newPhone(t, ts.addr)
 	p.send("INVITE", 1, p.sdp("sendrecv"))
@@ -402,7 +421,7 @@ func TestSessionTimer(t *testing.T) {
 	t.Parallel()
 	// RFC 4028 §4 puts Min-SE at 90 s at least; this server is configured
 	// lower so that the test does not wait minutes.
-	ts := startServer(t, func(c *Config) { c.MinSE = 2 * time.Second })
+	ts := startServer(t, func(c *vsip.Config) { c.MinSE = 2 * time.Second })
 
 	// Below our minimum: 422 with Min-SE.
 	p := newPhone(t, ts.addr)

@@ -94,7 +94,7 @@ func byeBefore(interval time.Duration) time.Duration {
 }
 
 // refreshed tells the call that the caller refreshed the session.
-func (d *dialog) refreshed() {
+func (d *Dialog) refreshed() {
 	select {
 	case d.refreshCh <- struct{}{}:
 	default:

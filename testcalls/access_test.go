@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // The access IVR (SPEC §5, issue 3), end to end: sipp logs in with each

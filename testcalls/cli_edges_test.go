@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // runBin runs the built binary with only env as VOICEMAIL_* settings (the

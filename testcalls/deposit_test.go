@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // The caller the sipp scenarios present (From: "Test Caller" <sip:+14155550100@...>).

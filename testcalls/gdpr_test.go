@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // gdprRequestFile is shaped like the contact-center example: two FORGET

@@ -25,7 +25,8 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
+	"github.com/vmserver/voicemail/internal/testlog"
 )
 
 // Set up by TestMain.
@@ -255,22 +256,7 @@ type server struct {
 	stopOnce sync.Once
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testlog.Buffer
 
 func tail(s string, lines int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmserver/voicemail/internal/siptest"
 	"github.com/vmserver/voicemail/mail/smtptest"
-	"github.com/vmserver/voicemail/testcalls/siptest"
 )
 
 // Email notification (issue 7, SPEC §11) against a real SMTP server

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // mwiServer is a server whose deposits are quick: one-second messages count.

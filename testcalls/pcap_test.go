@@ -13,7 +13,7 @@ import (
 
 	"github.com/pion/rtp"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 type pcapPacket struct {

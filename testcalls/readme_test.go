@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // TestReadmeLeaveMessage runs the sipp line the README and `make run` give

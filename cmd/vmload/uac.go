@@ -1,9 +1,11 @@
 package main
 
+// This file is over 600 lines on purpose: the generator's one shared
+// ticker, its per-call state and the SIP/RTP handlers it drives are read
+// together when tuning the load figures of BENCHMARKS.md.
+
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vmserver/voicemail/testcalls/siptest"
+	"github.com/vmserver/voicemail/internal/siptest"
 )
 
 // Timing of the generator. One shared ticker drives every call: RTP
@@ -82,18 +84,6 @@ type call struct {
 	dtmfAt      atomic.Int64 // unix ns of the first DTMF packet
 	markerAfter atomic.Int64 // unix ns of the first marked packet after dtmfAt
 	rxAtMarker  atomic.Int64
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func rand32() uint32 {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return binary.BigEndian.Uint32(b[:])
 }
 
 // results are what a run measures.
@@ -223,8 +213,8 @@ func (g *gen) sendSIP(b []byte) { _, _ = g.sip.WriteToUDP(b, g.server) }
 
 func (g *gen) launch(n int, now time.Time, idx uint64) {
 	c := &call{g: g, n: n, phase: n % phases, rtp: n % len(g.rtps),
-		callID: randHex(10) + "@vmload", fromTag: randHex(6), branch: "z9hG4bK" + randHex(8),
-		ssrc: rand32(), seq: uint16(rand32()), ts: rand32()}
+		callID: siptest.RandHex(10) + "@vmload", fromTag: siptest.RandHex(6), branch: "z9hG4bK" + siptest.RandHex(8),
+		ssrc: siptest.Rand32(), seq: uint16(siptest.Rand32()), ts: siptest.Rand32()}
 	c.probe = g.cfg.dtmfProbe > 0 && n%g.cfg.dtmfProbe == 0
 	c.invSent, c.lastTx, c.rtxEvery = now, now, t1
 	g.mu.Lock()
@@ -377,7 +367,7 @@ func (c *call) step(now time.Time, idx uint64) {
 		}
 	case stHolding:
 		if !now.Before(c.holdUntil) {
-			c.byeBranch = "z9hG4bK" + randHex(8)
+			c.byeBranch = "z9hG4bK" + siptest.RandHex(8)
 			c.byeSent, c.lastTx, c.rtxEvery = now, now, t1
 			c.st = stBye
 			g.sendSIP(c.inDialog("BYE", c.byeBranch, 2))
@@ -489,7 +479,7 @@ func (c *call) failLocked(now time.Time, why string) {
 	}
 	if c.st >= stGreeting && c.st < stBye && c.target != "" {
 		// Leave the server no dangling call (one BYE, not waited for).
-		c.g.sendSIP(c.inDialog("BYE", "z9hG4bK"+randHex(8), 2))
+		c.g.sendSIP(c.inDialog("BYE", "z9hG4bK"+siptest.RandHex(8), 2))
 	}
 	c.st = stFailed
 	c.g.res.fail(c.failWhy)
@@ -586,7 +576,7 @@ func (g *gen) onRequest(c *call, m *siptest.Message, from *net.UDPAddr) {
 		case "to", "t":
 			v := h.Value
 			if siptest.Tag(v) == "" {
-				v += ";tag=" + randHex(4)
+				v += ";tag=" + siptest.RandHex(4)
 			}
 			fmt.Fprintf(&b, "%s: %s\r\n", h.Name, v)
 		}
@@ -643,7 +633,7 @@ func (c *call) onResponse(m *siptest.Message, now time.Time) {
 			g.rtpMu.Lock()
 			g.byRTP[c.remote] = c
 			g.rtpMu.Unlock()
-			c.ackMsg = c.inDialog("ACK", "z9hG4bK"+randHex(8), 1)
+			c.ackMsg = c.inDialog("ACK", "z9hG4bK"+siptest.RandHex(8), 1)
 			g.sendSIP(c.ackMsg)
 			c.st = stGreeting
 		default:

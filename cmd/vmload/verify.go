@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/binary"
-	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/vmserver/voicemail/media"
 )
 
 // recCheck is the verdict over the recordings of a run.
@@ -23,50 +22,14 @@ type recCheck struct {
 	Parts      int   `json:"parts"`       // .part files left (recordings never committed)
 }
 
-// wavSamples reads the sample count of a RIFF/WAVE file from its headers.
+// wavSamples reads the sample count of a WAV file from its header.
 func wavSamples(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	var hdr [12]byte
-	if _, err := io.ReadFull(f, hdr[:]); err != nil {
-		return 0, err
-	}
-	if string(hdr[:4]) != "RIFF" || string(hdr[8:]) != "WAVE" {
-		return 0, errors.New("not RIFF/WAVE")
-	}
-	align := int64(0)
-	for {
-		var ch [8]byte
-		if _, err := io.ReadFull(f, ch[:]); err != nil {
-			return 0, err
-		}
-		size := int64(binary.LittleEndian.Uint32(ch[4:]))
-		switch string(ch[:4]) {
-		case "fmt ":
-			b := make([]byte, size)
-			if _, err := io.ReadFull(f, b); err != nil {
-				return 0, err
-			}
-			if len(b) >= 14 {
-				align = int64(binary.LittleEndian.Uint16(b[12:]))
-			}
-			if size%2 == 1 {
-				_, _ = f.Seek(1, io.SeekCurrent)
-			}
-		case "data":
-			if align == 0 {
-				return 0, errors.New("data before fmt")
-			}
-			return size / align, nil
-		default:
-			if _, err := f.Seek(size+size%2, io.SeekCurrent); err != nil {
-				return 0, err
-			}
-		}
-	}
+	return media.WAVSamples(f)
 }
 
 // listWAVs returns the message WAVs under a media root (greetings excluded)

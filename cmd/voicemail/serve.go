@@ -16,17 +16,20 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/vmserver/voicemail/api"
+	"github.com/vmserver/voicemail/call"
 	"github.com/vmserver/voicemail/config"
 	"github.com/vmserver/voicemail/diskspace"
 	"github.com/vmserver/voicemail/gdpr"
 	"github.com/vmserver/voicemail/keyfile"
 	"github.com/vmserver/voicemail/mail"
 	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/mwi"
 	"github.com/vmserver/voicemail/prompts"
 	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
@@ -57,6 +60,9 @@ func serve(args []string) int {
 		return 2
 	}
 	log := newLogger(cfg)
+	// Libraries that log to slog's default (sipgo's header parser, for one)
+	// use the same handler and format as the server.
+	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := runServer(ctx, cfg, cfg.Demo, log); err != nil {
@@ -120,7 +126,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("config key prompts.dir: %w", err)
 	}
-	rec, removed, err := vsip.Recover(ctx, st, blobs, cfg.RecordingMinSeconds, log)
+	rec, removed, err := call.Recover(ctx, st, blobs, cfg.RecordingMinSeconds, log)
 	if err != nil {
 		return err
 	}
@@ -131,9 +137,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	// Email (docs/email.md) follows the bus; mailer stays nil (no collectors) when smtp.host is empty.
 	var mailer *mail.Notifier
 	if cfg.SMTPHost != "" {
-		mc := mail.ConfigFrom(cfg)
-		mc.Store, mc.Changes, mc.Blobs, mc.Logger = st, changes, blobs, log
-		if mailer, err = mail.New(mc); err != nil {
+		if mailer, err = mail.New(mailConfig(cfg), mail.Deps{Store: st, Changes: changes, Blobs: blobs, Logger: log}); err != nil {
 			return err
 		}
 		mailer.Start()
@@ -162,16 +166,21 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 			tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 	}
+	// Calls (package call) run on the dialogs signalling (package sip)
+	// answers; MWI (package mwi) answers its SUBSCRIBEs and sends through it.
+	calls := call.New(call.Config{
+		Recording: call.Recording{MaxSeconds: cfg.RecordingMaxSeconds, MinSeconds: cfg.RecordingMinSeconds,
+			SilenceSeconds: cfg.RecordingSilenceSeconds, Format: format},
+		LoginMaxAttempts: cfg.LoginMaxAttempts, LoginLockout: cfg.LoginLockout,
+	}, call.Deps{Store: st, Blobs: blobs, Prompts: ps, Logger: log})
 	srv, err := vsip.New(vsip.Config{
 		Listeners: listeners, TLS: tlsConf, PublicIP: publicIP, AccessNumbers: cfg.AccessNumbers,
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
-		Recording: vsip.Recording{MaxSeconds: cfg.RecordingMaxSeconds, MinSeconds: cfg.RecordingMinSeconds,
-			SilenceSeconds: cfg.RecordingSilenceSeconds, Format: format},
-		LoginMaxAttempts: cfg.LoginMaxAttempts, LoginLockout: cfg.LoginLockout,
-	}, vsip.Deps{Store: st, Changes: changes, Blobs: blobs, Engine: engine, Prompts: ps, Logger: log})
+	}, vsip.Deps{Store: st, Engine: engine, Calls: calls, Logger: log})
 	if err != nil {
 		return err
 	}
+	notifier := mwi.New(mwi.Deps{Server: srv, Store: st, Changes: changes, Logger: log})
 	defer srv.Close()
 	sipCtx, sipStop := context.WithCancel(context.Background())
 	defer sipStop()
@@ -180,10 +189,10 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	}
 	// MWI follows the bus; stored subscriptions get a NOTIFY with the current state.
 	go releaseWhenIdle(ctx, srv.ActiveCalls)
-	if err := srv.StartMWI(ctx); err != nil {
+	if err := notifier.Start(ctx); err != nil {
 		return fmt.Errorf("mwi: %w", err)
 	}
-	defer srv.StopMWI()
+	defer notifier.Stop()
 
 	// GDPR and retention (docs/gdpr.md): the sweeper and the drop folder.
 	gdprSvc, err := gdpr.New(gdpr.Config{Store: st, Blobs: blobs, DataDir: cfg.DataDir, Logger: log,
@@ -217,7 +226,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	// The API owns /metrics; SIP collectors go in api.Config.Collectors.
 	apiSrv := api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
 		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
-		Collectors:         append(append(srv.Collectors(), mailer.Collectors()...), space.Collectors()...),
+		Collectors:         slices.Concat(srv.Collectors(), calls.Collectors(), notifier.Collectors(), mailer.Collectors(), space.Collectors()),
 		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey,
 		Web: web.Handler()})
 	defer apiSrv.Close()
@@ -245,7 +254,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownDrainTimeout)
 	srv.Drain(dctx)
 	cancel()
-	srv.StopMWI() // before the listeners close: subscriptions stay stored for the next start
+	notifier.Stop() // before the listeners close: subscriptions stay stored for the next start
 	sipStop()
 	gdprSvc.Stop() // a drop-folder file in progress finishes; its events still reach the API
 	stopFollow()   // publishes the last committed changes

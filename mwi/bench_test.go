@@ -1,4 +1,4 @@
-package sip
+package mwi
 
 import (
 	"context"
@@ -100,8 +100,8 @@ func TestMWIFanout10k(t *testing.T) {
 	start = time.Now()
 	env.deposit("1001", false)
 	wait("one change", start)
-	ok := counter(t, env.srv, "voicemail_mwi_notify_total", "ok")
-	t.Logf("NOTIFYs ok: %v, subscriptions: %v", ok, gauge(t, env.srv, "voicemail_mwi_subscriptions"))
+	ok := counter(t, env.n, "voicemail_mwi_notify_total", "ok")
+	t.Logf("NOTIFYs ok: %v, subscriptions: %v", ok, gauge(t, env.n, "voicemail_mwi_subscriptions"))
 }
 
 // okFor answers a request 200 (Via, From, To, Call-ID, CSeq copied).

@@ -1,5 +1,10 @@
 package siptest
 
+// This file is over 600 lines on purpose: one Call is an INVITE client
+// transaction, its in-dialog requests and its RTP sender and receiver, all
+// sharing the fields and the lock of the Call struct; split by concern it
+// would spread one struct's invariants over several files.
+
 import (
 	"context"
 	"crypto/rand"
@@ -86,13 +91,15 @@ type Call struct {
 	marker bool
 }
 
-func randHex(n int) string {
+// RandHex is n random bytes in hex: tags, branches, Call-IDs.
+func RandHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-func rand32() uint32 {
+// Rand32 is a random SSRC or initial sequence.
+func Rand32() uint32 {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return binary.BigEndian.Uint32(b[:])
@@ -136,13 +143,13 @@ func Dial(ctx context.Context, cfg Config) (*Call, error) {
 	}
 	c := &Call{
 		cfg: cfg, server: srv,
-		callID:  randHex(12) + "@siptest",
-		fromTag: randHex(6),
-		sessID:  int64(rand32()),
+		callID:  RandHex(12) + "@siptest",
+		fromTag: RandHex(6),
+		sessID:  int64(Rand32()),
 		respCh:  make(chan *Message, 64),
 		done:    make(chan struct{}),
 		closed:  make(chan struct{}),
-		ssrc:    rand32(), seq: uint16(rand32()), ts: rand32(), marker: true,
+		ssrc:    Rand32(), seq: uint16(Rand32()), ts: Rand32(), marker: true,
 		recvPackets: map[uint8]int{},
 		recvSSRC:    map[uint32]bool{},
 		toHeader:    cfg.To,
@@ -169,7 +176,7 @@ func Dial(ctx context.Context, cfg Config) (*Call, error) {
 	go c.readRTP()
 
 	c.cseq = 1
-	c.branch = "z9hG4bK" + randHex(8)
+	c.branch = "z9hG4bK" + RandHex(8)
 	inv := c.newRequest("INVITE", cfg.RequestURI, c.branch, 1)
 	for _, h := range cfg.Headers {
 		name, val, _ := strings.Cut(h, ":")
@@ -250,7 +257,7 @@ func (c *Call) onAnswer(final *Message) error {
 	c.remoteRTP = &net.UDPAddr{IP: sdp.Addr, Port: sdp.Port}
 	c.mu.Unlock()
 
-	ack := c.newRequest("ACK", c.remoteURI, "z9hG4bK"+randHex(8), 1)
+	ack := c.newRequest("ACK", c.remoteURI, "z9hG4bK"+RandHex(8), 1)
 	c.setTo(ack, final.Get("To"))
 	if ackBody != nil {
 		ack.Headers = append(ack.Headers, Header{"Content-Type", "application/sdp"})
@@ -613,7 +620,7 @@ func (c *Call) Bye(ctx context.Context) (*Message, error) {
 	n := c.cseq
 	uri := c.remoteURI
 	c.mu.Unlock()
-	bye := c.newRequest("BYE", uri, "z9hG4bK"+randHex(8), n)
+	bye := c.newRequest("BYE", uri, "z9hG4bK"+RandHex(8), n)
 	c.setTo(bye, c.toHeader)
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -1,4 +1,4 @@
-package sip
+package call
 
 import (
 	"context"
@@ -10,8 +10,14 @@ import (
 	"time"
 
 	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/phone"
 	"github.com/vmserver/voicemail/store"
 )
+
+// MessageCreator is the store method that turns a recording into a message.
+type MessageCreator interface {
+	CreateMessage(ctx context.Context, m *store.Message) error
+}
 
 // partMeta is the sidecar of a recording in progress: what start-up
 // recovery needs to turn a crashed recording into a message (SPEC §7).
@@ -33,14 +39,57 @@ type recorder struct {
 	file *store.BlobFile
 	wav  *media.WAVWriter
 
-	mu           sync.Mutex
+	mu sync.Mutex
+	limits
+	err        error
+	durationMS int64
+}
+
+// limits ends a recording at its maximum length or after enough silence;
+// both recorders (to a file, in memory) embed it and call it under their
+// lock.
+type limits struct {
 	sil          *media.SilenceDetector
-	silenceLimit int64 // samples; 0 = off
-	maxSamples   int64
-	err          error
+	silenceLimit int64          // samples; 0 = off
+	maxSamples   int64          // 0 = off
 	ended        chan recordEnd // buffered 1: silence or max reached
-	durationMS   int64
-	signalled    bool
+	stopped      bool           // no more frames
+}
+
+func newLimits(maxSeconds, silenceSeconds int) limits {
+	return limits{
+		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
+		silenceLimit: int64(silenceSeconds) * media.SampleRate,
+		maxSamples:   int64(maxSeconds) * media.SampleRate,
+		ended:        make(chan recordEnd, 1),
+	}
+}
+
+// clip cuts pcm to the room left after have samples.
+func (l *limits) clip(pcm []int16, have int64) []int16 {
+	if l.maxSamples > 0 {
+		if room := l.maxSamples - have; int64(len(pcm)) > room {
+			pcm = pcm[:max(room, 0)]
+		}
+	}
+	return pcm
+}
+
+// check feeds the new samples to the silence detector and signals the end
+// when total samples reach the maximum or the silence lasts long enough.
+func (l *limits) check(pcm []int16, total int64) {
+	run := l.sil.Feed(pcm)
+	switch {
+	case l.maxSamples > 0 && total >= l.maxSamples:
+		l.signal(endMax)
+	case l.silenceLimit > 0 && run >= l.silenceLimit:
+		l.signal(endSilence)
+	}
+}
+
+func (l *limits) signal(e recordEnd) {
+	l.stopped = true
+	l.ended <- e
 }
 
 type recordEnd uint8
@@ -65,43 +114,22 @@ func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, s
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	return &recorder{
-		meta: meta, file: file, wav: w,
-		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
-		silenceLimit: int64(silenceSeconds) * media.SampleRate,
-		maxSamples:   int64(maxSeconds) * media.SampleRate,
-		ended:        make(chan recordEnd, 1),
-	}, nil
+	return &recorder{meta: meta, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds)}, nil
 }
 
 // WriteFrame implements media.FrameSink.
 func (r *recorder) WriteFrame(pcm []int16) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil || r.signalled {
+	if r.err != nil || r.stopped {
 		return
 	}
-	if r.maxSamples > 0 {
-		if room := r.maxSamples - r.wav.Samples(); int64(len(pcm)) > room {
-			pcm = pcm[:max(room, 0)]
-		}
-	}
+	pcm = r.clip(pcm, r.wav.Samples())
 	if err := r.wav.Write(pcm); err != nil {
 		r.err = err
 		return
 	}
-	run := r.sil.Feed(pcm)
-	switch {
-	case r.maxSamples > 0 && r.wav.Samples() >= r.maxSamples:
-		r.signal(endMax)
-	case r.silenceLimit > 0 && run >= r.silenceLimit:
-		r.signal(endSilence)
-	}
-}
-
-func (r *recorder) signal(e recordEnd) {
-	r.signalled = true
-	r.ended <- e
+	r.check(pcm, r.wav.Samples())
 }
 
 // finish closes the WAV with trailing silence trimmed and returns its
@@ -112,7 +140,7 @@ func (r *recorder) finish() (durationMS int64, err error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	r.signalled = true // no more frames
+	r.stopped = true // no more frames
 	if err := r.wav.Truncate(r.sil.SilentRun()); err != nil {
 		return 0, err
 	}
@@ -133,7 +161,7 @@ func (r *recorder) audio() ([]int16, error) {
 func (r *recorder) discard() error { return r.file.Abort() }
 
 // commit makes the audio durable, then the message row visible.
-func (r *recorder) commit(ctx context.Context, st store.Store, durationMS int64, urgent bool) (*store.Message, error) {
+func (r *recorder) commit(ctx context.Context, st MessageCreator, durationMS int64, urgent bool) (*store.Message, error) {
 	size, err := r.file.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, err
@@ -151,7 +179,7 @@ func (r *recorder) commit(ctx context.Context, st store.Store, durationMS int64,
 func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Message {
 	return &store.Message{
 		ID: meta.ID, Tenant: meta.Tenant, Mailbox: meta.Mailbox, Folder: "new",
-		CallerID: meta.CallerID, CallerE164: E164(meta.CallerID), CallerName: meta.CallerName,
+		CallerID: meta.CallerID, CallerE164: phone.Caller(meta.CallerID), CallerName: meta.CallerName,
 		ReceivedAt: meta.ReceivedAt, DurationMS: durationMS, Urgent: urgent, Size: size,
 		MediaKey: store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID),
 	}
@@ -160,7 +188,7 @@ func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Mess
 // Recover finalizes the recordings that a crash left behind (SPEC §7): each
 // part long enough becomes a message, the others are removed. Parts that
 // another live instance is still writing are left alone.
-func Recover(ctx context.Context, st store.Store, blobs store.Blobs, minSeconds int, log *slog.Logger) (recovered, removed int, err error) {
+func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSeconds int, log *slog.Logger) (recovered, removed int, err error) {
 	keys, err := blobs.Parts()
 	if err != nil {
 		return 0, 0, fmt.Errorf("recover: %w", err)

@@ -1,7 +1,6 @@
-package sip
+package call
 
 import (
-	"bytes"
 	"testing"
 	"time"
 
@@ -47,21 +46,5 @@ func TestMemRecorder(t *testing.T) {
 	}
 	if ms := r.finish(); ms != 200 {
 		t.Fatalf("duration %d ms after silence, want 200", ms)
-	}
-}
-
-func TestPCM16WAV(t *testing.T) {
-	pcm := media.Tone(440, 100*time.Millisecond, 0.3)
-	got, err := media.ReadWAV(bytes.NewReader(pcm16WAV(pcm)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(pcm) {
-		t.Fatalf("%d samples back, want %d", len(got), len(pcm))
-	}
-	for i := range pcm {
-		if got[i] != pcm[i] {
-			t.Fatalf("sample %d: %d, want %d", i, got[i], pcm[i])
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package sip
+package mwi
 
 import (
 	"context"
@@ -10,44 +10,40 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
 )
 
-// onSubscribe answers SUBSCRIBE for the message-summary package (SPEC §6,
-// RFC 6665 §4.2.1): 200 (never 202) with an Expires no larger than asked,
-// then at once a NOTIFY in the same dialog.
-func (s *Server) onSubscribe(req *sip.Request, tx sip.ServerTransaction) { s.mwi.onSubscribe(req, tx) }
-
-func (m *mwi) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+// onSubscribe answers SUBSCRIBE for the message-summary package
+// (RFC 6665 §4.2.1; docs/architecture.md): 200 (never 202) with an Expires no larger
+// than asked, then at once a NOTIFY in the same dialog.
+func (m *Notifier) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	status := 0
 	defer func() { m.m.subscribes.WithLabelValues(strconv.Itoa(status)).Inc() }()
-	reply := func(code int, reason, toTag string, hdrs ...sip.Header) {
-		status = code
-		_ = respond(tx, req, code, reason, nil, toTag, hdrs...)
-	}
+	reply := func(err error, toTag string) { status = vsip.Reply(tx, req, err, toTag) }
 	cid, from, to, cseq := req.CallID(), req.From(), req.To(), req.CSeq()
 	if cid == nil || from == nil || to == nil || cseq == nil {
-		reply(400, "Bad Request", "")
+		reply(vsip.ErrBadRequest, "")
 		return
 	}
 	remoteTag, _ := from.Params.Get("tag")
 	localTag, inDialog := to.Params.Get("tag")
 	pkg, eventID := parseEvent(req)
 	if !strings.EqualFold(pkg, mwiEvent) {
-		reply(489, "Bad Event", localTag, sip.NewHeader("Allow-Events", mwiEvent))
+		reply(vsip.Refuse(vsip.ErrBadEvent, sip.NewHeader("Allow-Events", mwiEvent)), localTag)
 		return
 	}
-	if unsup := unsupportedRequire(req); unsup != "" {
-		reply(420, "Bad Extension", localTag, sip.NewHeader("Unsupported", unsup))
+	if err := vsip.CheckRequire(req); err != nil {
+		reply(err, localTag)
 		return
 	}
 	if !acceptsSummary(req) {
-		reply(406, "Not Acceptable", localTag, sip.NewHeader("Accept", mwiContentType))
+		reply(vsip.Refuse(vsip.ErrNotAcceptable, sip.NewHeader("Accept", mwiContentType)), localTag)
 		return
 	}
 	asked, ok := parseExpires(req)
 	if !ok || remoteTag == "" {
-		reply(400, "Bad Request", localTag)
+		reply(vsip.ErrBadRequest, localTag)
 		return
 	}
 	grant := min(asked, mwiMaxExpires)
@@ -55,7 +51,7 @@ func (m *mwi) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	ready := m.started && !m.stopped
 	m.mu.Unlock()
 	if !ready {
-		reply(503, "Service Unavailable", localTag, sip.NewHeader("Retry-After", "5"))
+		reply(vsip.ErrUnavailable, localTag)
 		return
 	}
 	if inDialog {
@@ -66,37 +62,26 @@ func (m *mwi) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // subscribe creates a subscription (or answers a fetch, Expires: 0).
-func (m *mwi) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteTag, eventID string, grant int) int {
+func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteTag, eventID string, grant int) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st := m.s.deps.Store
-	localTag := newTag()
+	st := m.st
+	localTag := vsip.NewTag()
 	log := m.log.With("call_id", req.CallID().Value())
 	contact := req.Contact()
 	if contact == nil {
-		_ = respond(tx, req, 400, "Bad Request", nil, localTag, sip.NewHeader("Warning", `399 voicemail "SUBSCRIBE without Contact"`))
-		return 400
+		return vsip.Reply(tx, req, vsip.Refuse(vsip.ErrBadRequest, vsip.Warning(399, "SUBSCRIBE without Contact")), localTag)
 	}
-	tenant, err := st.TenantForDomain(ctx, req.Recipient.Host)
+	tenant, mb, err := m.srv.SubscriberMailbox(ctx, req)
+	if errors.Is(err, vsip.ErrUnknownMailbox) {
+		log.Info("mwi subscribe: unknown mailbox", "tenant", tenant, "err", err)
+	} else if err != nil {
+		log.Error("mwi subscribe: mailbox lookup", "err", err)
+	}
 	if err != nil {
-		log.Error("tenant lookup", "err", err)
-		_ = respond(tx, req, 500, "Server Internal Error", nil, localTag)
-		return 500
+		return vsip.Reply(tx, req, err, localTag)
 	}
-	number := req.Recipient.User
-	if isAccess(number, m.s.cfg.AccessNumbers) {
-		number = req.From().Address.User // the caller's own mailbox (SPEC §6)
-	}
-	if _, err := st.GetMailbox(ctx, tenant, number); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			log.Info("mwi subscribe: unknown mailbox", "tenant", tenant, "mailbox", number)
-			_ = respond(tx, req, 404, "Not Found", nil, localTag)
-			return 404
-		}
-		log.Error("mailbox lookup", "err", err)
-		_ = respond(tx, req, 500, "Server Internal Error", nil, localTag)
-		return 500
-	}
+	number := mb.Number
 	now := time.Now()
 	sub := &store.MWISubscription{
 		ID: store.NewMessageID(), Tenant: tenant, Mailbox: number,
@@ -105,7 +90,7 @@ func (m *mwi) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteTag, e
 		RemoteURI: addressWithoutTag(req.From().DisplayName, req.From().Address, req.From().Params),
 		Contact:   contact.Address.String(), Transport: req.Transport(), Source: req.Source(),
 		AccountHost: req.Recipient.Host,
-		LocalCSeq:   uint32(randUint64() % 10000), RemoteCSeq: req.CSeq().SeqNo,
+		LocalCSeq:   vsip.FirstCSeq(), RemoteCSeq: req.CSeq().SeqNo,
 		ExpiresAt: now.Add(time.Duration(grant) * time.Second).UTC(), CreatedAt: now.UTC(),
 	}
 	for _, rr := range req.GetHeaders("Record-Route") {
@@ -117,8 +102,7 @@ func (m *mwi) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteTag, e
 		e.term, e.endReason = reasonTimeout, "fetch"
 	} else if err := st.SaveMWISubscription(ctx, sub); err != nil {
 		log.Error("saving an MWI subscription", "err", err)
-		_ = respond(tx, req, 500, "Server Internal Error", nil, localTag)
-		return 500
+		return vsip.Reply(tx, req, vsip.ErrInternal, localTag)
 	}
 	if err := m.okResponse(tx, req, localTag, grant); err != nil {
 		log.Info("mwi subscribe: 200 not sent", "err", err)
@@ -146,19 +130,17 @@ func (m *mwi) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteTag, e
 
 // refresh handles a SUBSCRIBE in an existing dialog: a refresh, or with
 // Expires: 0 an unsubscribe; either is followed by a NOTIFY at once.
-func (m *mwi) refresh(req *sip.Request, tx sip.ServerTransaction, key string, grant int) int {
+func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key string, grant int) int {
 	localTag, _ := req.To().Params.Get("tag")
 	m.mu.Lock()
 	e := m.subs[key]
 	if e == nil || e.gone || e.term != "" {
 		m.mu.Unlock()
-		_ = respond(tx, req, 481, "Subscription Does Not Exist", nil, localTag)
-		return 481
+		return vsip.Reply(tx, req, vsip.ErrNoSubscription, localTag)
 	}
 	if req.CSeq().SeqNo <= e.sub.RemoteCSeq {
 		m.mu.Unlock()
-		_ = respond(tx, req, 500, "Server Internal Error", nil, localTag, sip.NewHeader("Retry-After", "1"))
-		return 500
+		return vsip.Reply(tx, req, vsip.ErrOutOfOrder, localTag)
 	}
 	e.sub.RemoteCSeq = req.CSeq().SeqNo
 	if c := req.Contact(); c != nil { // SUBSCRIBE refreshes the target (RFC 6665 §4.1.2.1)
@@ -175,9 +157,9 @@ func (m *mwi) refresh(req *sip.Request, tx sip.ServerTransaction, key string, gr
 	defer cancel()
 	var err error
 	if grant == 0 {
-		err = m.s.deps.Store.DeleteMWISubscription(ctx, snap.ID)
+		err = m.st.DeleteMWISubscription(ctx, snap.ID)
 	} else {
-		err = m.s.deps.Store.SaveMWISubscription(ctx, &snap)
+		err = m.st.SaveMWISubscription(ctx, &snap)
 	}
 	if err != nil {
 		m.log.Warn("saving an MWI refresh", "call_id", snap.CallID, "err", err)
@@ -191,7 +173,7 @@ func (m *mwi) refresh(req *sip.Request, tx sip.ServerTransaction, key string, gr
 	if !e.gone {
 		e.sub.ExpiresAt = expires
 		if grant == 0 {
-			e.term, e.endReason = reasonTimeout, "unsubscribed"
+			e.term, e.endReason = reasonNone, "unsubscribed"
 		}
 		m.kickLocked(e, true, time.Time{})
 	}
@@ -199,12 +181,12 @@ func (m *mwi) refresh(req *sip.Request, tx sip.ServerTransaction, key string, gr
 	return 200
 }
 
-func (m *mwi) okResponse(tx sip.ServerTransaction, req *sip.Request, localTag string, grant int) error {
+func (m *Notifier) okResponse(tx sip.ServerTransaction, req *sip.Request, localTag string, grant int) error {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	if to := res.To(); to != nil {
 		to.Params.Add("tag", localTag) // replaces the one sipgo made up
 	}
-	res.AppendHeader(m.s.contact(req.Transport()))
+	res.AppendHeader(m.srv.Contact(req.Transport()))
 	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(grant)))
 	res.AppendHeader(sip.NewHeader("Allow-Events", mwiEvent))
 	return tx.Respond(res)

@@ -1,4 +1,4 @@
-package sip
+package mwi
 
 import (
 	"context"
@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vmserver/voicemail/call"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/prompts"
+	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
 )
 
@@ -29,7 +30,8 @@ type mwiEnv struct {
 	dir  string
 	raw  store.Store
 	st   store.Store // the notifying store: changes reach the notifier
-	srv  *Server
+	srv  *vsip.Server
+	n    *Notifier
 	addr *net.UDPAddr
 	stop func()
 }
@@ -86,14 +88,16 @@ func (e *mwiEnv) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{
-		Listeners: []Listener{{Transport: "udp", Addr: e.addr.String()}},
+	calls := call.New(call.Config{Recording: call.Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10}},
+		call.Deps{Store: e.st, Blobs: blobs, Prompts: ps, Logger: log})
+	srv, err := vsip.New(vsip.Config{
+		Listeners: []vsip.Listener{{Transport: "udp", Addr: e.addr.String()}},
 		PublicIP:  net.IPv4(127, 0, 0, 1), AccessNumbers: []string{"5555"}, MaxCalls: 10,
-		Recording: Recording{MaxSeconds: 60, MinSeconds: 1, SilenceSeconds: 10},
-	}, Deps{Store: e.st, Changes: bus, Blobs: blobs, Engine: eng, Prompts: ps, Logger: log})
+	}, vsip.Deps{Store: e.st, Engine: eng, Calls: calls, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := New(Deps{Server: srv, Store: e.st, Changes: bus, Logger: log})
 	lctx, cancel := context.WithCancel(context.Background())
 	var lerr error
 	for i := 0; i < 50; i++ { // the previous server's socket may linger a moment
@@ -105,14 +109,14 @@ func (e *mwiEnv) start() {
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
-	if err := srv.StartMWI(context.Background()); err != nil {
+	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = srv
+	e.srv, e.n = srv, n
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
-			srv.StopMWI()
+			n.Stop()
 			cancel()
 			srv.Close()
 			eng.Close()
@@ -289,7 +293,7 @@ func checkSummary(t *testing.T, n *sip.Request, voice, state string) {
 	}
 }
 
-func newCallID() string { return newTag() + "@mwi-test" }
+func newCallID() string { return vsip.NewTag() + "@mwi-test" }
 
 func TestMWISubscribeFlow(t *testing.T) {
 	t.Parallel()
@@ -368,7 +372,11 @@ func TestMWISubscribeFlow(t *testing.T) {
 	if r := p.response(5 * time.Second); r.StatusCode != 200 || hdr(r, "Expires") != "0" {
 		t.Fatalf("unsubscribe: %d Expires %q", r.StatusCode, hdr(r, "Expires"))
 	}
-	checkSummary(t, p.notify(5*time.Second), "1/0 (1/0)", "terminated;reason=timeout")
+	un := p.notify(5 * time.Second)
+	checkSummary(t, un, "1/0 (1/0)", "terminated")
+	if st := hdr(un, "Subscription-State"); st != "terminated" {
+		t.Errorf("unsubscribe: Subscription-State %q, want terminated without a reason (RFC 6665 §4.1.3)", st)
+	}
 	p.subscribe(subOpts{callID: cid, tag: "a1", toTag: toTag, cseq: 4, expires: 600, event: "message-summary;id=42"})
 	if r := p.response(5 * time.Second); r.StatusCode != 481 {
 		t.Errorf("refresh after unsubscribe answered %d, want 481", r.StatusCode)
@@ -486,10 +494,10 @@ func TestMWIDropOnError(t *testing.T) {
 	p.answer.Store(481)
 	env.deposit("1001", false)
 	checkSummary(t, p.notify(5*time.Second), "1/0 (0/0)", "active")
-	waitFor(t, func() bool { return gauge(t, env.srv, "voicemail_mwi_subscriptions") == 0 })
+	waitFor(t, func() bool { return gauge(t, env.n, "voicemail_mwi_subscriptions") == 0 })
 	env.deposit("1001", false)
 	p.quiet(1500 * time.Millisecond)
-	if got := counter(t, env.srv, "voicemail_mwi_notify_total", "rejected"); got != 1 {
+	if got := counter(t, env.n, "voicemail_mwi_notify_total", "rejected"); got != 1 {
 		t.Errorf("rejected NOTIFYs: %v, want 1", got)
 	}
 }
@@ -580,119 +588,3 @@ func TestMWIRestart(t *testing.T) {
 
 // Unsolicited NOTIFYs to mwi_targets; 481 stops them for good; a target
 // that subscribes itself stops them too.
-func TestMWIUnsolicited(t *testing.T) {
-	t.Parallel()
-	env := newMWIEnv(t)
-	a, b, c := newMWIPeer(t, env.addr), newMWIPeer(t, env.addr), newMWIPeer(t, env.addr)
-	ctx := context.Background()
-	mb, _ := env.st.GetMailbox(ctx, "default", "1001")
-	mb.MWITargets = []string{
-		fmt.Sprintf("sip:1001@127.0.0.1:%d", a.port()),
-		fmt.Sprintf("sip:1001@127.0.0.1:%d", b.port()),
-		fmt.Sprintf("sip:1001@127.0.0.1:%d", c.port()),
-	}
-	if err := env.st.UpdateMailbox(ctx, mb); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []*mwiPeer{a, b, c} {
-		n := p.notify(5 * time.Second)
-		checkSummary(t, n, "0/0 (0/0)", "active")
-		if _, ok := n.To().Params.Get("tag"); ok {
-			t.Errorf("unsolicited NOTIFY with a To-tag:\n%s", n)
-		}
-		if hdr(n, "Subscription-State") != "active" || hdr(n, "Event") != "message-summary" {
-			t.Errorf("unsolicited NOTIFY headers:\n%s", n)
-		}
-	}
-	a.answer.Store(481)
-	env.deposit("1001", false)
-	first := a.notify(5 * time.Second)
-	checkSummary(t, first, "1/0 (0/0)", "active")
-	checkSummary(t, b.notify(5*time.Second), "1/0 (0/0)", "active")
-	checkSummary(t, c.notify(5*time.Second), "1/0 (0/0)", "active")
-	// c subscribes itself.
-	c.subscribe(subOpts{callID: newCallID(), tag: "c", cseq: 1, expires: 600})
-	c.response(5 * time.Second)
-	checkSummary(t, c.notify(5*time.Second), "1/0 (0/0)", "active")
-	waitFor(t, func() bool { return gauge(t, env.srv, "voicemail_mwi_unsolicited_targets") == 1 })
-
-	time.Sleep(1100 * time.Millisecond)
-	env.deposit("1001", false)
-	checkSummary(t, b.notify(5*time.Second), "2/0 (0/0)", "active")
-	n := c.notify(5 * time.Second) // in its dialog only
-	if _, ok := n.To().Params.Get("tag"); !ok {
-		t.Errorf("c got an unsolicited NOTIFY after subscribing:\n%s", n)
-	}
-	a.quiet(time.Second)
-	c.quiet(500 * time.Millisecond)
-
-	// The stops survive a restart; b still gets the state at start-up.
-	env.restart()
-	checkSummary(t, b.notify(5*time.Second), "2/0 (0/0)", "active")
-	if n := c.notify(5 * time.Second); hdr(n, "Subscription-State") == "active" {
-		t.Errorf("c got an unsolicited NOTIFY after the restart")
-	}
-	a.quiet(time.Second)
-	stops, _ := env.raw.ListMWITargetStops(ctx)
-	if len(stops) != 2 {
-		t.Errorf("stops: %+v", stops)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// metric sums the samples of a gauge or counter, optionally only those
-// whose "result" label is result.
-func metric(t *testing.T, s *Server, name, result string) float64 {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	for _, c := range s.Collectors() {
-		reg.MustRegister(c)
-	}
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			match := result == ""
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					match = true
-				}
-			}
-			if match {
-				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
-}
-
-func gauge(t *testing.T, s *Server, name string) float64 { return metric(t, s, name, "") }
-
-func counter(t *testing.T, s *Server, name, result string) float64 { return metric(t, s, name, result) }
-
-func TestMWIBody(t *testing.T) {
-	got := string(MWIBody("sip:5555@example.com", store.Counts{New: 3, Old: 2, UrgentNew: 1, UrgentOld: 0}))
-	want := "Messages-Waiting: yes\r\nMessage-Account: sip:5555@example.com\r\nVoice-Message: 3/2 (1/0)\r\n"
-	if got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if got := string(MWIBody("sip:5555@x", store.Counts{Old: 4})); !strings.HasPrefix(got, "Messages-Waiting: no\r\n") {
-		t.Errorf("old messages only: %q", got)
-	}
-}

@@ -1,17 +1,16 @@
-package sip
+package call
 
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/vmserver/voicemail/ivr"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/prompts"
+	"github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
 )
 
@@ -23,14 +22,13 @@ const (
 )
 
 // accessCall connects one ivr.Access to a media session and the store
-// (SPEC §5). It runs on the call's goroutine only. Every change goes
+// (docs/architecture.md). It runs on the call's goroutine only. Every change goes
 // through deps.Store, the store.Notifying wrapper, so MWI and events follow.
 type accessCall struct {
 	driverBase
 	m *ivr.Access
 
-	rec       *memRecorder // greeting being recorded or held for review
-	recording bool
+	rec *memRecorder // greeting being recorded or held for review
 
 	login *store.Mailbox // after a successful login
 	open  *store.Mailbox // the chosen (personal or group) mailbox
@@ -41,28 +39,28 @@ type accessCall struct {
 
 // accessIdentity returns the caller's own mailbox (P-Asserted-Identity,
 // else From) when it is a personal mailbox of the tenant.
-func (d *dialog) accessIdentity(ctx context.Context) *store.Mailbox {
-	number, _ := callerOf(d.invite)
+func (r *Runtime) accessIdentity(ctx context.Context, d *sip.Dialog) *store.Mailbox {
+	number, _ := d.Caller()
 	if number == "" {
 		return nil
 	}
-	mb, err := d.s.deps.Store.GetMailbox(ctx, d.tenant, number)
+	mb, err := r.deps.Store.GetMailbox(ctx, d.Tenant(), number)
 	if err != nil || mb.Type != store.TypePersonal {
 		return nil
 	}
 	return mb
 }
 
-// driveAccess runs the access IVR until it ends or the caller hangs up.
+// access runs the access IVR until it ends or the caller hangs up.
 // mailbox is the mailbox to log into ("" = the caller's own, else ask).
-func (d *dialog) driveAccess(ctx context.Context, mailbox string) {
+func (r *Runtime) access(ctx context.Context, d *sip.Dialog, mailbox string) {
 	cfg := ivr.AccessConfig{
-		MaxAttempts:            d.s.cfg.LoginMaxAttempts,
+		MaxAttempts:            r.cfg.LoginMaxAttempts,
 		GreetingMaxSeconds:     greetingMaxSeconds,
 		GreetingSilenceSeconds: greetingSilenceSeconds,
 		SayNumber:              prompts.Number,
 	}
-	self := d.accessIdentity(ctx)
+	self := r.accessIdentity(ctx, d)
 	switch {
 	case mailbox != "":
 		cfg.Mailbox = mailbox
@@ -73,11 +71,14 @@ func (d *dialog) driveAccess(ctx context.Context, mailbox string) {
 	if self != nil && self.Number == cfg.Mailbox && !self.AskPassword {
 		cfg.SkipPIN = true
 	}
-	d.log.Info("access call", "mailbox", cfg.Mailbox, "own_caller", self != nil)
 	c := &accessCall{
-		driverBase: newDriverBase(d), m: ivr.NewAccess(cfg),
+		driverBase: newDriverBase(r, d), m: ivr.NewAccess(cfg),
 		msgs: map[string]store.Message{}, audio: map[string][]int16{}, loc: time.Local,
 	}
+	// Access lines name their mailboxes; a login from a deposit ('*')
+	// must not repeat the deposit's "mailbox" key.
+	c.log = d.BaseLog()
+	c.log.Info("access call", "mailbox", cfg.Mailbox, "own_caller", self != nil)
 	defer c.discardRecording()
 	runMachine(ctx, c.m, c)
 }
@@ -89,14 +90,7 @@ func (c *accessCall) recEnded() <-chan recordEnd {
 	return c.rec.ended
 }
 
-// storeCtx bounds a store operation; it does not die with the call, so
-// that deletions on hang-up still happen.
-func storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), storeOpTimeout)
-}
-
 func (c *accessCall) exec(actions []ivr.Action) {
-	d := c.d
 	for _, a := range actions {
 		if c.execCommon(a, c.pcm) {
 			continue
@@ -135,7 +129,7 @@ func (c *accessCall) exec(actions []ivr.Action) {
 			c.changePIN(a.PIN)
 		case ivr.EndCall:
 		default:
-			d.log.Warn("access action not handled", "action", fmt.Sprint(a))
+			c.log.Warn("access action not handled", "action", fmt.Sprint(a))
 		}
 	}
 }
@@ -143,7 +137,7 @@ func (c *accessCall) exec(actions []ivr.Action) {
 // pcm turns Play items into samples; a message's audio is its cached
 // slice when played alone.
 func (c *accessCall) pcm(items []ivr.Audio) ([]int16, error) {
-	return c.d.s.playAudio(items, false, func(it ivr.Audio) ([]int16, error) {
+	return c.r.playAudio(items, false, func(it ivr.Audio) ([]int16, error) {
 		switch it.Kind {
 		case ivr.AudioRecording:
 			if c.rec != nil {
@@ -164,12 +158,7 @@ func (c *accessCall) messageAudio(id string) ([]int16, error) {
 	if !ok {
 		return nil, fmt.Errorf("message %s: not in the open mailbox", id)
 	}
-	f, err := c.d.s.deps.Blobs.Open(m.MediaKey)
-	if err != nil {
-		return nil, fmt.Errorf("message %s: %w", id, err)
-	}
-	defer f.Close()
-	p, err := media.ReadWAV(f)
+	p, err := c.r.blobAudio(m.MediaKey)
 	if err != nil {
 		return nil, fmt.Errorf("message %s: %w", id, err)
 	}
@@ -181,68 +170,68 @@ func (c *accessCall) messageAudio(id string) ([]int16, error) {
 // failure is counted per mailbox across calls. The PIN is never logged.
 func (c *accessCall) authenticate(a ivr.Authenticate) ivr.Event {
 	d := c.d
-	st := d.s.deps.Store
+	st := c.r.deps.Store
 	ctx, cancel := storeCtx()
 	defer cancel()
 	fail := ivr.LoginResult{Status: ivr.LoginFailed}
-	mb, err := st.GetMailbox(ctx, d.tenant, a.Mailbox)
+	mb, err := st.GetMailbox(ctx, d.Tenant(), a.Mailbox)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			d.log.Error("login: mailbox lookup", "err", err)
+			c.log.Error("login: mailbox lookup", "err", err)
 		}
-		d.log.Info("login failed", "mailbox", a.Mailbox, "reason", "unknown mailbox")
+		c.log.Info("login failed", "mailbox", a.Mailbox, "reason", "unknown mailbox")
 		return fail
 	}
 	if !a.NoPIN {
 		now := time.Now()
-		until, err := st.LoginLockedUntil(ctx, d.tenant, mb.Number)
+		until, err := st.LoginLockedUntil(ctx, d.Tenant(), mb.Number)
 		if err != nil {
-			d.log.Error("login: lock lookup", "err", err)
+			c.log.Error("login: lock lookup", "err", err)
 			return fail
 		}
 		if now.Before(until) {
-			d.log.Warn("login refused: mailbox locked", "mailbox", mb.Number, "until", until)
+			c.log.Warn("login refused: mailbox locked", "mailbox", mb.Number, "until", until)
 			return ivr.LoginResult{Status: ivr.LoginLocked}
 		}
 		if !store.CheckPIN(mb.PINHash, a.PIN) {
-			until, err := store.FailLogin(ctx, st, d.tenant, mb.Number, now, d.s.cfg.LoginLockout)
+			until, err := store.FailLogin(ctx, st, d.Tenant(), mb.Number, now, c.r.cfg.LoginLockout)
 			if err != nil {
-				d.log.Error("login: record failure", "err", err)
+				c.log.Error("login: record failure", "err", err)
 			}
 			if !until.IsZero() {
-				d.log.Warn("mailbox locked after repeated login failures", "mailbox", mb.Number, "until", until)
+				c.log.Warn("mailbox locked after repeated login failures", "mailbox", mb.Number, "until", until)
 			}
-			d.log.Info("login failed", "mailbox", mb.Number, "reason", "wrong PIN")
+			c.log.Info("login failed", "mailbox", mb.Number, "reason", "wrong PIN")
 			return fail
 		}
-		if err := st.ClearLoginFailures(ctx, d.tenant, mb.Number); err != nil {
-			d.log.Warn("login: clear failures", "err", err)
+		if err := st.ClearLoginFailures(ctx, d.Tenant(), mb.Number); err != nil {
+			c.log.Warn("login: clear failures", "err", err)
 		}
 	}
 	c.login = mb
 	var groups []string
 	if mb.Type == store.TypePersonal {
-		gs, err := st.GroupsOf(ctx, d.tenant, mb.Number)
+		gs, err := st.GroupsOf(ctx, d.Tenant(), mb.Number)
 		if err != nil {
-			d.log.Error("login: groups", "err", err)
+			c.log.Error("login: groups", "err", err)
 		}
 		for _, g := range gs {
 			groups = append(groups, g.Number)
 		}
 	}
-	d.log.Info("login", "mailbox", mb.Number, "groups", len(groups), "pin", !a.NoPIN)
+	c.log.Info("login", "mailbox", mb.Number, "groups", len(groups), "pin", !a.NoPIN)
 	return ivr.LoginResult{Status: ivr.LoginOK, Groups: groups}
 }
 
 // openMailbox loads every message of the chosen mailbox.
 func (c *accessCall) openMailbox(number string) ivr.Event {
 	d := c.d
-	st := d.s.deps.Store
+	st := c.r.deps.Store
 	ctx, cancel := storeCtx()
 	defer cancel()
-	mb, err := st.GetMailbox(ctx, d.tenant, number)
+	mb, err := st.GetMailbox(ctx, d.Tenant(), number)
 	if err != nil {
-		d.log.Error("open mailbox", "mailbox", number, "err", err)
+		c.log.Error("open mailbox", "mailbox", number, "err", err)
 		return ivr.MailboxOpened{}
 	}
 	c.open = mb
@@ -251,18 +240,18 @@ func (c *accessCall) openMailbox(number string) ivr.Event {
 		if l, err := time.LoadLocation(mb.Timezone); err == nil {
 			c.loc = l
 		} else {
-			d.log.Warn("mailbox time zone", "timezone", mb.Timezone, "err", err)
+			c.log.Warn("mailbox time zone", "timezone", mb.Timezone, "err", err)
 		}
 	}
 	clear(c.msgs)
 	clear(c.audio)
 	var infos []ivr.MessageInfo
 	now := time.Now().In(c.loc)
-	f := store.MessageFilter{Tenant: d.tenant, Mailbox: number, Limit: 1000}
+	f := store.MessageFilter{Tenant: d.Tenant(), Mailbox: number, Limit: 1000}
 	for {
 		items, next, err := st.ListMessages(ctx, f)
 		if err != nil {
-			d.log.Error("list messages", "mailbox", number, "err", err)
+			c.log.Error("list messages", "mailbox", number, "err", err)
 			break
 		}
 		for _, m := range items {
@@ -278,7 +267,7 @@ func (c *accessCall) openMailbox(number string) ivr.Event {
 		}
 		f.After = next
 	}
-	d.log.Info("mailbox opened", "mailbox", number, "messages", len(infos))
+	c.log.Info("mailbox opened", "mailbox", number, "messages", len(infos))
 	return ivr.MailboxOpened{Messages: infos}
 }
 
@@ -290,8 +279,8 @@ func (c *accessCall) update(id string, f func(*store.Message)) {
 	f(&m)
 	ctx, cancel := storeCtx()
 	defer cancel()
-	if err := c.d.s.deps.Store.UpdateMessage(ctx, &m); err != nil {
-		c.d.log.Error("update message", "message_id", id, "err", err)
+	if err := c.r.deps.Store.UpdateMessage(ctx, &m); err != nil {
+		c.log.Error("update message", "message_id", id, "err", err)
 		return
 	}
 	c.msgs[id] = m
@@ -307,16 +296,16 @@ func (c *accessCall) delete(ids []string) {
 			continue
 		}
 		// The row goes first: a message is never listed without its audio.
-		if _, err := d.s.deps.Store.DeleteMessage(ctx, d.tenant, m.Mailbox, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			d.log.Error("delete message", "message_id", id, "err", err)
+		if _, err := c.r.deps.Store.DeleteMessage(ctx, d.Tenant(), m.Mailbox, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			c.log.Error("delete message", "message_id", id, "err", err)
 			continue
 		}
-		if err := d.s.deps.Blobs.Delete(m.MediaKey); err != nil {
-			d.log.Warn("delete message audio", "message_id", id, "err", err)
+		if err := c.r.deps.Blobs.Delete(m.MediaKey); err != nil {
+			c.log.Warn("delete message audio", "message_id", id, "err", err)
 		}
 		delete(c.msgs, id)
 		delete(c.audio, id)
-		d.log.Info("message deleted", "message_id", id)
+		c.log.Info("message deleted", "message_id", id)
 	}
 }
 
@@ -324,57 +313,51 @@ func (c *accessCall) delete(ids []string) {
 // new row makes its MWI and events follow.
 func (c *accessCall) forward(a ivr.Forward) ivr.Event {
 	d := c.d
-	st := d.s.deps.Store
+	st := c.r.deps.Store
 	ctx, cancel := storeCtx()
 	defer cancel()
 	src, ok := c.msgs[a.ID]
 	if !ok {
 		return ivr.ForwardResult{}
 	}
-	if _, err := st.GetMailbox(ctx, d.tenant, a.To); err != nil {
-		d.log.Info("forward: no such mailbox", "to", a.To)
+	if _, err := st.GetMailbox(ctx, d.Tenant(), a.To); err != nil {
+		c.log.Info("forward: no such mailbox", "to", a.To)
 		return ivr.ForwardResult{}
 	}
-	f, err := d.s.deps.Blobs.Open(src.MediaKey)
+	f, err := c.r.deps.Blobs.Open(src.MediaKey)
 	if err != nil {
-		d.log.Error("forward: open audio", "err", err)
+		c.log.Error("forward: open audio", "err", err)
 		return ivr.ForwardResult{}
 	}
 	defer f.Close()
 	cp := src
 	cp.ID = store.NewMessageID()
 	cp.Mailbox, cp.Folder, cp.Read = a.To, store.FolderNew, false
-	cp.MediaKey = store.MediaKey(d.tenant, a.To, cp.ID)
-	if err := d.s.deps.Blobs.Put(cp.MediaKey, f); err != nil {
-		d.log.Error("forward: copy audio", "err", err)
+	cp.MediaKey = store.MediaKey(d.Tenant(), a.To, cp.ID)
+	if err := c.r.deps.Blobs.Put(cp.MediaKey, f); err != nil {
+		c.log.Error("forward: copy audio", "err", err)
 		return ivr.ForwardResult{}
 	}
 	if err := st.CreateMessage(ctx, &cp); err != nil {
-		d.log.Error("forward: save message", "err", err)
-		_ = d.s.deps.Blobs.Delete(cp.MediaKey)
+		c.log.Error("forward: save message", "err", err)
+		_ = c.r.deps.Blobs.Delete(cp.MediaKey)
 		return ivr.ForwardResult{}
 	}
-	d.log.Info("message forwarded", "message_id", src.ID, "to", a.To, "copy_id", cp.ID)
+	c.log.Info("message forwarded", "message_id", src.ID, "to", a.To, "copy_id", cp.ID)
 	return ivr.ForwardResult{OK: true}
 }
 
 func (c *accessCall) startRecording(a ivr.StartRecording) {
 	c.discardRecording()
 	c.rec = newMemRecorder(a.MaxSeconds, a.SilenceSeconds)
-	c.recording = true
-	if a.MaxSeconds > 0 {
-		c.recMax.Reset(time.Duration(a.MaxSeconds)*time.Second + 2*time.Second)
-	}
-	c.sess.Record(c.rec)
+	c.record(c.rec, a.MaxSeconds)
 }
 
 func (c *accessCall) endRecording(reason ivr.RecordReason) {
 	if c.rec == nil || !c.recording {
 		return
 	}
-	c.recording = false
-	c.recMax.Stop()
-	c.sess.StopRecord()
+	c.stopRecord()
 	c.queue = append(c.queue, ivr.RecordDone{Reason: reason, DurationMS: c.rec.finish()})
 }
 
@@ -383,9 +366,7 @@ func (c *accessCall) discardRecording() {
 		return
 	}
 	if c.recording {
-		c.recording = false
-		c.recMax.Stop()
-		c.sess.StopRecord()
+		c.stopRecord()
 	}
 	c.rec = nil
 }
@@ -397,11 +378,15 @@ func (c *accessCall) saveGreeting(kind string) {
 	if c.rec == nil || c.open == nil {
 		return
 	}
-	key := store.GreetingKey(d.tenant, c.open.Number, kind)
-	if err := d.s.deps.Blobs.Put(key, bytes.NewReader(pcm16WAV(c.rec.samples()))); err != nil {
-		d.log.Error("save greeting", "kind", kind, "err", err)
+	key := store.GreetingKey(d.Tenant(), c.open.Number, kind)
+	wav, err := media.EncodeWAV(c.rec.samples(), media.FormatPCM16)
+	if err == nil {
+		err = c.r.deps.Blobs.Put(key, bytes.NewReader(wav))
+	}
+	if err != nil {
+		c.log.Error("save greeting", "kind", kind, "err", err)
 	} else {
-		d.log.Info("greeting saved", "greeting", kind, "mailbox", c.open.Number)
+		c.log.Info("greeting saved", "greeting", kind, "mailbox", c.open.Number)
 	}
 	c.rec = nil
 }
@@ -411,11 +396,11 @@ func (c *accessCall) deleteGreeting(kind string) {
 	if c.open == nil {
 		return
 	}
-	if err := d.s.deps.Blobs.Delete(store.GreetingKey(d.tenant, c.open.Number, kind)); err != nil {
-		d.log.Error("delete greeting", "kind", kind, "err", err)
+	if err := c.r.deps.Blobs.Delete(store.GreetingKey(d.Tenant(), c.open.Number, kind)); err != nil {
+		c.log.Error("delete greeting", "kind", kind, "err", err)
 		return
 	}
-	d.log.Info("greeting deleted", "greeting", kind, "mailbox", c.open.Number)
+	c.log.Info("greeting deleted", "greeting", kind, "mailbox", c.open.Number)
 }
 
 // changePIN stores the new PIN's hash on the login mailbox.
@@ -426,107 +411,17 @@ func (c *accessCall) changePIN(pin string) {
 	}
 	ctx, cancel := storeCtx()
 	defer cancel()
-	mb, err := d.s.deps.Store.GetMailbox(ctx, d.tenant, c.login.Number)
+	mb, err := c.r.deps.Store.GetMailbox(ctx, d.Tenant(), c.login.Number)
 	if err == nil {
 		mb.PINHash, err = store.HashPIN(pin)
 	}
 	if err == nil {
-		err = d.s.deps.Store.UpdateMailbox(ctx, mb)
+		err = c.r.deps.Store.UpdateMailbox(ctx, mb)
 	}
 	if err != nil {
-		d.log.Error("change PIN", "mailbox", c.login.Number, "err", err)
+		c.log.Error("change PIN", "mailbox", c.login.Number, "err", err)
 		return
 	}
 	c.login = mb
-	d.log.Info("PIN changed", "mailbox", mb.Number)
-}
-
-// memRecorder keeps a greeting recording in memory until it is accepted.
-// WriteFrame runs on the media receive goroutine.
-type memRecorder struct {
-	mu           sync.Mutex
-	pcm          []int16
-	sil          *media.SilenceDetector
-	silenceLimit int64
-	maxSamples   int64
-	ended        chan recordEnd
-	stopped      bool
-}
-
-func newMemRecorder(maxSeconds, silenceSeconds int) *memRecorder {
-	capacity := maxSeconds * media.SampleRate
-	if capacity <= 0 {
-		capacity = 60 * media.SampleRate
-	}
-	return &memRecorder{
-		pcm:          make([]int16, 0, capacity), // no growth per frame
-		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
-		silenceLimit: int64(silenceSeconds) * media.SampleRate,
-		maxSamples:   int64(maxSeconds) * media.SampleRate,
-		ended:        make(chan recordEnd, 1),
-	}
-}
-
-// WriteFrame implements media.FrameSink.
-func (r *memRecorder) WriteFrame(pcm []int16) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return
-	}
-	if r.maxSamples > 0 {
-		if room := r.maxSamples - int64(len(r.pcm)); int64(len(pcm)) > room {
-			pcm = pcm[:max(room, 0)]
-		}
-	}
-	r.pcm = append(r.pcm, pcm...)
-	run := r.sil.Feed(pcm)
-	switch {
-	case r.maxSamples > 0 && int64(len(r.pcm)) >= r.maxSamples:
-		r.signal(endMax)
-	case r.silenceLimit > 0 && run >= r.silenceLimit:
-		r.signal(endSilence)
-	}
-}
-
-func (r *memRecorder) signal(e recordEnd) {
-	r.stopped = true
-	r.ended <- e
-}
-
-// finish stops the recording, trims trailing silence and returns its length.
-func (r *memRecorder) finish() int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stopped = true
-	trim := min(r.sil.SilentRun(), int64(len(r.pcm)))
-	r.pcm = r.pcm[:int64(len(r.pcm))-trim]
-	return int64(len(r.pcm)) * 1000 / media.SampleRate
-}
-
-func (r *memRecorder) samples() []int16 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.pcm
-}
-
-// pcm16WAV encodes 8 kHz mono PCM16 as a canonical 44-byte-header WAV.
-func pcm16WAV(pcm []int16) []byte {
-	b := make([]byte, 44+2*len(pcm))
-	copy(b[0:], "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*len(pcm)))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)
-	binary.LittleEndian.PutUint16(b[22:], 1)
-	binary.LittleEndian.PutUint32(b[24:], media.SampleRate)
-	binary.LittleEndian.PutUint32(b[28:], 2*media.SampleRate)
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(2*len(pcm)))
-	for i, s := range pcm {
-		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(s))
-	}
-	return b
+	c.log.Info("PIN changed", "mailbox", mb.Number)
 }
