@@ -21,6 +21,18 @@ const DefaultLease = 30 * time.Second
 // be idempotent (Change.EventID is stable). A change that f fails is
 // retried after a pause, so later ones wait behind it.
 func Consume(ctx context.Context, log ChangeLog, consumer string, lease time.Duration, f func(context.Context, Change) error) {
+	consume(ctx, log, consumer, lease, false, f)
+}
+
+// ConsumeFromHead is Consume for a consumer that must not replay history
+// when it is new (webhooks: a first start, or a migration that wrote the
+// log before the cluster ran, must not send every past event): a consumer
+// without a saved position starts at the head of the log.
+func ConsumeFromHead(ctx context.Context, log ChangeLog, consumer string, lease time.Duration, f func(context.Context, Change) error) {
+	consume(ctx, log, consumer, lease, true, f)
+}
+
+func consume(ctx context.Context, log ChangeLog, consumer string, lease time.Duration, fromHead bool, f func(context.Context, Change) error) {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
@@ -30,6 +42,13 @@ func Consume(ctx context.Context, log ChangeLog, consumer string, lease time.Dur
 		sig := log.ChangeSignal()
 		wait := lease / 3
 		c, ok, err := log.ClaimConsumer(ctx, consumer, owner, lease)
+		if err == nil && ok && fromHead && c == (Cursor{}) {
+			var head Cursor
+			if head, err = log.ChangeHead(ctx); err == nil && head != (Cursor{}) {
+				err = log.AdvanceConsumer(ctx, consumer, owner, head, lease)
+				c = head
+			}
+		}
 		if err == nil && ok {
 			var more bool
 			c, more, err = consumeOnce(ctx, log, consumer, owner, c, lease, f)
