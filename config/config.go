@@ -36,6 +36,13 @@ type Config struct {
 	Media               string
 	AccessNumbers       []string
 
+	// Object store credentials (docs/object-storage.md); empty ones fall
+	// back to the standard AWS_* and AZURE_STORAGE_* variables.
+	S3AccessKey     string
+	S3SecretKey     string
+	AzureAccountKey string
+	AzureSASToken   string
+
 	RecordingMaxSeconds     int
 	RecordingMinSeconds     int
 	RecordingSilenceSeconds int
@@ -120,7 +127,11 @@ func options() []option {
 		}},
 		{"data_dir", "./data", "the local state folder", str(func(c *Config) *string { return &c.DataDir })},
 		{"db", "", "database: sqlite://<path> (default sqlite://<data_dir>/voicemail.db)", str(func(c *Config) *string { return &c.DB })},
-		{"media", "", "media volume: file://<path> (default file://<data_dir>/media)", str(func(c *Config) *string { return &c.Media })},
+		{"media", "", "media store: file://<path> (default file://<data_dir>/media), s3://bucket/prefix?endpoint=…&region=… or azblob://container/prefix?account=…&endpoint=…", str(func(c *Config) *string { return &c.Media })},
+		{"s3.access_key", "", "S3 access key of s3:// media (default AWS_ACCESS_KEY_ID)", str(func(c *Config) *string { return &c.S3AccessKey })},
+		{"s3.secret_key", "", "S3 secret key of s3:// media (default AWS_SECRET_ACCESS_KEY)", str(func(c *Config) *string { return &c.S3SecretKey })},
+		{"azure.account_key", "", "storage account key of azblob:// media (default AZURE_STORAGE_KEY)", str(func(c *Config) *string { return &c.AzureAccountKey })},
+		{"azure.sas_token", "", "SAS token of azblob:// media (default AZURE_STORAGE_SAS_TOKEN)", str(func(c *Config) *string { return &c.AzureSASToken })},
 		{"access_numbers", "5555", "numbers that reach the access IVR", func(c *Config, v string) error {
 			c.AccessNumbers = splitList(v)
 			for _, n := range c.AccessNumbers {

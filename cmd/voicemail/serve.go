@@ -83,7 +83,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	// Every change goes through the bus: MWI, events and mail follow it.
 	changes := store.NewChanges()
 	st := store.Notifying(raw, changes)
-	blobs, err := store.OpenBlobs(cfg.Media)
+	blobs, err := openMedia(cfg)
 	if err != nil {
 		return err
 	}
