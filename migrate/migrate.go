@@ -32,8 +32,8 @@ type Options struct {
 	To        store.Store
 	ToMedia   store.Blobs
 	Workers   int // messages copied in parallel (default 4)
-	// Progress, when set, is called after each message (from several
-	// goroutines, serialised by the caller's own lock if needed).
+	// Progress, when set, is called after each message, one call at a
+	// time, with Done increasing.
 	Progress func(Progress)
 	Logger   *slog.Logger
 }
@@ -324,12 +324,12 @@ func (r *run) message(ctx context.Context, m store.Message) error {
 		}
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if present {
 		r.rep.Messages.Present++
 	} else {
 		r.rep.Messages.Copied++
 	}
-	r.mu.Unlock()
 	if r.o.Progress != nil {
 		r.o.Progress(Progress{Done: r.done.Add(1), Total: r.total, Bytes: r.bytes.Load()})
 	}
