@@ -1,0 +1,186 @@
+package testcalls
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/minio/minio-go/v7"
+
+	"github.com/vmserver/voicemail/internal/azuritetest"
+	"github.com/vmserver/voicemail/internal/s3test"
+	"github.com/vmserver/voicemail/testcalls/siptest"
+)
+
+// objectBucket reads the media objects behind the server's back.
+type objectBucket interface {
+	get(t *testing.T, key string) ([]byte, bool) // false when absent
+}
+
+type s3Bucket struct {
+	s  *s3test.Server
+	cl *minio.Client
+}
+
+func (b s3Bucket) get(t *testing.T, key string) ([]byte, bool) {
+	t.Helper()
+	ctx := context.Background()
+	obj, err := b.cl.GetObject(ctx, b.s.Bucket, "vm/"+key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	data, err := io.ReadAll(obj)
+	if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return data, true
+}
+
+type azureBucket struct{ s *azuritetest.Server }
+
+func (b azureBucket) get(t *testing.T, key string) ([]byte, bool) {
+	t.Helper()
+	resp, err := b.s.Client(t).NewBlobClient("vm/"+key).DownloadStream(context.Background(), nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound) {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, true
+}
+
+// TestObjectStoreS3 and TestObjectStoreAzure: a deposit through the real
+// binary with its media on a real object store; the API serves the audio
+// sample-exact (whole and by Range) from the store; GDPR forget keeps the
+// object through the grace and the purge removes it.
+func TestObjectStoreS3(t *testing.T) {
+	requireSipp(t)
+	t.Parallel()
+	srv := s3test.Start(t)
+	objectStoreDeposit(t, s3Bucket{srv, srv.Client(t)}, srv.SecretKey, "--media", srv.URL("vm"),
+		"--s3-access-key", srv.AccessKey, "--s3-secret-key", srv.SecretKey)
+}
+
+func TestObjectStoreAzure(t *testing.T) {
+	requireSipp(t)
+	t.Parallel()
+	srv := azuritetest.Start(t)
+	objectStoreDeposit(t, azureBucket{srv}, azuritetest.AccountKey, "--media", srv.URL("vm"), "--azure-account-key", azuritetest.AccountKey)
+}
+
+func objectStoreDeposit(t *testing.T, bucket objectBucket, secret string, media ...string) {
+	s := mwiServer(t, "", append(media, "--gdpr-forget-grace", "2s", "--gdpr-sweep-interval", "200ms")...)
+	if _, err := os.Stat(filepath.Join(s.dataDir, "media")); err == nil {
+		t.Error("a media folder was created although media is an object store")
+	}
+
+	// The README's sipp call: its audio must come back sample for sample.
+	leaveMessage(t, s)
+	msgs := s.waitMessages(t, "1001", 1, 20*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("mailbox 1001: %+v", msgs)
+	}
+	id := msgs[0].ID
+	key := "default/1001/" + id + ".wav"
+	got := s.audio(t, "1001", id)
+	stored, ok := bucket.get(t, key)
+	if !ok || !bytes.Equal(stored, got) {
+		t.Fatalf("API audio (%d bytes) differs from the object %s (%d bytes, present %v)", len(got), key, len(stored), ok)
+	}
+	w, err := parseWAV(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ulaw, err := os.ReadFile(filepath.Join(testDir, "audio", "message.ulaw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := siptest.Decode(0, ulaw)
+	if len(w.samples) == 0 || len(w.samples) > len(want)+160 {
+		t.Fatalf("recording has %d samples, message %d", len(w.samples), len(want))
+	}
+	for i, v := range w.samples {
+		sent := int16(0)
+		if i < len(want) {
+			sent = want[i]
+		}
+		if v != sent {
+			t.Fatalf("sample %d: downloaded %d, sent %d", i, v, sent)
+		}
+	}
+	// A Range request is answered from the store.
+	req, _ := http.NewRequest("GET", s.url("/api/v1/mailboxes/1001/messages/"+id+"/audio"), nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Range", "bytes=44-8043")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, got[44:8044]) {
+		t.Errorf("Range download: %d, %d bytes, equal %v", resp.StatusCode, len(part), bytes.Equal(part, got[44:min(8044, len(got))]))
+	}
+
+	// GDPR: a message from the forgotten number is hidden at once, its
+	// object stays through the grace, then the purge deletes it.
+	depositFrom(t, s, "1001", "+17815551212")
+	all := s.waitMessages(t, "1001", 2, 20*time.Second)
+	var gone string
+	for _, m := range all {
+		if m.ID != id {
+			gone = m.ID
+		}
+	}
+	if gone == "" {
+		t.Fatalf("second deposit missing: %+v", all)
+	}
+	goneKey := "default/1001/" + gone + ".wav"
+	if _, ok := bucket.get(t, goneKey); !ok {
+		t.Fatalf("object %s of a listed message is missing", goneKey)
+	}
+	s.gdpr(t, "forget")
+	if got := messageIDs(s.messages(t, "1001")); len(got) != 1 || got[0] != id {
+		t.Errorf("1001 after forget: %v, want only %s", got, id)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, ok := bucket.get(t, goneKey); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("object %s still in the store 20 s after the forget (grace 2 s)", goneKey)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, ok := bucket.get(t, key); !ok {
+		t.Error("the purge removed the other caller's message")
+	}
+	// Deleting through the API removes the object too.
+	if code, body, err := s.api("DELETE", "/api/v1/mailboxes/1001/messages/"+id, nil, nil); err != nil || code/100 != 2 {
+		t.Fatalf("DELETE message: %d %v %s", code, err, body)
+	}
+	if _, ok := bucket.get(t, key); ok {
+		t.Error("object still there after DELETE")
+	}
+	if strings.Contains(s.log.String(), secret) {
+		t.Error("the server logged the object store secret")
+	}
+}
