@@ -184,3 +184,54 @@ func objectStoreDeposit(t *testing.T, bucket objectBucket, secret string, media 
 		t.Error("the server logged the object store secret")
 	}
 }
+
+// TestMigrateCLIToS3 is the single-node user's move: deposit on SQLite +
+// folder, stop, `voicemail migrate` to a new database and a bucket, start
+// on the copy: the message and the greeting are served from the bucket
+// with the same bytes. A second run copies nothing.
+func TestMigrateCLIToS3(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Start(t)
+	old := mwiServer(t, "")
+	depositFrom(t, old, "1001", "+16175551414")
+	msgs := old.waitMessages(t, "1001", 1, 20*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("deposit: %+v", msgs)
+	}
+	audio := old.audio(t, "1001", msgs[0].ID)
+	old.putGreeting(t, "1001", "unavailable", siptest.Tone(440, 8000, 4000))
+	old.stop()
+
+	newDir := t.TempDir()
+	args := []string{"migrate",
+		"--from", "sqlite://" + filepath.Join(old.dataDir, "voicemail.db"),
+		"--from-media", "file://" + filepath.Join(old.dataDir, "media"),
+		"--to", "sqlite://" + filepath.Join(newDir, "voicemail.db"),
+		"--to-media", srv.URL("vm")}
+	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey}
+	stdout, stderr, rc := old.cli(t, env, args...)
+	if rc != 0 || !strings.Contains(stdout, "messages 1 copied 0 present") || !strings.Contains(stdout, "greetings 1 copied") || !strings.Contains(stdout, "verified") {
+		t.Fatalf("migrate: exit %d\n%s%s", rc, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "1/1 messages") {
+		t.Errorf("no progress line on stderr: %q", stderr)
+	}
+	stdout, stderr, rc = old.cli(t, env, args...)
+	if rc != 0 || !strings.Contains(stdout, "messages 0 copied 1 present") || !strings.Contains(stdout, "greetings 0 copied 1 present") {
+		t.Fatalf("second migrate: exit %d\n%s%s", rc, stdout, stderr)
+	}
+	if _, stderr, rc := old.cli(t, nil, "migrate", "--to", "sqlite://x.db"); rc != 2 || !strings.Contains(stderr, "--to-media") {
+		t.Errorf("migrate without --to-media: exit %d %q", rc, stderr)
+	}
+
+	s := mwiServer(t, newDir, "--media", srv.URL("vm"), "--s3-access-key", srv.AccessKey, "--s3-secret-key", srv.SecretKey)
+	if got := s.audio(t, "1001", msgs[0].ID); !bytes.Equal(got, audio) {
+		t.Errorf("migrated audio differs: %d bytes, want %d", len(got), len(audio))
+	}
+	if _, ok := (s3Bucket{srv, srv.Client(t)}).get(t, "default/1001/greetings/unavailable.wav"); !ok {
+		t.Error("greeting not in the bucket")
+	}
+	if code, body, err := s.api("GET", "/api/v1/mailboxes/1001/greetings/unavailable", nil, nil); err != nil || code != 200 || !bytes.Equal(body, makeWAV(siptest.Tone(440, 8000, 4000))) {
+		t.Errorf("GET migrated greeting: %d %v, %d bytes", code, err, len(body))
+	}
+}
