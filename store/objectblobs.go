@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -62,7 +63,26 @@ func NewObjectBlobs(spoolDir string, obj ObjectStore) (*ObjectBlobs, error) {
 	}
 	b := &ObjectBlobs{spool: spool, obj: obj}
 	spool.upload = b.uploadFile
+	if err := removeTemps(spool.Root()); err != nil {
+		return nil, fmt.Errorf("store: media spool: %w", err)
+	}
 	return b, nil
+}
+
+// removeTemps deletes the temp files of Puts that a crash interrupted.
+// The spool belongs to this instance, which is starting: none is in use.
+func removeTemps(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && strings.HasPrefix(d.Name(), ".") && strings.HasSuffix(d.Name(), ".tmp") {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // String names the object store, for logs.
