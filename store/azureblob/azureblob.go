@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -183,14 +184,14 @@ func (s *Store) Upload(ctx context.Context, key string, f *os.File, size int64) 
 	_, err := s.cl.NewBlockBlobClient(s.name(key)).UploadFile(ctx, f, &blockblob.UploadFileOptions{
 		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: &ct},
 	})
-	return err
+	return redact(err)
 }
 
 // Stat returns the size and modification time; store.ErrNotFound if absent.
 func (s *Store) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
 	p, err := s.cl.NewBlobClient(s.name(key)).GetProperties(ctx, nil)
 	if err != nil {
-		return store.ObjectInfo{}, mapErr(err)
+		return store.ObjectInfo{}, redact(mapErr(err))
 	}
 	var info store.ObjectInfo
 	if p.ContentLength != nil {
@@ -208,7 +209,7 @@ func (s *Store) Download(ctx context.Context, key string, off int64) (io.ReadClo
 		Range: blob.HTTPRange{Offset: off},
 	})
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, redact(mapErr(err))
 	}
 	return r.Body, nil
 }
@@ -220,7 +221,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err = mapErr(err); errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	return err
+	return redact(err)
 }
 
 // Ping checks that the container exists and the credentials are accepted.
@@ -229,8 +230,28 @@ func (s *Store) Ping(ctx context.Context) error {
 	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
 		return fmt.Errorf("container %q does not exist", s.cfg.Container)
 	}
-	return err
+	return redact(err)
 }
+
+// sasSig matches the signature of a SAS token in a URL.
+var sasSig = regexp.MustCompile(`(?i)(sig=)[^&\s"']+`)
+
+// redact hides a SAS signature that a transport error (*url.Error) prints
+// with the request URL, so that logs never hold a usable token.
+func redact(err error) error {
+	if err == nil || !sasSig.MatchString(err.Error()) {
+		return err
+	}
+	return redactedError{msg: sasSig.ReplaceAllString(err.Error(), "${1}REDACTED"), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
 
 func mapErr(err error) error {
 	if err == nil {

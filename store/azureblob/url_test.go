@@ -1,8 +1,12 @@
 package azureblob
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseURL(t *testing.T) {
@@ -76,4 +80,26 @@ func FuzzParseURL(f *testing.F) {
 			t.Errorf("ParseURL(%q) accepted %+v", s, c)
 		}
 	})
+}
+
+// TestSASNeverInErrors: a transport error prints the request URL; the
+// signature of the SAS token must not reach the logs through it.
+func TestSASNeverInErrors(t *testing.T) {
+	if got := redact(errors.New(`Get "http://h/c/b?sv=2024&sig=SeCrEt%2Bx&se=1": refused`)).Error(); strings.Contains(got, "SeCrEt") || !strings.Contains(got, "sig=REDACTED&se=1") {
+		t.Errorf("redacted = %q", got)
+	}
+	base := errors.New("x")
+	if err := redact(fmt.Errorf("GET ?sig=abc: %w", base)); !errors.Is(err, base) {
+		t.Error("redact loses the wrapped error")
+	}
+	s, err := New(Config{Container: "media", Account: "a", Endpoint: "http://127.0.0.1:1/a", SASToken: "sv=1&sig=TOPSECRETSIG"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = s.Stat(ctx, "default/1001/x.wav")
+	if err == nil || strings.Contains(err.Error(), "TOPSECRETSIG") {
+		t.Errorf("Stat against a closed port = %v", err)
+	}
 }
