@@ -34,7 +34,9 @@ const (
 // A recording streams into "<key>.part" and becomes visible under key only
 // when committed (fsync, rename, directory fsync), so a key that exists is
 // always complete. Leftover parts after a crash are found with Parts and
-// finalised or removed by the start-up recovery.
+// finalised or removed by the start-up recovery. On an object store
+// (ObjectBlobs) the part lives in a local spool and the commit is an
+// upload; the contract is the same (store/blobtest).
 type Blobs interface {
 	Create(key string) (*BlobFile, error)    // opens "<key>.part" exclusively for writing (creates dirs); ErrExists if a part is already there
 	Open(key string) (Reader, error)         // ErrNotFound if absent
