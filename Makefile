@@ -6,7 +6,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 DATA    ?= ./data
 
-.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts docs clean chart chart-test fuzz docs-screenshots
+.PHONY: all build run test unit e2e bench load vet fmt pcaps prompts docs clean chart chart-test fuzz docs-screenshots tools
 
 all: build
 
@@ -95,3 +95,8 @@ docs-screenshots:
 
 clean:
 	rm -rf bin
+
+# The servers the object storage tests start (docs/object-storage.md).
+tools:
+	$(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+	npm install -g --no-audit --no-fund azurite@3.37.0

@@ -42,6 +42,13 @@ type Config struct {
 	Media               string
 	AccessNumbers       []string
 
+	// Object store credentials (docs/object-storage.md); empty ones fall
+	// back to the standard AWS_* and AZURE_STORAGE_* variables.
+	S3AccessKey     string
+	S3SecretKey     string
+	AzureAccountKey string
+	AzureSASToken   string
+
 	RecordingMaxSeconds     int
 	RecordingMinSeconds     int
 	RecordingSilenceSeconds int
@@ -156,7 +163,11 @@ func options() []option {
 		{"db_max_conns", "0", "PostgreSQL connection pool size (0 = 4 per core, at least 10)", intv(func(c *Config) *int { return &c.DBMaxConns }, 0)},
 		{"db_max_idle_conns", "0", "PostgreSQL idle connections kept open (0 = db_max_conns)", intv(func(c *Config) *int { return &c.DBMaxIdleConns }, 0)},
 		{"db_conn_max_lifetime", "0s", "PostgreSQL: close connections older than this (0 = never)", dur(func(c *Config) *time.Duration { return &c.DBConnMaxLifetime })},
-		{"media", "", "media volume: file://<path> (default file://<data_dir>/media)", str(func(c *Config) *string { return &c.Media })},
+		{"media", "", "media store: file://<path> (default file://<data_dir>/media), s3://bucket/prefix?endpoint=…&region=… or azblob://container/prefix?account=…&endpoint=…", str(func(c *Config) *string { return &c.Media })},
+		{"s3.access_key", "", "S3 access key of s3:// media (default AWS_ACCESS_KEY_ID)", str(func(c *Config) *string { return &c.S3AccessKey })},
+		{"s3.secret_key", "", "S3 secret key of s3:// media (default AWS_SECRET_ACCESS_KEY)", str(func(c *Config) *string { return &c.S3SecretKey })},
+		{"azure.account_key", "", "storage account key of azblob:// media (default AZURE_STORAGE_KEY)", str(func(c *Config) *string { return &c.AzureAccountKey })},
+		{"azure.sas_token", "", "SAS token of azblob:// media (default AZURE_STORAGE_SAS_TOKEN)", str(func(c *Config) *string { return &c.AzureSASToken })},
 		{"access_numbers", "5555", "numbers that reach the access IVR", func(c *Config, v string) error {
 			c.AccessNumbers = splitList(v)
 			for _, n := range c.AccessNumbers {

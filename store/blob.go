@@ -34,14 +34,16 @@ const (
 // A recording streams into "<key>.part" and becomes visible under key only
 // when committed (fsync, rename, directory fsync), so a key that exists is
 // always complete. Leftover parts after a crash are found with Parts and
-// finalised or removed by the start-up recovery.
+// finalised or removed by the start-up recovery. On an object store
+// (ObjectBlobs) the part lives in a local spool and the commit is an
+// upload; the contract is the same (store/blobtest).
 type Blobs interface {
 	Create(key string) (*BlobFile, error)    // opens "<key>.part" exclusively for writing (creates dirs); ErrExists if a part is already there
-	Open(key string) (*os.File, error)       // ErrNotFound if absent
+	Open(key string) (Reader, error)         // ErrNotFound if absent
 	Stat(key string) (size int64, err error) // ErrNotFound if absent
 	Delete(key string) error                 // missing = nil
 	Exists(key string) bool
-	Path(key string) string                // absolute file path (for local tools/tests); "" for an invalid key
+	Path(key string) string                // absolute file path (for local tools/tests); "" for an invalid key or a remote store
 	Parts() ([]string, error)              // keys of all leftover "<key>.part" files under root
 	OpenPart(key string) (*os.File, error) // open an existing part read-write and lock it; ErrBusy if a live writer holds it
 	CommitPart(key string) error           // fsync the part, rename it to key, fsync the directory, remove its sidecar
@@ -52,12 +54,25 @@ type Blobs interface {
 	Ping() error                           // the volume is reachable (readiness)
 }
 
+// Reader is a committed blob opened for reading. Seek lets
+// http.ServeContent answer Range requests; on an object store a seek
+// starts a ranged download instead of reading the whole object. *os.File
+// is one.
+type Reader interface {
+	io.ReadSeekCloser
+	Stat() (fs.FileInfo, error)
+}
+
 // FSBlobs is Blobs on a local or shared (NFS) file system. Several server
 // instances may share one root: parts are created with O_EXCL and locked
 // while written, and every other write goes through a unique temp file and
 // an atomic rename.
 type FSBlobs struct {
 	root string
+	// upload, when set, makes this a spool for an object store: committing
+	// a part uploads it under its key, then removes the local part, instead
+	// of renaming it (see ObjectBlobs).
+	upload func(key, partPath string) error
 }
 
 var _ Blobs = (*FSBlobs)(nil)
@@ -167,7 +182,7 @@ func (b *FSBlobs) Create(key string) (*BlobFile, error) {
 }
 
 // Open opens a committed blob for reading.
-func (b *FSBlobs) Open(key string) (*os.File, error) {
+func (b *FSBlobs) Open(key string) (Reader, error) {
 	p, err := b.path(key)
 	if err != nil {
 		return nil, err
@@ -301,6 +316,14 @@ func (b *FSBlobs) CommitPart(key string) error {
 // publish renames the synced part to its key, makes the rename durable and
 // drops the recovery sidecar, which is stale once the blob is committed.
 func (b *FSBlobs) publish(key, p string) error {
+	if b.upload != nil {
+		// The object appears whole or not at all (object stores commit an
+		// upload atomically); the part stays until then for the recovery.
+		if err := b.upload(key, p+partSuffix); err != nil {
+			return fmt.Errorf("store: commit blob %s: %w", key, err)
+		}
+		return b.RemovePart(key)
+	}
 	if err := os.Rename(p+partSuffix, p); err != nil {
 		return fmt.Errorf("store: commit blob %s: %w", key, err)
 	}
@@ -421,6 +444,13 @@ func (f *BlobFile) Commit() error {
 		return fmt.Errorf("store: commit blob %s: sync: %w", f.key, err)
 	}
 	if err := f.b.publish(f.key, f.path); err != nil {
+		if f.b.upload != nil {
+			// A failed upload keeps the part and its sidecar for the
+			// start-up recovery rather than losing the recording; the
+			// lock is released so that the recovery can take it.
+			f.done = true
+			f.File.Close()
+		}
 		return err
 	}
 	f.done = true

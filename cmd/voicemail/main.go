@@ -22,6 +22,7 @@ commands:
   serve     run the SIP voicemail server (voicemail serve -h for flags)
   mailbox   list|add|show|update|delete mailboxes through the REST API
   message   list|show|download|move|delete messages through the REST API
+  migrate   --from DB --from-media MEDIA --to DB --to-media MEDIA: copy an installation
   gdpr      -p exportme|forgetme|undoforget -i REQUEST.json -o OUTDIR [-u TOKEN]: GDPR requests
   version   print the version
 `
@@ -42,6 +43,8 @@ func run(args []string) int {
 		return messageCmd(args[1:])
 	case "gdpr":
 		return gdprCmd(args[1:])
+	case "migrate":
+		return migrateCmd(args[1:])
 	case "version", "--version", "-v":
 		fmt.Printf("voicemail %s (commit %s, %s)\n", version, commit(), runtime.Version())
 		return 0

@@ -106,7 +106,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	if err != nil {
 		return err
 	}
-	blobs, err := store.OpenBlobs(cfg.Media)
+	blobs, err := openMedia(cfg)
 	if err != nil {
 		return err
 	}
