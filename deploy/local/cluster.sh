@@ -85,7 +85,7 @@ instance_up() { # N
   "$BIN" serve \
     --data-dir "$DIR/vm$n" \
     --db "postgres://voicemail@127.0.0.1:$PGPORT/voicemail?sslmode=disable" \
-    --media "s3://voicemail/media?endpoint=127.0.0.1:$S3PORT&region=us-east-1&insecure=true" \
+    --media "s3://voicemail/media?endpoint=http://127.0.0.1:$S3PORT&region=us-east-1&path_style=true" \
     --s3-access-key "$S3KEY" --s3-secret-key "$S3SECRET" \
     --sip-listen "udp:127.0.0.1:506$n,tcp:127.0.0.1:506$n" --sip-public-addr 127.0.0.1 \
     --rtp-ports "$((20000 + n * 2000))-$((21998 + n * 2000))" \
