@@ -1,7 +1,7 @@
-// Package api is the REST API of SPEC §8 over the store: JSON under
+// Package api is the REST API of docs/api.md over the store: JSON under
 // /api/v1, bearer tokens (operator, tenant, user), one error shape,
 // Server-Sent Events and webhooks that follow the store's change bus,
-// Prometheus metrics and the health endpoints of SPEC §12.
+// Prometheus metrics and the health endpoints of docs/operations.md.
 package api
 
 import (
@@ -44,7 +44,7 @@ type Config struct {
 	// UserTokenTTL is the lifetime of a login token; 0 = 12 h.
 	UserTokenTTL time.Duration
 	// Logins counts PIN failures per mailbox; nil = the store's AccessStore,
-	// the same count and lock as the access IVR (SPEC §5: 5 failures in 15
+	// the same count and lock as the access IVR (docs/ivr.md: 5 failures in 15
 	// minutes lock the mailbox for LoginLockout).
 	Logins       LoginGuard
 	LoginLockout time.Duration // login.lockout; 0 = 15m
@@ -73,8 +73,8 @@ type Config struct {
 	// media.min_free; nil = no check.
 	Space SpaceMonitor
 
-	// GDPR runs the requests of SPEC §9 and knows the retention default
-	// (SPEC §10); nil = the /api/v1/gdpr and /api/v1/retention routes answer 503.
+	// GDPR runs the requests of docs/gdpr.md and knows the retention default
+	// (docs/gdpr.md); nil = the /api/v1/gdpr and /api/v1/retention routes answer 503.
 	GDPR *gdpr.Service
 
 	// Web serves every request outside /api/ (the web inbox and admin console,
@@ -270,7 +270,7 @@ func (s *Server) plain(pattern string, h http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, h)
 }
 
-// public registers an unauthenticated handler with the error shape of SPEC §8.
+// public registers an unauthenticated handler with the error shape of docs/api.md.
 func (s *Server) public(pattern string, h handler) {
 	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -279,7 +279,7 @@ func (s *Server) public(pattern string, h handler) {
 }
 
 // route registers an authenticated handler and turns its errors into the
-// error shape of SPEC §8.
+// error shape of docs/api.md.
 func (s *Server) route(pattern string, h handler) {
 	s.routes = append(s.routes, pattern)
 	if spaceRoutes[pattern] {
@@ -330,7 +330,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// apiError is the error body of SPEC §8.
+// apiError is the error body of docs/api.md.
 type apiError struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
@@ -410,7 +410,7 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-// list is the list envelope of SPEC §8.
+// list is the list envelope of docs/api.md.
 type list[T any] struct {
 	Items []T    `json:"items"`
 	Next  string `json:"next"`

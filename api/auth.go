@@ -143,7 +143,7 @@ func hashToken(token string) string {
 // ---- login (user tokens) ----
 
 // LoginGuard counts PIN failures per mailbox across the IVR and the API, so
-// that SPEC §5's lockout covers both.
+// that docs/ivr.md's lockout covers both.
 type LoginGuard interface {
 	// LoginLocked reports whether the mailbox is locked now, and until when.
 	LoginLocked(ctx context.Context, tenant, mailbox string) (until time.Time, locked bool, err error)
@@ -204,7 +204,7 @@ func toTokenJSON(t *store.Token, secret string) tokenJSON {
 	return out
 }
 
-// login trades mailbox + PIN for a user token (SPEC §8), with the IVR's lockout.
+// login trades mailbox + PIN for a user token (docs/api.md), with the IVR's lockout.
 func (s *Server) login(w http.ResponseWriter, r *http.Request, _ principal) error {
 	var in loginInput
 	if err := decode(r, &in); err != nil {

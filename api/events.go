@@ -14,7 +14,7 @@ import (
 	"github.com/vmserver/voicemail/store"
 )
 
-// eventJSON is one event of SPEC §8, the same for SSE and webhooks.
+// eventJSON is one event of docs/api.md, the same for SSE and webhooks.
 type eventJSON struct {
 	ID          string    `json:"id"` // UUIDv7, also the SSE id and the webhook X-Voicemail-Delivery
 	Type        string    `json:"type"`

@@ -14,7 +14,7 @@ import (
 	"github.com/vmserver/voicemail/store"
 )
 
-// greetingKinds are the greetings of SPEC §8 (and their blob names).
+// greetingKinds are the greetings of docs/api.md (and their blob names).
 var greetingKinds = []string{"unavailable", "busy", "temporary", "name"}
 
 // wavTypes are the media types a greeting upload may declare.

@@ -176,7 +176,7 @@ func validateMailbox(m *store.Mailbox) error {
 		return err
 	}
 	// A group mailbox mails its own list: addresses separated by commas or
-	// semicolons (SPEC §11).
+	// semicolons (docs/email.md).
 	parts := strings.FieldsFunc(m.Email, func(r rune) bool { return r == ',' || r == ';' })
 	for i, part := range parts {
 		part = strings.TrimSpace(part)

@@ -298,7 +298,7 @@ func (s *Server) forwardMessage(w http.ResponseWriter, r *http.Request, p princi
 		CallerID: src.CallerID, CallerE164: src.CallerE164, CallerName: src.CallerName,
 		DurationMS: src.DurationMS, Urgent: src.Urgent, Size: src.Size}
 	m.MediaKey = store.MediaKey(p.tenant, dst.Number, m.ID)
-	// Audio first, durable; the row after (SPEC §7).
+	// Audio first, durable; the row after (docs/storage.md).
 	if err := s.cfg.Blobs.Put(m.MediaKey, f); err != nil {
 		return err
 	}

@@ -166,7 +166,7 @@ func (c *accessCall) messageAudio(id string) ([]int16, error) {
 	return p, nil
 }
 
-// authenticate checks a login (SPEC §5): lock first, then the PIN; the
+// authenticate checks a login (docs/ivr.md): lock first, then the PIN; the
 // failure is counted per mailbox across calls. The PIN is never logged.
 func (c *accessCall) authenticate(a ivr.Authenticate) ivr.Event {
 	d := c.d

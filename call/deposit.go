@@ -10,7 +10,7 @@ import (
 	"github.com/vmserver/voicemail/store"
 )
 
-// greetingKinds are the recorded greetings a mailbox may have (SPEC §7).
+// greetingKinds are the recorded greetings a mailbox may have (docs/storage.md).
 var greetingKinds = []string{"temporary", "busy", "unavailable", "name"}
 
 // depositCall connects one ivr.Deposit to a media session and the store.

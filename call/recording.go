@@ -20,7 +20,7 @@ type MessageCreator interface {
 }
 
 // partMeta is the sidecar of a recording in progress: what start-up
-// recovery needs to turn a crashed recording into a message (SPEC §7).
+// recovery needs to turn a crashed recording into a message (docs/storage.md).
 type partMeta struct {
 	Tenant     string    `json:"tenant"`
 	Mailbox    string    `json:"mailbox"`
@@ -185,7 +185,7 @@ func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Mess
 	}
 }
 
-// Recover finalizes the recordings that a crash left behind (SPEC §7): each
+// Recover finalizes the recordings that a crash left behind (docs/storage.md): each
 // part long enough becomes a message, the others are removed. Parts that
 // another live instance is still writing are left alone.
 func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSeconds int, log *slog.Logger) (recovered, removed int, err error) {

@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// # Access API (SPEC §5, the access number)
+// # Access API (docs/ivr.md, the access number)
 //
 // Access is the menu of mailbox owners, keyed like Asterisk's
 // VoiceMailMain. Like Deposit it is pure: the driver turns SIP, RTP, the
@@ -37,7 +37,7 @@ import (
 //     or DiscardRecording; a recording still held when the machine is Done
 //     is discarded.
 //
-// # Choices where SPEC §5 is silent (Asterisk VoiceMailMain unless noted)
+// # Choices where docs/ivr.md is silent (Asterisk VoiceMailMain unless noted)
 //
 //   - Every menu plays its prompt, then waits MenuTimeoutSeconds; a timeout
 //     replays it, and the MenuMaxRepeats+1-th timeout says goodbye. A key
@@ -1001,7 +1001,7 @@ func (a *Access) mainKey(out []Action, k rune) []Action {
 	return a.enter(out, asMain, Prompt(PromptInvalid))
 }
 
-// msgKey handles the per-message keys (SPEC §5) at the message menu.
+// msgKey handles the per-message keys (docs/ivr.md) at the message menu.
 func (a *Access) msgKey(out []Action, k rune) []Action {
 	m := a.list[a.cur]
 	switch k {

@@ -1,7 +1,7 @@
 // Package ivr holds the call menus of the voicemail server as pure state
 // machines: events go in, actions come out. Nothing here opens a socket,
 // reads a clock, starts a goroutine or imports another package of this
-// module, so every key of SPEC §4 (and later §5) is tested by feeding events.
+// module, so every key of docs/ivr.md (and later §5) is tested by feeding events.
 //
 // # Deposit API
 //
@@ -77,7 +77,7 @@
 //   - After Transfer or Login the machine is Done; if the REFER fails or the
 //     access IVR cannot take over, the driver ends the call.
 //
-// # Choices where SPEC §4 is silent (Asterisk app_voicemail behaviour unless noted)
+// # Choices where docs/ivr.md is silent (Asterisk app_voicemail behaviour unless noted)
 //
 //   - Mailbox full: checked at Start, before any greeting; "vm-mailbox-full",
 //     "vm-goodbye", hang up.
@@ -465,7 +465,7 @@ func (d *Deposit) start() []Action {
 	return d.play(nil, d.greeting()...)
 }
 
-// greeting chooses what to play first (SPEC §4.1).
+// greeting chooses what to play first (docs/ivr.md).
 func (d *Deposit) greeting() []Audio {
 	g := d.cfg.Greetings
 	switch {

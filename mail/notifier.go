@@ -1,4 +1,4 @@
-// Package mail sends the email notification of SPEC §11: one mail per new
+// Package mail sends the email notification of docs/email.md: one mail per new
 // message to the mailbox's email list, with the WAV attached when the
 // mailbox asks for it, through a durable outbox.
 //

@@ -4,7 +4,7 @@ package media
 // positive skips ahead), clamped to its start and end; skipping to the end
 // ends the playback with EventPlayDone on the next frame time, as if it had
 // run out. It reports whether a playback was in progress. It does not
-// allocate (the access IVR's '*' / '#' during a message, SPEC §5).
+// allocate (the access IVR's '*' / '#' during a message, docs/ivr.md).
 func (s *Session) Seek(delta int) bool {
 	s.txMu.Lock()
 	defer s.txMu.Unlock()

@@ -157,7 +157,7 @@ func (m *Notifier) background(f func(ctx context.Context) error) {
 }
 
 // dropStatus reports whether a NOTIFY response ends the subscription
-// (RFC 6665 §4.2.2, CONFORMANCE "MWI").
+// (RFC 6665 §4.2.2, docs/mwi.md).
 func dropStatus(code int) bool {
 	switch code {
 	case 404, 405, 408, 410, 416, 489, 501, 604:
@@ -295,7 +295,7 @@ func (m *Notifier) symmetric(sub *store.MWISubscription) bool {
 }
 
 // notifyTarget sends an unsolicited NOTIFY: a new Call-ID, no To-tag,
-// Subscription-State active (CONFORMANCE "MWI").
+// Subscription-State active (docs/mwi.md).
 func (m *Notifier) notifyTarget(ctx context.Context, e *mwiEntry, c store.Counts) (outcome, string) {
 	host := m.srv.PublicIP().String()
 	if t, err := m.st.GetTenant(ctx, e.mb.tenant); err == nil && len(t.Domains) > 0 {

@@ -13,7 +13,7 @@ import (
 )
 
 // Target is the mailbox a deposit call is for and why the call reached
-// voicemail (SPEC §3).
+// voicemail (docs/sip.md).
 type Target struct {
 	Mailbox string
 	Busy    bool

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// AccessStore is what the access IVR (SPEC §5) keeps: login failures per
+// AccessStore is what the access IVR (docs/ivr.md) keeps: login failures per
 // mailbox across calls and the lockout they cause. The REST login
 // (POST /api/v1/login) shares it, so a PIN guessed over HTTP and over the
 // phone counts against the same budget.
@@ -37,7 +37,7 @@ type AccessStore interface {
 	ClearLoginFailures(ctx context.Context, tenant, mailbox string) error
 }
 
-// The lockout rule of SPEC §5: LoginMaxFailures failed logins within
+// The lockout rule of docs/ivr.md: LoginMaxFailures failed logins within
 // LoginFailureWindow lock the mailbox for the configured login.lockout.
 const (
 	LoginMaxFailures   = 5

@@ -23,7 +23,7 @@ type Token struct {
 	ExpiresAt time.Time // zero = never
 }
 
-// Webhook is a subscription of a tenant's events (SPEC §8).
+// Webhook is a subscription of a tenant's events (docs/api.md).
 type Webhook struct {
 	ID        string
 	Tenant    string
@@ -60,7 +60,7 @@ type WebhookDelivery struct {
 	At         time.Time
 }
 
-// APIStore keeps the REST API's state (SPEC §8): tenant and user tokens,
+// APIStore keeps the REST API's state (docs/api.md): tenant and user tokens,
 // webhooks and the durable event queue.
 type APIStore interface {
 	// CreateToken stores t under the SHA-256 hex of its secret. It sets

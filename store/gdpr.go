@@ -10,7 +10,7 @@ import (
 // is hidden any more because the grace period ended and it was purged.
 var ErrPurged = errors.New("store: already purged")
 
-// Forget is one Forget Me of one caller number (SPEC §9).
+// Forget is one Forget Me of one caller number (docs/gdpr.md).
 type Forget struct {
 	ID        string    // the operation's id (one per request contact)
 	Tenant    string    // "" = every tenant
@@ -35,7 +35,7 @@ type GDPRAudit struct {
 }
 
 // GDPRStore finds, hides, restores and purges messages by caller number
-// (SPEC §9), keeps the audit trail, and serves retention (SPEC §10).
+// (docs/gdpr.md), keeps the audit trail, and serves retention (docs/gdpr.md).
 //
 // A caller matches a number "+<digits>" when its E.164 form is that number
 // or when it was received as exactly "+<digits>" or "<digits>". Lookups use

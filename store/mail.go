@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// MailStore keeps the email outbox (SPEC §11): a mail is queued with its
+// MailStore keeps the email outbox (docs/email.md): a mail is queued with its
 // message and retried until the SMTP server accepts it.
 //
 // One outbox row per message (and the recipient list the mailbox had when

@@ -41,7 +41,7 @@ type MWITargetStop struct {
 	At                      time.Time
 }
 
-// MWIStore keeps MWI subscriptions (SPEC §6) so that they survive a restart,
+// MWIStore keeps MWI subscriptions (docs/mwi.md) so that they survive a restart,
 // and the unsolicited targets that must not be notified any more.
 type MWIStore interface {
 	// SaveMWISubscription inserts the subscription or replaces the one with

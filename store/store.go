@@ -3,7 +3,7 @@
 // later, both held to the same contract tests), and the media files behind
 // the Blobs interface.
 //
-// The central invariant (SPEC §7): a message row is created only after its
+// The central invariant (docs/storage.md): a message row is created only after its
 // audio is durable, so anything that reads the store (IVR, API, MWI) never
 // sees a message whose audio could still be lost.
 package store

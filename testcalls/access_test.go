@@ -16,7 +16,7 @@ import (
 	"github.com/vmserver/voicemail/internal/siptest"
 )
 
-// The access IVR (SPEC §5, issue 3), end to end: sipp logs in with each
+// The access IVR (docs/ivr.md, issue 3), end to end: sipp logs in with each
 // DTMF source, siptest drives the menus and listens to what the server sends.
 
 // accessDial calls the access number 5555 as mailbox from (caller-ID login).

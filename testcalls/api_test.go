@@ -21,7 +21,7 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// helpers for the REST API tests (SPEC §8)
+// helpers for the REST API tests (docs/api.md)
 
 // call does one request with tok ("" = none). body may be a string, []byte
 // or any JSON value; ctype defaults to application/json when there is a body.

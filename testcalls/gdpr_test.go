@@ -1,6 +1,6 @@
 package testcalls
 
-// GDPR end to end (SPEC §9, §10): messages left over SIP from several
+// GDPR end to end (docs/gdpr.md): messages left over SIP from several
 // callers, then Export Me / Forget Me / Undo through the REST API, the
 // `voicemail gdpr` CLI and the drop folder, watched by an MWI subscriber
 // (NOTIFY), the SSE stream, the API and the files on disk; the purge after

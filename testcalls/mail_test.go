@@ -16,7 +16,7 @@ import (
 	"github.com/vmserver/voicemail/mail/smtptest"
 )
 
-// Email notification (issue 7, SPEC §11) against a real SMTP server
+// Email notification (issue 7, docs/email.md) against a real SMTP server
 // (go-smtp) started by the test on loopback.
 
 // startMailServer starts the voicemail server with email on, against an

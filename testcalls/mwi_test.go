@@ -1,6 +1,6 @@
 package testcalls
 
-// MWI end to end (SPEC §6, CONFORMANCE "MWI", tests 9 and 10): sipp
+// MWI end to end (docs/mwi.md): sipp
 // subscribers (UAC) and an unsolicited target (UAS) against the real binary;
 // the counts change through the server process (deposits by the siptest
 // client, played/deleted through the REST API, or, where those routes are

@@ -108,7 +108,7 @@ listen=tcp:127.0.0.1:$PROXY
 CFG
   : >"$DIR/dispatcher.list"
   for n in 1 2 3; do echo "1 sip:127.0.0.1:506$n 0 0" >>"$DIR/dispatcher.list"; done
-  kamailio -DD -E -f "$DIR/kamailio.cfg" -Y "$DIR" -P "$(pidfile proxy)" >"$DIR/proxy.log" 2>&1 &
+  kamailio -DD -E -f "$DIR/kamailio.cfg" -Y "$DIR" -P "$DIR/kamailio-own.pid" >"$DIR/proxy.log" 2>&1 &
   echo $! >"$(pidfile proxy)"
   wait_port 127.0.0.1 "$PROXY" kamailio
 }
