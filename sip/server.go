@@ -75,6 +75,13 @@ type CallHandler interface {
 	Call(ctx context.Context, d *Dialog)
 }
 
+// Admitter is implemented by a CallHandler that may refuse a call before
+// it is answered (package call refuses deposits while the disk is full).
+// A non-nil error is answered through the status table (status.go).
+type Admitter interface {
+	Admit(d *Dialog) error
+}
+
 // SubscribeHandler answers a SUBSCRIBE (package mwi).
 type SubscribeHandler func(req *sip.Request, tx sip.ServerTransaction)
 
