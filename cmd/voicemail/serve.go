@@ -180,6 +180,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	srv, err := vsip.New(vsip.Config{
 		Listeners: listeners, TLS: tlsConf, PublicIP: publicIP, AccessNumbers: cfg.AccessNumbers,
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
+		TCPIdleTimeout: cfg.SIPTCPIdleTimeout, TCPMaxPerSource: cfg.SIPTCPMaxPerSource,
 	}, vsip.Deps{Store: st, Engine: engine, Calls: calls, Logger: log})
 	if err != nil {
 		return err
