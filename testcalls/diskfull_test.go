@@ -171,3 +171,60 @@ func fillUp(t *testing.T, dir string) string {
 		}
 	}
 }
+
+// TestDiskFullMidRecording: the media folder (alone) on a tmpfs with about
+// 32 KiB left when the call starts. The recording runs out of space
+// mid-way: what reached the disk is saved as a message (valid WAV, every
+// sample the one sent), no part is left, the server ends the call itself,
+// and the free space is measured again at once (/readyz 503).
+func TestDiskFullMidRecording(t *testing.T) {
+	t.Parallel()
+	requireSipp(t)
+	dir := mountTmpfs(t)
+	s := startServer(t, "", "--media", "file://"+dir, "--media-min-free", "1KiB", "--recording-min-seconds", "1")
+	s.putGreeting(t, "1001", "unavailable", siptest.Tone(unavailableHz, 4000, 6000))
+	filler := fillUp(t, dir)
+	st, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, st.Size()-32<<10); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "readyz 200", 15*time.Second, func() bool {
+		res, _ := s.call(t, "GET", "/readyz", "", nil)
+		return res.StatusCode == 200
+	})
+	p := startSipp(t, s, "uac_deposit.xml", "1001", "codec_pt", "0", "codec_name", "PCMU",
+		"pcap", pcapPath("audio_pcmu.pcap"), "pause_ms", pauseFor("audio_pcmu.pcap"))
+	msgs := s.waitMessages(t, "1001", 1, 30*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want the one cut short", len(msgs))
+	}
+	p.wait(60 * time.Second) // the server hangs up first: sipp's verdict does not matter
+	w, err := parseWAV(s.audio(t, "1001", msgs[0].ID))
+	if err != nil {
+		t.Fatalf("the kept recording is not a valid WAV: %v", err)
+	}
+	if !strings.Contains(s.log.String(), "disk full while recording") {
+		t.Errorf("no disk-full line in the log:\n%s", tail(s.log.String(), 30))
+	}
+	dec := decodedSource(0, len(source))
+	off, ok := findOffset(w.samples, dec)
+	if !ok {
+		t.Fatalf("the kept recording (%d samples) is not the sent audio", len(w.samples))
+	}
+	if n, first := mismatches(w.samples, dec, off, 0, len(w.samples), nil); n > 0 {
+		t.Errorf("%d kept samples differ from the sent audio, first at %d", n, first)
+	}
+	if secs := float64(len(w.samples)) / 8000; secs < 1 || secs > 2.1 {
+		t.Errorf("kept %.2f s, want what fits in about 32 KiB (1 to 2.1 s)", secs)
+	}
+	if left := s.mediaFiles(t, ".part"); len(left) > 0 {
+		t.Errorf("parts left: %v", left)
+	}
+	waitFor(t, "readyz 503 after the full write", 3*time.Second, func() bool {
+		res, _ := s.call(t, "GET", "/readyz", "", nil)
+		return res.StatusCode == 503
+	})
+}
