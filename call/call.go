@@ -53,6 +53,8 @@ type Deps struct {
 	Blobs   store.Blobs
 	Prompts *prompts.Set
 	Logger  *slog.Logger
+	// Space refuses deposits while the disk is low (space.go); nil = never.
+	Space Space
 }
 
 // Runtime runs every answered call; it is the sip.CallHandler.
@@ -61,6 +63,7 @@ type Runtime struct {
 	deps      Deps
 	prompts   *promptCache       // shared PCM of prompt sequences (promptcache.go)
 	recording prometheus.Counter // seconds of saved messages
+	gate      spaceGate          // last disk-space verdict seen by Admit
 }
 
 // New builds the runtime.

@@ -135,6 +135,10 @@ func runMachine(ctx context.Context, m machine, c driver) {
 		case <-b.timer.C:
 			b.queue = append(b.queue, ivr.Timeout{})
 		case e := <-c.recEnded():
+			if ns, ok := c.(interface{ outOfSpace() }); ok && e == endNoSpace {
+				ns.outOfSpace()
+				continue
+			}
 			reason := ivr.RecordSilence
 			if e == endMax {
 				reason = ivr.RecordMax

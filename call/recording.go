@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vmserver/voicemail/diskspace"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/phone"
 	"github.com/vmserver/voicemail/store"
@@ -42,6 +43,7 @@ type recorder struct {
 	mu sync.Mutex
 	limits
 	err        error
+	noSpace    bool // the disk filled up: finish kept what reached the file
 	durationMS int64
 }
 
@@ -97,9 +99,16 @@ type recordEnd uint8
 const (
 	endSilence recordEnd = iota + 1
 	endMax
+	endNoSpace // a write failed for lack of space (recording stopped, kept)
 )
 
 func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds int) (*recorder, error) {
+	return newRecorderTo(blobs, meta, f, maxSeconds, silenceSeconds, nil)
+}
+
+// newRecorderTo is newRecorder with the WAV written through wrap(file)
+// when wrap is set: tests make writes fail at a chosen byte.
+func newRecorderTo(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds int, wrap func(io.WriteSeeker) io.WriteSeeker) (*recorder, error) {
 	key := store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID)
 	file, err := blobs.Create(key)
 	if err != nil {
@@ -109,7 +118,11 @@ func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, s
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	w, err := media.NewWAVWriter(file, f)
+	var out io.WriteSeeker = file
+	if wrap != nil {
+		out = wrap(file)
+	}
+	w, err := media.NewWAVWriter(out, f)
 	if err != nil {
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
@@ -127,6 +140,9 @@ func (r *recorder) WriteFrame(pcm []int16) {
 	pcm = r.clip(pcm, r.wav.Samples())
 	if err := r.wav.Write(pcm); err != nil {
 		r.err = err
+		if diskspace.IsNoSpace(err) {
+			r.signal(endNoSpace) // the call goroutine keeps what was written
+		}
 		return
 	}
 	r.check(pcm, r.wav.Samples())
@@ -137,17 +153,30 @@ func (r *recorder) WriteFrame(pcm []int16) {
 func (r *recorder) finish() (durationMS int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
+	r.stopped = true // no more frames
+	if r.err == nil {
+		err := r.wav.Truncate(r.sil.SilentRun())
+		if err == nil {
+			err = r.wav.Close()
+		}
+		if err == nil {
+			return r.wav.Samples() * 1000 / media.SampleRate, nil
+		}
+		r.err = err
+	}
+	if !diskspace.IsNoSpace(r.err) {
 		return 0, r.err
 	}
-	r.stopped = true // no more frames
-	if err := r.wav.Truncate(r.sil.SilentRun()); err != nil {
-		return 0, err
+	// The disk is full: the WAV writer is stuck on its error, but what
+	// reached the file is audio. Its header is fixed from the file's
+	// length (rewriting a header needs no new blocks); it is never
+	// deleted for lack of space.
+	r.noSpace = true
+	samples, err := media.FixWAV(r.file.File)
+	if err != nil {
+		return 0, fmt.Errorf("recording %s: out of space, fix WAV: %w", r.meta.ID, err)
 	}
-	if err := r.wav.Close(); err != nil {
-		return 0, err
-	}
-	return r.wav.Samples() * 1000 / media.SampleRate, nil
+	return samples * 1000 / media.SampleRate, nil
 }
 
 // audio reads the finished recording back for review playback.

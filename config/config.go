@@ -31,6 +31,8 @@ type Config struct {
 	SIPAnswerDelay      time.Duration
 	SIPMaxCalls         int
 	SIPOverloadLateness time.Duration
+	SIPTCPIdleTimeout   time.Duration
+	SIPTCPMaxPerSource  int
 	RTPPortMin          int
 	RTPPortMax          int
 	HTTPListen          string
@@ -141,6 +143,8 @@ func options() []option {
 		{"sip.answer_delay", "0s", "ring (180) this long before answering a deposit call", dur(func(c *Config) *time.Duration { return &c.SIPAnswerDelay })},
 		{"sip.max_calls", "1000", "concurrent calls before new ones get 503", intv(func(c *Config) *int { return &c.SIPMaxCalls }, 1)},
 		{"sip.overload_lateness", "100ms", "refuse new calls (503) while the media clock runs this late on average (0 = off)", dur(func(c *Config) *time.Duration { return &c.SIPOverloadLateness })},
+		{"sip.tcp_idle_timeout", "2h", "close a SIP TCP/TLS connection idle this long (2 x the longest MWI subscription; 0 = never)", dur(func(c *Config) *time.Duration { return &c.SIPTCPIdleTimeout })},
+		{"sip.tcp_max_per_source", "100", "SIP TCP/TLS connections one source IP may hold; more are closed at once (0 = no cap)", intv(func(c *Config) *int { return &c.SIPTCPMaxPerSource }, 0)},
 		{"rtp.ports", "10000-20000", "UDP port range for media", func(c *Config, v string) error {
 			lo, hi, ok := strings.Cut(v, "-")
 			a, err1 := strconv.Atoi(strings.TrimSpace(lo))

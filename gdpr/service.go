@@ -45,6 +45,8 @@ type Config struct {
 type Service struct {
 	cfg Config
 	key []byte
+	// sweepOwner names this process in the sweep lease (sweeper.go).
+	sweepOwner string
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -82,7 +84,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, key: key}, nil
+	return &Service{cfg: cfg, key: key, sweepOwner: store.NewMessageID()}, nil
 }
 
 // loadKey reads the key, creating it (32 random bytes, hex, mode 0600) when absent.

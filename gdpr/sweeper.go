@@ -3,6 +3,7 @@ package gdpr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/vmserver/voicemail/store"
@@ -10,6 +11,28 @@ import (
 
 // sweepBatch bounds one store round trip of the sweeper.
 const sweepBatch = 500
+
+// sweepConsumer is the lease that lets one instance at a time sweep when
+// several share a database: they would otherwise purge, expire and audit
+// the same messages twice.
+const sweepConsumer = "gdpr-sweep"
+
+// sweepLease is how long a sweep lease lasts without renewal: the holder
+// renews it at every sweep and every batch; if it dies, another instance
+// takes over when it ends.
+func (s *Service) sweepLease() time.Duration {
+	return max(3*s.cfg.SweepInterval, 5*time.Minute)
+}
+
+// holdSweep takes or renews the sweep lease; false while another instance
+// holds it. On a single node (SQLite) it always holds.
+func (s *Service) holdSweep(ctx context.Context) (bool, error) {
+	_, ok, err := s.cfg.Store.ClaimConsumer(ctx, sweepConsumer, s.sweepOwner, s.sweepLease())
+	if err != nil {
+		return false, fmt.Errorf("gdpr sweep lease: %w", err)
+	}
+	return ok, nil
+}
 
 // SweepStats counts what one sweep did.
 type SweepStats struct {
@@ -74,9 +97,13 @@ func (s *Service) Stop() {
 
 // Sweep purges the messages forgotten longer than the grace ago, deletes
 // the messages past their retention and expires old export archives.
+// It does nothing while another instance holds the sweep lease.
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
-	var err error
+	held, err := s.holdSweep(ctx)
+	if err != nil || !held {
+		return st, err
+	}
 	if st.Purged, err = s.purge(ctx); err != nil {
 		return st, err
 	}
@@ -92,6 +119,11 @@ func (s *Service) purge(ctx context.Context) (int, error) {
 	cutoff := s.cfg.Now().Add(-s.cfg.ForgetGrace)
 	total := 0
 	for ctx.Err() == nil {
+		if held, err := s.holdSweep(ctx); err != nil {
+			return total, err
+		} else if !held {
+			break // lease lost: the new holder goes on
+		}
 		due, err := s.cfg.Store.ForgottenBefore(ctx, cutoff, sweepBatch)
 		if err != nil {
 			return total, err
@@ -132,6 +164,11 @@ func (s *Service) purge(ctx context.Context) (int, error) {
 func (s *Service) retention(ctx context.Context) (int, error) {
 	total := 0
 	for ctx.Err() == nil {
+		if held, err := s.holdSweep(ctx); err != nil {
+			return total, err
+		} else if !held {
+			break
+		}
 		msgs, err := s.cfg.Store.ExpiredMessages(ctx, s.cfg.Now(), s.cfg.RetentionDays, sweepBatch)
 		if err != nil {
 			return total, err

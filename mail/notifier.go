@@ -45,8 +45,15 @@ const (
 	reconcileWindow = 24 * time.Hour
 	// keepSent is how long sent rows stay (longer than reconcileWindow).
 	keepSent = 48 * time.Hour
-	// batch is how many due rows the sender takes at a time.
-	batch = 20
+	// batch is how many due rows the sender claims at a time: one, so
+	// that a stop leaves at most the mail in flight leased (and delayed by
+	// up to claimLease), as a failed attempt would be.
+	batch = 1
+	// claimLease is how long a claimed row stays invisible to the other
+	// instances' senders: longer than one delivery (dial and each SMTP
+	// command are bounded by sendTimeout). A sender that dies leaves it
+	// due again after the lease (the mail keeps its Message-ID).
+	claimLease = 5 * time.Minute
 	// idleCheck bounds how long the sender sleeps (purge, and a safety net
 	// for a missed wake-up).
 	idleCheck = time.Minute
@@ -342,7 +349,9 @@ func (n *Notifier) runSender(ctx context.Context) {
 				n.log.Debug("mail: purged sent rows", "count", k)
 			}
 		}
-		rows, err := n.st.DueMail(ctx, time.Now(), batch)
+		// Claimed, not just read: with several instances on one
+		// PostgreSQL database each mail goes out once (store/claims.go).
+		rows, err := n.st.ClaimMail(ctx, time.Now(), claimLease, batch)
 		if err != nil {
 			if ctx.Err() == nil {
 				n.log.Error("mail: cannot read the outbox", "err", err)

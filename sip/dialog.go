@@ -224,6 +224,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !d.access {
 		d.log = d.baseLog.With("mailbox", d.target.Mailbox)
 	}
+	if a, ok := s.deps.Calls.(Admitter); ok {
+		if err := a.Admit(d); err != nil {
+			s.refuse(tx, req, err, d.localTag)
+			return
+		}
+	}
 	if !s.addDialog(d) {
 		// Same Call-ID, new transaction, no To-tag: a merged request (§8.2.2.2).
 		s.refuse(tx, req, ErrLoop, "")

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vmserver/voicemail/internal/testlog"
 )
 
@@ -106,27 +108,68 @@ func TestCallLogLines(t *testing.T) {
 	}
 }
 
-// TestSipgoLogsThroughOurHandler: what the SIP library itself logs (here a
-// datagram it cannot parse) comes out through the server's handler, as JSON.
+// TestSipgoLogsThroughOurHandler: what the SIP library itself logs (here
+// datagrams it cannot parse) comes out through the server's handler, as
+// JSON; parse failures as short warnings naming the source, at most 5 a
+// second per source, each counted in voicemail_sip_malformed_total.
 func TestSipgoLogsThroughOurHandler(t *testing.T) {
 	t.Parallel()
 	var buf testlog.Buffer
 	ts := startServerLog(t, nil, slog.New(slog.NewJSONHandler(&buf, nil)))
 	p := newPhone(t, ts.addr)
-	if _, err := p.conn.WriteToUDP([]byte("NOT SIP AT ALL\r\nX\r\n\r\n"), ts.addr); err != nil {
-		t.Fatal(err)
+	junk := "NOT SIP AT ALL\r\n" + strings.Repeat("X", 1000) + "\r\n\r\n"
+	const sent = 30
+	for range sent {
+		if _, err := p.conn.WriteToUDP([]byte(junk), ts.addr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(buf.String(), "failed to parse") {
+	for malformedCount(t, ts) < sent {
 		if time.Now().After(deadline) {
-			t.Fatalf("sipgo's parse error did not reach our handler:\n%s", buf.String())
+			t.Fatalf("voicemail_sip_malformed_total = %v, want %d\n%s", malformedCount(t, ts), sent, buf.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	lines := 0
 	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Errorf("not JSON: %s", line)
+			continue
+		}
+		if rec["msg"] == "failed to parse" {
+			t.Errorf("sipgo's own parse line passed through: %.300s", line)
+		}
+		if rec["msg"] != "malformed SIP message" {
+			continue
+		}
+		lines++
+		if rec["source"] != p.conn.LocalAddr().String() || rec["level"] != "WARN" || rec["bytes"] != float64(len(junk)) {
+			t.Errorf("malformed line without its source, level or size: %s", line)
+		}
+		if d, _ := rec["data"].(string); len(d) > 210 || !strings.HasPrefix(d, "NOT SIP") {
+			t.Errorf("data not clipped to 200 bytes: %d bytes", len(d))
 		}
 	}
+	// Sent within a second or two: 5 lines per second at most.
+	if lines == 0 || lines > 15 {
+		t.Errorf("%d malformed lines for %d datagrams, want 1 to 15", lines, sent)
+	}
+}
+
+func malformedCount(t *testing.T, ts *testServer) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(ts.srv.Collectors()...)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "voicemail_sip_malformed_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }

@@ -11,6 +11,10 @@ type callMetrics struct {
 	calls  *prometheus.CounterVec // by kind (deposit, access) and result
 	rtp    *prometheus.CounterVec // packets by direction/fate
 	panics *prometheus.CounterVec // recovered panics by where
+	// malformed counts and rate-limits the log of unparsable input
+	// (malformed.go); tcpRefused counts connections over the per-source cap.
+	malformed  *malformedLog
+	tcpRefused prometheus.Counter
 }
 
 func newCallMetrics() *callMetrics {
@@ -27,6 +31,11 @@ func newCallMetrics() *callMetrics {
 			Name: "voicemail_panics_total",
 			Help: "Panics recovered in a request handler or a call, by where; the process kept running.",
 		}, []string{"where"}),
+		malformed: newMalformedLog(),
+		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "voicemail_sip_tcp_refused_total",
+			Help: "SIP TCP/TLS connections closed at once because their source already had sip.tcp_max_per_source.",
+		}),
 	}
 }
 
@@ -34,7 +43,7 @@ func newCallMetrics() *callMetrics {
 // packets of ended calls, recovered panics.
 func (s *Server) Collectors() []prometheus.Collector {
 	m := s.metrics
-	return []prometheus.Collector{m.calls, m.rtp, m.panics}
+	return []prometheus.Collector{m.calls, m.rtp, m.panics, m.malformed.count, m.tcpRefused}
 }
 
 func (m *callMetrics) call(access bool, result string) {

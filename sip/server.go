@@ -59,6 +59,11 @@ type Config struct {
 	// MinSE is the smallest session interval accepted (RFC 4028 Min-SE);
 	// 0 = 90 s.
 	MinSE time.Duration
+	// TCPIdleTimeout closes a TCP/TLS connection on which nothing arrived
+	// for that long (0 = never); TCPMaxPerSource caps the connections of
+	// one source IP (0 = no cap). listener.go.
+	TCPIdleTimeout  time.Duration
+	TCPMaxPerSource int
 }
 
 // Store is what signalling reads: the tenant of a domain and the mailbox a
@@ -73,6 +78,13 @@ type Store interface {
 // expired. A panic in Call ends that call alone.
 type CallHandler interface {
 	Call(ctx context.Context, d *Dialog)
+}
+
+// Admitter is implemented by a CallHandler that may refuse a call before
+// it is answered (package call refuses deposits while the disk is full).
+// A non-nil error is answered through the status table (status.go).
+type Admitter interface {
+	Admit(d *Dialog) error
 }
 
 // SubscribeHandler answers a SUBSCRIBE (package mwi).
@@ -119,22 +131,24 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	raiseMTU.Do(func() { sip.UDPMTUSize = 8192 })
 	// sipgo's transport and transaction layers log through our handler
 	// (JSON by default), not through their own default logger.
+	m := newCallMetrics()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("voicemail"), sipgo.WithUserAgentHostname(cfg.PublicIP.String()),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipgoLogger(deps.Logger))),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipgoLogger(deps.Logger))))
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipgoLogger(deps.Logger, m.malformed)),
+			sip.WithTransportLayerReadFilter(m.malformed.readFilter)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipgoLogger(deps.Logger, m.malformed))))
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipgoLogger(deps.Logger)))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipgoLogger(deps.Logger, m.malformed)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: server: %w", err)
 	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.PublicIP.String()), sipgo.WithClientLogger(sipgoLogger(deps.Logger)))
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.PublicIP.String()), sipgo.WithClientLogger(sipgoLogger(deps.Logger, m.malformed)))
 	if err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
-		dialogs: map[string]*Dialog{}, ports: map[string]int{}, metrics: newCallMetrics()}
+		dialogs: map[string]*Dialog{}, ports: map[string]int{}, metrics: m}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
 	srv.OnBye(s.guard(s.onBye))
@@ -162,15 +176,18 @@ func (s *Server) Listen(ctx context.Context) error {
 			go func() { <-ctx.Done(); pc.Close() }()
 			go s.serve(func() error { return s.srv.ServeUDP(pc) }, l)
 		case "tcp", "tls":
-			var ln net.Listener
-			var err error
-			if l.Transport == "tls" {
-				ln, err = tls.Listen("tcp", l.Addr, s.cfg.TLS)
-			} else {
-				ln, err = net.Listen("tcp", l.Addr)
-			}
+			ln, err := net.Listen("tcp", l.Addr)
 			if err != nil {
 				return fmt.Errorf("sip: listen %s %s: %w", l.Transport, l.Addr, err)
+			}
+			// Limits below TLS: a handshake counts, and waits, too.
+			ln = limitListener(ln, s.cfg.TCPIdleTimeout, s.cfg.TCPMaxPerSource, s.metrics.tcpRefused, s.log)
+			if l.Transport == "tls" {
+				if s.cfg.TLS == nil {
+					ln.Close()
+					return fmt.Errorf("sip: listen tls %s: no certificate", l.Addr)
+				}
+				ln = tls.NewListener(ln, s.cfg.TLS)
 			}
 			s.setPort(l.Transport, ln.Addr())
 			go func() { <-ctx.Done(); ln.Close() }()

@@ -31,6 +31,7 @@ var (
 	ErrInternal          = errors.New("internal error")
 	ErrUnavailable       = errors.New("service unavailable")
 	ErrDraining          = errors.New("draining")
+	ErrStorageFull       = errors.New("message storage full")
 )
 
 // statuses maps each refusal to its response. An error not listed is 500.
@@ -60,6 +61,9 @@ var statuses = []struct {
 	{ErrInternal, 500, "Server Internal Error", nil},
 	{ErrUnavailable, 503, "Service Unavailable", [][2]string{{"Retry-After", "5"}}},
 	{ErrDraining, 503, "Service Unavailable", [][2]string{{"Retry-After", "30"}}},
+	// Free space comes back when messages are deleted or an operator acts:
+	// minutes, not seconds (docs/api-limits.md).
+	{ErrStorageFull, 503, "Service Unavailable", [][2]string{{"Retry-After", "300"}}},
 }
 
 // refusal adds what one request's refusal needs to a listed error: the

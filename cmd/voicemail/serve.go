@@ -166,16 +166,21 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 			tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 	}
+	// Free space of the media and database folders (media.min_free):
+	// /readyz, API writes (507) and new deposits (503).
+	space := diskspace.New(diskspace.Config{Paths: spacePaths(cfg), Min: cfg.MediaMinFree, Logger: log})
+	go space.Run(ctx)
 	// Calls (package call) run on the dialogs signalling (package sip)
 	// answers; MWI (package mwi) answers its SUBSCRIBEs and sends through it.
 	calls := call.New(call.Config{
 		Recording: call.Recording{MaxSeconds: cfg.RecordingMaxSeconds, MinSeconds: cfg.RecordingMinSeconds,
 			SilenceSeconds: cfg.RecordingSilenceSeconds, Format: format},
 		LoginMaxAttempts: cfg.LoginMaxAttempts, LoginLockout: cfg.LoginLockout,
-	}, call.Deps{Store: st, Blobs: blobs, Prompts: ps, Logger: log})
+	}, call.Deps{Store: st, Blobs: blobs, Prompts: ps, Logger: log, Space: space})
 	srv, err := vsip.New(vsip.Config{
 		Listeners: listeners, TLS: tlsConf, PublicIP: publicIP, AccessNumbers: cfg.AccessNumbers,
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
+		TCPIdleTimeout: cfg.SIPTCPIdleTimeout, TCPMaxPerSource: cfg.SIPTCPMaxPerSource,
 	}, vsip.Deps{Store: st, Engine: engine, Calls: calls, Logger: log})
 	if err != nil {
 		return err
@@ -206,10 +211,6 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	}
 	defer gdprSvc.Stop()
 
-	// Free space of the media and database folders (media.min_free):
-	// /readyz, API writes (507) and — once the call driver asks it — new deposits.
-	space := diskspace.New(diskspace.Config{Paths: spacePaths(cfg), Min: cfg.MediaMinFree, Logger: log})
-	go space.Run(ctx)
 	webhookPolicy, err := api.ParseWebhookAllow(cfg.WebhooksAllowHosts)
 	if err != nil {
 		return fmt.Errorf("config key webhooks.allow_hosts: %w", err)

@@ -25,7 +25,7 @@ var allowed = map[string][]string{
 	"gdpr":                 {"keyfile", "phone", "store"},
 	"mail":                 {"store"},
 	"mwi":                  {"sip", "store"},
-	"call":                 {"ivr", "media", "phone", "prompts", "sip", "store"},
+	"call":                 {"diskspace", "ivr", "media", "phone", "prompts", "sip", "store"},
 	"sip":                  {"media", "store"},
 	"prompts":              {"media"},
 	"ivr":                  {},

@@ -1,0 +1,98 @@
+package call
+
+import (
+	"context"
+	"io"
+	"os"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/store"
+)
+
+// fullDisk passes writes through until limit bytes, then fails them with
+// ENOSPC as a full file system would (a short write, then the error).
+type fullDisk struct {
+	io.WriteSeeker
+	left int64
+}
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	n := int(min(int64(len(p)), max(d.left, 0)))
+	n, err := d.WriteSeeker.Write(p[:n])
+	d.left -= int64(n)
+	if err == nil && n < len(p) {
+		err = &os.PathError{Op: "write", Path: "part", Err: syscall.ENOSPC}
+	}
+	return n, err
+}
+
+type createdMessages []*store.Message
+
+func (c *createdMessages) CreateMessage(_ context.Context, m *store.Message) error {
+	*c = append(*c, m)
+	return nil
+}
+
+// A recording that runs out of space mid-way stops, keeps every sample
+// that reached the disk with a valid header, and becomes a message.
+func TestRecorderNoSpaceKeepsAudio(t *testing.T) {
+	blobs, err := store.NewFSBlobs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const header, kept = 44, 16050      // 2.006 s of PCM16 reach the disk
+	limit := int64(header + 2*kept + 1) // plus half a sample, cut off
+	meta := partMeta{Tenant: "default", Mailbox: "1001", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC(), Format: "pcm16"}
+	rec, err := newRecorderTo(blobs, meta, media.FormatPCM16, 60, 0, func(w io.WriteSeeker) io.WriteSeeker {
+		return &fullDisk{WriteSeeker: w, left: limit}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tone := media.Tone(700, 4*time.Second, 0.5)
+	for f := tone; len(f) > 0; f = f[min(160, len(f)):] {
+		rec.WriteFrame(f[:min(160, len(f))])
+	}
+	select {
+	case e := <-rec.ended:
+		if e != endNoSpace {
+			t.Fatalf("recording ended %v, want no space", e)
+		}
+	default:
+		t.Fatal("the recording did not signal the full disk")
+	}
+	dur, err := rec.finish()
+	if err != nil {
+		t.Fatalf("finish after ENOSPC: %v", err)
+	}
+	if want := int64(kept * 1000 / media.SampleRate); dur != want {
+		t.Errorf("duration %d ms, want %d", dur, want)
+	}
+	var got createdMessages
+	m, err := rec.commit(context.Background(), &got, dur, false)
+	if err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if len(got) != 1 || got[0].ID != meta.ID {
+		t.Fatalf("messages created: %+v", got)
+	}
+	f, err := blobs.Open(m.MediaKey)
+	if err != nil {
+		t.Fatalf("the recording is gone: %v", err)
+	}
+	defer f.Close()
+	pcm, err := media.ReadWAV(f)
+	if err != nil {
+		t.Fatalf("stored WAV: %v", err)
+	}
+	if !slices.Equal(pcm, tone[:kept]) {
+		t.Errorf("stored %d samples; want the first %d sent, unchanged", len(pcm), kept)
+	}
+	if parts, _ := blobs.Parts(); len(parts) != 0 {
+		t.Errorf("parts left: %v", parts)
+	}
+}
