@@ -75,7 +75,7 @@ type Config struct {
 
 	// GDPR runs the requests of docs/gdpr.md and knows the retention default
 	// (docs/gdpr.md); nil = the /api/v1/gdpr and /api/v1/retention routes answer 503.
-	GDPR *gdpr.Service
+	GDPR GDPR
 
 	// Web serves every request outside /api/ (the web inbox and admin console,
 	// package web); nil = those paths answer 404.

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +33,18 @@ type gdprResult struct {
 	Messages   int               `json:"messages"`
 }
 
-func (s *Server) gdprService() (*gdpr.Service, error) {
+// GDPR is what the API asks of the GDPR service (gdpr.Service): the
+// requests, their archives, the retention default and the server key.
+type GDPR interface {
+	RunWith(ctx context.Context, op gdpr.Operation, doc *gdpr.Document, p gdpr.Principal, o gdpr.Options) (*gdpr.Outcome, error)
+	OpenArchive(id, tenant string) (*os.File, error)
+	RetentionDays() int
+	DeriveKey(purpose string) []byte
+}
+
+var _ GDPR = (*gdpr.Service)(nil)
+
+func (s *Server) gdprService() (GDPR, error) {
 	if s.cfg.GDPR == nil {
 		return nil, &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "GDPR requests are not configured on this server"}
 	}

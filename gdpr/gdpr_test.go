@@ -1,5 +1,8 @@
 package gdpr
 
+// This file is over 600 lines on purpose: export, forget, undo, purge and
+// retention are tested against one fixture (a real store and media folder).
+
 import (
 	"archive/zip"
 	"bytes"

@@ -1,5 +1,8 @@
 package ivr
 
+// This file is over 600 lines on purpose: a table per menu of the access
+// IVR, each key of docs/ivr.md fed as an event; they share one fixture.
+
 import (
 	"fmt"
 	"math/rand/v2"

@@ -1,6 +1,9 @@
 // Package ivr holds the call menus of the voicemail server as pure state
 // machines: events go in, actions come out. Nothing here opens a socket,
 // reads a clock, starts a goroutine or imports another package of this
+
+// This file is over 600 lines on purpose: the deposit menu is one state
+// machine whose states and transitions read best side by side.
 // module, so every key of docs/ivr.md (and later §5) is tested by feeding events.
 //
 // # Deposit API

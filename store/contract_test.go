@@ -1,5 +1,8 @@
 package store
 
+// This file is over 600 lines on purpose: the store contract is one suite
+// that every backend runs; its cases share fixtures and must stay together.
+
 import (
 	"context"
 	"errors"

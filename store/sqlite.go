@@ -1,5 +1,9 @@
 package store
 
+// This file is over 600 lines on purpose: it holds the core schema, the
+// opening of both SQL backends and the mailbox queries that the rest of the
+// store builds on; the other features have their own files.
+
 import (
 	"context"
 	"database/sql"

@@ -1,5 +1,9 @@
 package testcalls
 
+// This file is over 600 lines on purpose: the REST API end to end is one
+// story (tokens, mailboxes, messages, events, webhooks) over one server
+// per test, and its helpers are shared by every step.
+
 import (
 	"bufio"
 	"bytes"

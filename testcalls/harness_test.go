@@ -1,5 +1,9 @@
 package testcalls
 
+// This file is over 600 lines on purpose: it is the one harness every
+// end-to-end test shares (build, free ports, server start, sipp, API,
+// SQLite and WAV helpers); splitting it would scatter what a test needs.
+
 import (
 	"bytes"
 	"crypto/rand"
