@@ -226,8 +226,13 @@ func New(cfg Config) *Server {
 		go func() { defer s.bg.Done(); s.events.run() }()
 		go func() { defer s.bg.Done(); s.deliver(ctx) }()
 		if s.durableHooks {
+			// A first start begins here, not at the start of the log.
+			start, err := log.ChangeHead(ctx)
+			if err != nil {
+				cfg.Logger.Error("webhooks: change log head", "err", err)
+			}
 			s.bg.Add(1)
-			go func() { defer s.bg.Done(); s.consumeWebhooks(ctx, log) }()
+			go func() { defer s.bg.Done(); s.consumeWebhooks(ctx, log, start) }()
 		}
 	}
 	return s

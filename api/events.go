@@ -74,10 +74,11 @@ func (s *Server) onChange(c store.Change) {
 // log, as the one consumer "webhooks" across all instances (a lease moves
 // it to another instance when its holder dies). Delivery is at least once:
 // a change whose cursor was not saved before a crash is queued again, with
-// the same event id. A first start begins at the head of the log, so that
-// history (a migration's copies) is not sent.
-func (s *Server) consumeWebhooks(ctx context.Context, log store.ChangeLog) {
-	store.ConsumeFromHead(ctx, log, "webhooks", store.DefaultLease, func(ctx context.Context, c store.Change) error {
+// the same event id. A first start begins at start (the head of the log
+// when the API was built), so that history (a migration's copies) is not
+// sent.
+func (s *Server) consumeWebhooks(ctx context.Context, log store.ChangeLog, start store.Cursor) {
+	store.ConsumeFrom(ctx, log, "webhooks", store.DefaultLease, start, func(ctx context.Context, c store.Change) error {
 		if err := s.events.persist([]event{buildEvent(c)}); err != nil {
 			return err
 		}

@@ -21,18 +21,19 @@ const DefaultLease = 30 * time.Second
 // be idempotent (Change.EventID is stable). A change that f fails is
 // retried after a pause, so later ones wait behind it.
 func Consume(ctx context.Context, log ChangeLog, consumer string, lease time.Duration, f func(context.Context, Change) error) {
-	consume(ctx, log, consumer, lease, false, f)
+	consume(ctx, log, consumer, lease, nil, f)
 }
 
-// ConsumeFromHead is Consume for a consumer that must not replay history
-// when it is new (webhooks: a first start, or a migration that wrote the
-// log before the cluster ran, must not send every past event): a consumer
-// without a saved position starts at the head of the log.
-func ConsumeFromHead(ctx context.Context, log ChangeLog, consumer string, lease time.Duration, f func(context.Context, Change) error) {
-	consume(ctx, log, consumer, lease, true, f)
+// ConsumeFrom is Consume for a consumer that must not replay history when
+// it is new (webhooks: a first start, or a migration that wrote the log
+// before the cluster ran, must not send every past event): a consumer
+// without a saved position starts at start, which the caller reads with
+// ChangeHead before anything it must see can be written.
+func ConsumeFrom(ctx context.Context, log ChangeLog, consumer string, lease time.Duration, start Cursor, f func(context.Context, Change) error) {
+	consume(ctx, log, consumer, lease, &start, f)
 }
 
-func consume(ctx context.Context, log ChangeLog, consumer string, lease time.Duration, fromHead bool, f func(context.Context, Change) error) {
+func consume(ctx context.Context, log ChangeLog, consumer string, lease time.Duration, start *Cursor, f func(context.Context, Change) error) {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
@@ -42,12 +43,9 @@ func consume(ctx context.Context, log ChangeLog, consumer string, lease time.Dur
 		sig := log.ChangeSignal()
 		wait := lease / 3
 		c, ok, err := log.ClaimConsumer(ctx, consumer, owner, lease)
-		if err == nil && ok && fromHead && c == (Cursor{}) {
-			var head Cursor
-			if head, err = log.ChangeHead(ctx); err == nil && head != (Cursor{}) {
-				err = log.AdvanceConsumer(ctx, consumer, owner, head, lease)
-				c = head
-			}
+		if err == nil && ok && start != nil && c == (Cursor{}) && *start != (Cursor{}) {
+			err = log.AdvanceConsumer(ctx, consumer, owner, *start, lease)
+			c = *start
 		}
 		if err == nil && ok {
 			var more bool
