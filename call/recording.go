@@ -52,12 +52,14 @@ type limits struct {
 	sil          *media.SilenceDetector
 	silenceLimit int64          // samples; 0 = off
 	maxSamples   int64          // 0 = off
+	tail         int64          // samples of trailing silence kept (recording.tail_ms)
 	ended        chan recordEnd // buffered 1: silence or max reached
 	stopped      bool           // no more frames
 }
 
-func newLimits(maxSeconds, silenceSeconds int) limits {
+func newLimits(maxSeconds, silenceSeconds, tailMS int) limits {
 	return limits{
+		tail:         int64(max(tailMS, 0)) * media.SampleRate / 1000,
 		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
 		silenceLimit: int64(silenceSeconds) * media.SampleRate,
 		maxSamples:   int64(maxSeconds) * media.SampleRate,
@@ -87,6 +89,13 @@ func (l *limits) check(pcm []int16, total int64) {
 	}
 }
 
+// trailingTrim is how many samples of the total to cut at the end: the
+// trailing silence beyond the kept tail, so the quiet decay of the last
+// word stays (docs/configuration.md, recording.tail_ms).
+func (l *limits) trailingTrim(total int64) int64 {
+	return min(max(l.sil.SilentRun()-l.tail, 0), total)
+}
+
 func (l *limits) signal(e recordEnd) {
 	l.stopped = true
 	l.ended <- e
@@ -99,7 +108,7 @@ const (
 	endMax
 )
 
-func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds int) (*recorder, error) {
+func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds, tailMS int) (*recorder, error) {
 	key := store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID)
 	file, err := blobs.Create(key)
 	if err != nil {
@@ -114,7 +123,7 @@ func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, s
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	return &recorder{meta: meta, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds)}, nil
+	return &recorder{meta: meta, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds, tailMS)}, nil
 }
 
 // WriteFrame implements media.FrameSink.
@@ -132,7 +141,7 @@ func (r *recorder) WriteFrame(pcm []int16) {
 	r.check(pcm, r.wav.Samples())
 }
 
-// finish closes the WAV with trailing silence trimmed and returns its
+// finish closes the WAV with trailing silence beyond the tail trimmed and returns its
 // duration. The part stays until commit or discard.
 func (r *recorder) finish() (durationMS int64, err error) {
 	r.mu.Lock()
@@ -141,7 +150,7 @@ func (r *recorder) finish() (durationMS int64, err error) {
 		return 0, r.err
 	}
 	r.stopped = true // no more frames
-	if err := r.wav.Truncate(r.sil.SilentRun()); err != nil {
+	if err := r.wav.Truncate(r.trailingTrim(r.wav.Samples())); err != nil {
 		return 0, err
 	}
 	if err := r.wav.Close(); err != nil {

@@ -275,7 +275,9 @@ func (d *Dialog) run() {
 	defer func() {
 		if sess := d.Session(); sess != nil {
 			_ = sess.Close()
-			s.metrics.media(sess.Stats())
+			st := sess.Stats()
+			s.metrics.media(st)
+			d.logMedia(result, st)
 		}
 		s.metrics.call(d.access, result)
 		s.removeDialog(d)
@@ -283,11 +285,13 @@ func (d *Dialog) run() {
 	}()
 	_ = respond(d.tx, d.invite, 100, "Trying", nil, "")
 
-	cfg := media.SessionConfig{Codec: media.PCMU, Logger: d.log}
+	cfg := media.SessionConfig{Codec: media.PCMU, Logger: d.log,
+		RTPTimeout: s.cfg.RTPTimeout, StrictRTPPackets: s.cfg.StrictRTPPackets}
 	if o := d.currentOffer(); o != nil {
 		cfg.Codec, cfg.DTMFPayload, cfg.Ptime = o.Codec, o.DTMF, o.Ptime
+		cfg.CNPayload, cfg.RTCPMux = o.CN, o.RTCPMux
 		if !o.Hold() {
-			cfg.Remote = o.Remote
+			cfg.Remote, cfg.RTCPRemote = o.Remote, o.RTCP
 		}
 	}
 	sess, err := s.deps.Engine.NewSession(cfg)
@@ -324,9 +328,12 @@ func (d *Dialog) run() {
 	result = "completed"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go d.watch(ctx, cancel)
+	var timedOut atomic.Bool
+	go d.watch(ctx, cancel, sess.Inactive(), &timedOut)
 	if d.driveSafely(ctx) {
 		result = "panic"
+	} else if timedOut.Load() {
+		result = "rtp_timeout"
 	}
 	select {
 	case <-d.byeCh:
@@ -451,11 +458,14 @@ func (d *Dialog) setOffer(o *Offer, bump bool) {
 	}
 	sess := d.sess
 	d.mu.Unlock()
-	remote := o.Remote
-	if o.Hold() {
-		remote = nil
+	upd := media.SessionConfig{Codec: o.Codec, DTMFPayload: o.DTMF, CNPayload: o.CN, RTCPMux: o.RTCPMux}
+	if !o.Hold() {
+		// On hold both stay nil: send nothing until the next offer.
+		upd.Remote, upd.RTCPRemote = o.Remote, o.RTCP
 	}
-	sess.SetRemote(remote, o.Codec, o.DTMF)
+	if err := sess.Update(upd); err != nil {
+		d.log.Warn("applying the new offer", "err", err)
+	}
 }
 
 func (d *Dialog) codecName() string {
@@ -527,9 +537,11 @@ func (d *Dialog) refreshTimer(req *sip.Request, res *sip.Response) {
 	d.refreshed()
 }
 
-// watch ends the call's context when the caller hung up, or when the
-// session timer ran out without a refresh (RFC 4028 §10: we then BYE).
-func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc) {
+// watch ends the call's context when the caller hung up, when the
+// session timer ran out without a refresh (RFC 4028 §10: we then BYE), or
+// when no RTP nor RTCP came for sip.Config.RTPTimeout (the caller vanished:
+// we BYE, the recording is kept, the result is rtp_timeout).
+func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc, inactive <-chan struct{}, timedOut *atomic.Bool) {
 	var expired <-chan time.Time
 	var t *time.Timer
 	if iv := time.Duration(d.interval.Load()); iv > 0 {
@@ -550,6 +562,11 @@ func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc) {
 			}
 		case <-expired:
 			d.log.Info("session timer expired without a refresh; ending the call")
+			cancel()
+			return
+		case <-inactive:
+			d.log.Info("no RTP nor RTCP from the caller; ending the call", "rtp_timeout", d.s.cfg.RTPTimeout)
+			timedOut.Store(true)
 			cancel()
 			return
 		}

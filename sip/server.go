@@ -59,6 +59,12 @@ type Config struct {
 	// MinSE is the smallest session interval accepted (RFC 4028 Min-SE);
 	// 0 = 90 s.
 	MinSE time.Duration
+	// RTPTimeout ends a call (BYE, result rtp_timeout) after this long
+	// without RTP nor RTCP from the caller; 0 = off.
+	RTPTimeout time.Duration
+	// StrictRTPPackets: packets in sequence a new RTP source must send
+	// before it is learnt (docs/configuration.md); 0 = media's default.
+	StrictRTPPackets int
 }
 
 // Store is what signalling reads: the tenant of a domain and the mailbox a
