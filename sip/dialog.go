@@ -481,24 +481,6 @@ func (d *Dialog) local() Local {
 	return Local{IP: d.s.cfg.PublicIP, Port: d.sess.LocalPort(), SessionID: d.sdpID, Version: d.sdpVer}
 }
 
-// onReInvite handles hold, resume and codec changes (RFC 3264 §8).
-func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
-	d := s.inDialog(req, tx)
-	if d == nil {
-		return
-	}
-	if !d.reinvite.TryLock() {
-		Reply(tx, req, ErrPending, d.localTag)
-		return
-	}
-	res := d.reinviteAnswer(req)
-	// An INVITE overlaps only until our final response (RFC 3261 §14.2): a
-	// caller may send the next one as soon as it sees this one.
-	d.reinvite.Unlock()
-	d.refreshTimer(req, res)
-	_ = tx.Respond(res)
-}
-
 // onUpdate takes an UPDATE (RFC 3311): a session refresh (RFC 4028), with
 // or without a new offer.
 func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
@@ -571,31 +553,4 @@ func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc, inactive 
 			return
 		}
 	}
-}
-
-// reinviteAnswer applies a re-INVITE's offer and returns our answer.
-func (d *Dialog) reinviteAnswer(req *sip.Request) *sip.Response {
-	reject := func(why string) *sip.Response {
-		code, reason, hdrs := Status(Refuse(ErrNotAcceptableHere, Warning(305, why)))
-		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		for _, h := range hdrs {
-			res.AppendHeader(h)
-		}
-		return res
-	}
-	if len(req.Body()) == 0 {
-		// We do not make offers in a 200 to a re-INVITE: the caller keeps
-		// the session it has.
-		return reject("re-INVITE without SDP is not supported")
-	}
-	o, err := ParseOffer(req.Body())
-	if err != nil {
-		return reject(err.Error())
-	}
-	d.setOffer(o, true)
-	res := sip.NewResponseFromRequest(req, 200, "OK", Answer(o, d.local()))
-	res.AppendHeader(d.s.Contact(req.Transport()))
-	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	d.log.Info("re-INVITE", "direction", o.Direction, "codec", o.Codec.String())
-	return res
 }

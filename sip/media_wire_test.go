@@ -1,0 +1,190 @@
+package sip_test
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// mediaPair is a phone's RTP socket on an even port and its RTCP socket
+// on the next one (RFC 3550 §11).
+type mediaPair struct {
+	rtp, rtcp *net.UDPConn
+}
+
+func newMediaPair(t *testing.T) *mediaPair {
+	t.Helper()
+	for range 50 {
+		a, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := a.LocalAddr().(*net.UDPAddr).Port
+		if port%2 != 0 || port == 65534 {
+			a.Close()
+			continue
+		}
+		b, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
+		if err != nil {
+			a.Close()
+			continue
+		}
+		t.Cleanup(func() { a.Close(); b.Close() })
+		return &mediaPair{rtp: a, rtcp: b}
+	}
+	t.Fatal("no even/odd UDP port pair")
+	return nil
+}
+
+func (m *mediaPair) port() int { return m.rtp.LocalAddr().(*net.UDPAddr).Port }
+
+// sdpCN is an offer with PCMU, telephone-event and comfort noise.
+func sdpCN(port int, dir string) string {
+	return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio " + strconv.Itoa(port) + " RTP/AVP 0 101 13\r\na=rtpmap:101 telephone-event/8000\r\na=rtpmap:13 CN/8000\r\na=" + dir + "\r\n"
+}
+
+// rtpLog collects the RTP packets that reach a socket.
+type rtpLog struct {
+	mu   sync.Mutex
+	pkts []rtp.Packet
+}
+
+func (l *rtpLog) run(c *net.UDPConn) {
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := c.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		var p rtp.Packet
+		if p.Unmarshal(append([]byte(nil), buf[:n]...)) == nil {
+			l.mu.Lock()
+			l.pkts = append(l.pkts, p)
+			l.mu.Unlock()
+		}
+	}
+}
+
+func (l *rtpLog) snapshot() []rtp.Packet {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]rtp.Packet(nil), l.pkts...)
+}
+
+// TestKeepAliveAndRTCPDuringRecording: while the server records a message
+// (and plays nothing) the caller still gets RTP — audio every 20 ms or
+// comfort noise at least every 200 ms of RTP time, with no sequence gap —
+// and RTCP reports on the RTP port + 1, then an RTCP BYE at the end.
+func TestKeepAliveAndRTCPDuringRecording(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	m := newMediaPair(t)
+	var rtpIn rtpLog
+	go rtpIn.run(m.rtp)
+	var rtcpMu sync.Mutex
+	var reports, byes int
+	var reportSSRC []uint32
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := m.rtcp.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			pkts, err := rtcp.Unmarshal(buf[:n])
+			if err != nil {
+				continue
+			}
+			rtcpMu.Lock()
+			for _, pk := range pkts {
+				switch r := pk.(type) {
+				case *rtcp.SenderReport:
+					reports++
+					reportSSRC = append(reportSSRC, r.SSRC)
+				case *rtcp.ReceiverReport:
+					reports++
+					reportSSRC = append(reportSSRC, r.SSRC)
+				case *rtcp.Goodbye:
+					byes++
+				}
+			}
+			rtcpMu.Unlock()
+		}
+	}()
+
+	p.send("INVITE", 1, sdpCN(m.port(), "sendrecv"))
+	ok := p.expect("SIP/2.0 200", 5*time.Second)
+	if !strings.Contains(ok, "CN/8000") {
+		t.Fatalf("answer without comfort noise:\n%s", ok)
+	}
+	p.send("ACK", 1, "")
+	// Greeting and beep, then the recording, on which we stay silent.
+	const listen = 12 * time.Second
+	end := time.After(listen)
+	for done := false; !done; {
+		select {
+		case <-end:
+			done = true
+		default:
+			if msg, ok := p.read(200 * time.Millisecond); ok && strings.HasPrefix(msg, "BYE ") {
+				t.Fatalf("the server hung up during the recording:\n%s", msg)
+			}
+		}
+	}
+	p.send("BYE", 2, "")
+	p.expect("SIP/2.0 200", 5*time.Second)
+	time.Sleep(300 * time.Millisecond) // the RTCP BYE
+
+	pkts := rtpIn.snapshot()
+	if len(pkts) < 2 {
+		t.Fatalf("%d RTP packets in %s", len(pkts), listen)
+	}
+	cn := 0
+	for i := 1; i < len(pkts); i++ {
+		prev, cur := pkts[i-1], pkts[i]
+		if cur.SSRC != prev.SSRC {
+			t.Fatalf("packet %d: SSRC changed %08x -> %08x", i, prev.SSRC, cur.SSRC)
+		}
+		if cur.SequenceNumber != prev.SequenceNumber+1 {
+			t.Errorf("packet %d: sequence %d after %d (a packet missing or reordered)", i, cur.SequenceNumber, prev.SequenceNumber)
+		}
+		step := cur.Timestamp - prev.Timestamp
+		limit := uint32(160) // 20 ms of audio
+		if cur.PayloadType == 13 {
+			cn++
+			limit = 1600 // comfort noise: at least every 200 ms
+		}
+		if step > limit {
+			t.Errorf("packet %d (PT %d): %d samples after the previous one, want at most %d", i, cur.PayloadType, step, limit)
+		}
+	}
+	span := time.Duration(pkts[len(pkts)-1].Timestamp-pkts[0].Timestamp) * time.Second / 8000
+	if span < listen-2*time.Second {
+		t.Errorf("RTP covers %s of the %s call", span, listen)
+	}
+	if cn == 0 {
+		t.Error("no comfort noise while recording, although the offer had CN")
+	}
+	rtcpMu.Lock()
+	defer rtcpMu.Unlock()
+	if reports < 2 {
+		t.Errorf("%d RTCP reports in %s, want at least 2", reports, listen)
+	}
+	for _, s := range reportSSRC {
+		if s != pkts[0].SSRC {
+			t.Errorf("RTCP report from SSRC %08x, RTP is %08x", s, pkts[0].SSRC)
+		}
+	}
+	if byes == 0 {
+		t.Error("no RTCP BYE at the end of the call")
+	}
+	t.Logf("%d RTP packets (%d comfort noise), %d RTCP reports, %d RTCP BYE", len(pkts), cn, reports, byes)
+}
