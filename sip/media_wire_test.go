@@ -188,3 +188,93 @@ func TestKeepAliveAndRTCPDuringRecording(t *testing.T) {
 	}
 	t.Logf("%d RTP packets (%d comfort noise), %d RTCP reports, %d RTCP BYE", len(pkts), cn, reports, byes)
 }
+
+// waitRTP waits for an RTP packet on c; it reports whether one came.
+func waitRTP(c *net.UDPConn, timeout time.Duration) bool {
+	buf := make([]byte, 2048)
+	deadline := time.Now().Add(timeout)
+	for {
+		_ = c.SetReadDeadline(deadline)
+		n, _, err := c.ReadFromUDP(buf)
+		if err != nil {
+			return false
+		}
+		var p rtp.Packet
+		if p.Unmarshal(buf[:n]) == nil && p.Version == 2 && (buf[1] < 192 || buf[1] > 223) {
+			return true
+		}
+	}
+}
+
+// drainRTP discards what c received so far.
+func drainRTP(c *net.UDPConn) {
+	buf := make([]byte, 2048)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, _, err := c.ReadFromUDP(buf); err != nil {
+			return
+		}
+	}
+}
+
+// TestReInviteWithoutSDP: a re-INVITE without a body gets our offer in the
+// 200 (o= version bumped, sendrecv even while on hold), retransmitted until
+// the ACK, whose answer is applied: here it resumes from hold to a new
+// RTP port; an INVITE overlapping the outstanding offer is refused (RFC 3261 §14.2, RFC 6337 §5.3).
+func TestReInviteWithoutSDP(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	first, second := newMediaPair(t), newMediaPair(t)
+
+	p.send("INVITE", 1, sdpCN(first.port(), "sendrecv"))
+	p.expect("SIP/2.0 200", 5*time.Second)
+	p.send("ACK", 1, "")
+	if !waitRTP(first.rtp, 3*time.Second) {
+		t.Fatal("no RTP after the answer")
+	}
+	// Hold.
+	p.send("INVITE", 2, sdpCN(first.port(), "sendonly"))
+	if hold := p.expect("SIP/2.0 200", 5*time.Second); !strings.Contains(hold, "a=recvonly") {
+		t.Fatalf("hold answer:\n%s", hold)
+	}
+	p.send("ACK", 2, "")
+	time.Sleep(100 * time.Millisecond)
+	drainRTP(first.rtp)
+	if waitRTP(first.rtp, 500*time.Millisecond) {
+		t.Fatal("RTP while on hold")
+	}
+
+	// No SDP: the 200 is our offer.
+	p.send("INVITE", 3, "")
+	offer := p.expect("SIP/2.0 200", 5*time.Second)
+	for _, want := range []string{"Content-Type: application/sdp", "o=voicemail ", " 3 IN IP4 127.0.0.1", "a=sendrecv", "m=audio "} {
+		if !strings.Contains(offer, want) {
+			t.Fatalf("offer in the 200 lacks %q:\n%s", want, offer)
+		}
+	}
+	// Unacknowledged, it is sent again (RFC 3261 §13.3.1.4).
+	if again := p.expect("SIP/2.0 200", 3*time.Second); !strings.Contains(again, "CSeq: 3 INVITE") {
+		t.Fatalf("retransmission is not the 200 to CSeq 3:\n%s", again)
+	}
+	// A second re-INVITE while our offer awaits its answer is refused
+	// as overlapping (ErrPending: 500 with Retry-After).
+	p.send("INVITE", 4, sdpCN(first.port(), "sendrecv"))
+	if busy := p.expect("SIP/2.0 500", 5*time.Second); !strings.Contains(busy, "Retry-After") {
+		t.Errorf("overlapping re-INVITE refused without Retry-After:\n%s", busy)
+	}
+	p.send("ACK", 4, "")
+	// The answer in the ACK: resume, on another port.
+	p.send("ACK", 3, sdpCN(second.port(), "sendrecv"))
+	if !waitRTP(second.rtp, 3*time.Second) {
+		t.Fatal("no RTP to the address of the answer in the ACK")
+	}
+	// The dialog goes on: a plain re-INVITE is still answered.
+	p.send("INVITE", 5, sdpCN(second.port(), "sendrecv"))
+	if res := p.expect("SIP/2.0 200", 5*time.Second); !strings.Contains(res, " 4 IN IP4") {
+		t.Errorf("next answer's o= version after the offer in a 200:\n%s", res)
+	}
+	p.send("ACK", 5, "")
+	p.send("BYE", 6, "")
+	p.expect("SIP/2.0 200", 5*time.Second)
+}
