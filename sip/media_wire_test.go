@@ -1,6 +1,7 @@
 package sip_test
 
 import (
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -10,6 +11,11 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/vmserver/voicemail/internal/testlog"
+	"github.com/vmserver/voicemail/media"
+	vsip "github.com/vmserver/voicemail/sip"
+	"github.com/vmserver/voicemail/store"
 )
 
 // mediaPair is a phone's RTP socket on an even port and its RTCP socket
@@ -277,4 +283,73 @@ func TestReInviteWithoutSDP(t *testing.T) {
 	p.send("ACK", 5, "")
 	p.send("BYE", 6, "")
 	p.expect("SIP/2.0 200", 5*time.Second)
+}
+
+// TestRTPTimeoutEndsCallKeepingRecording: a caller that vanishes without a
+// BYE in the middle of its message is hung up on after the RTP timeout;
+// what it said is saved and the call's result is rtp_timeout.
+func TestRTPTimeoutEndsCallKeepingRecording(t *testing.T) {
+	t.Parallel()
+	var buf testlog.Buffer
+	ts := startServerLog(t, func(c *vsip.Config) { c.RTPTimeout = 2 * time.Second },
+		slog.New(slog.NewJSONHandler(&buf, nil)))
+	p := newPhone(t, ts.addr)
+	m := newMediaPair(t)
+	p.send("INVITE", 1, sdpCN(m.port(), "sendrecv"))
+	ok := p.expect("SIP/2.0 200", 5*time.Second)
+	p.send("ACK", 1, "")
+	// Our audio goes to the server's RTP port; '#' skips the greeting.
+	srvRTP := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: answerPort(t, ok)}
+	p.sendBody("INFO", 2, "application/dtmf-relay", "Signal=#\r\nDuration=160\r\n")
+	p.expect("SIP/2.0 200", 5*time.Second)
+	tone := media.Tone(700, 3*time.Second, 0.5)
+	frame := make([]byte, 160)
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 0x1234}}
+	next := time.Now()
+	for i := 0; (i+1)*160 <= len(tone); i++ {
+		media.PCMU.Encode(frame, tone[i*160:(i+1)*160])
+		pkt.SequenceNumber, pkt.Timestamp, pkt.Payload = uint16(i), uint32(i*160), frame
+		b, _ := pkt.Marshal()
+		if _, err := m.rtp.WriteToUDP(b, srvRTP); err != nil {
+			t.Fatal(err)
+		}
+		next = next.Add(20 * time.Millisecond)
+		time.Sleep(time.Until(next))
+	}
+	// Then nothing: the server hangs up.
+	bye := p.expect("BYE ", 10*time.Second)
+	p.reply(bye, 200)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), `"result":"rtp_timeout"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no call media line with result rtp_timeout:\n%s", buf.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(buf.String(), `"msg":"message saved"`) {
+		t.Fatalf("the message was not saved:\n%s", buf.String())
+	}
+	msgs, _, err := ts.st.ListMessages(t.Context(), store.MessageFilter{Tenant: "default", Mailbox: "1001"})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("messages of 1001: %d, %v", len(msgs), err)
+	}
+	// 3 s of tone from the '#', less the beep: what was said is kept.
+	if d := msgs[0].DurationMS; d < 1500 {
+		t.Fatalf("saved message of %d ms, want the tone the caller sent", d)
+	}
+}
+
+// answerPort is the audio port of the SDP in a 200.
+func answerPort(t *testing.T, msg string) int {
+	t.Helper()
+	for _, line := range strings.Split(msg, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "m=audio "); ok {
+			n, err := strconv.Atoi(strings.Fields(rest)[0])
+			if err == nil {
+				return n
+			}
+		}
+	}
+	t.Fatalf("no m=audio in:\n%s", msg)
+	return 0
 }
