@@ -56,18 +56,23 @@ func TestTrailingTail(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		tailMS    int
+		toneMS    int
 		silenceMS int // trailing silence written after the tone
 		wantMS    int64
 	}{
-		{"no tail, all silence trimmed", 0, 300, 200},
-		{"tail kept from a longer silence", 500, 1500, 700},
-		{"silence shorter than the tail kept whole", 500, 300, 500},
-		{"silence equal to the tail kept", 500, 500, 700},
-		{"no trailing silence", 500, 0, 200},
+		{"no tail, all silence trimmed", 0, 200, 300, 200},
+		{"tail kept from a longer silence", 500, 200, 1500, 700},
+		{"silence shorter than the tail kept whole", 500, 200, 300, 500},
+		{"silence equal to the tail kept", 500, 200, 500, 700},
+		{"no trailing silence", 500, 200, 0, 200},
+		{"only silence: nothing to keep", 500, 0, 1000, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newMemRecorder(10, 0, tc.tailMS)
-			r.WriteFrame(loud)
+			loud := loud[:tc.toneMS*8]
+			if len(loud) > 0 {
+				r.WriteFrame(loud)
+			}
 			for i := 0; i < tc.silenceMS/20; i++ {
 				r.WriteFrame(make([]int16, 160))
 			}

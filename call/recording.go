@@ -92,8 +92,13 @@ func (l *limits) check(pcm []int16, total int64) {
 // trailingTrim is how many samples of the total to cut at the end: the
 // trailing silence beyond the kept tail, so the quiet decay of the last
 // word stays (docs/configuration.md, recording.tail_ms).
+// A recording that is all silence has no last word: it is trimmed whole.
 func (l *limits) trailingTrim(total int64) int64 {
-	return min(max(l.sil.SilentRun()-l.tail, 0), total)
+	run := l.sil.SilentRun()
+	if run >= total {
+		return total
+	}
+	return max(run-l.tail, 0)
 }
 
 func (l *limits) signal(e recordEnd) {
