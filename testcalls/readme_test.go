@@ -22,7 +22,7 @@ func TestReadmeLeaveMessage(t *testing.T) {
 	s := startServer(t, "")
 	leaveMessage(t, s)
 	ms := checkSpokenMessage(t, s)
-	// SPEC §12: the call, its RTP and the recorded seconds are counted.
+	// docs/metrics.md: the call, its RTP and the recorded seconds are counted.
 	code, body, err := s.api("GET", "/metrics", nil, nil)
 	if err != nil || code != 200 {
 		t.Fatalf("/metrics: %d %v", code, err)
