@@ -53,6 +53,7 @@ type Dialog struct {
 	confirmed atomic.Bool
 
 	interval  atomic.Int64  // RFC 4028 session interval (ns); 0 = no session timer
+	weRefresh atomic.Bool   // refresher=uas: we send the refreshes (refresh.go)
 	refreshCh chan struct{} // a session refresh arrived (timer.go)
 }
 
@@ -198,6 +199,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		offer: offer, sdpID: randUint64(), sdpVer: 1, refreshCh: make(chan struct{}, 1),
 	}
 	d.interval.Store(int64(interval))
+	d.weRefresh.Store(refresherOf(req) == "uas")
 	d.remoteTag, _ = req.From().Params.Get("tag")
 	d.remoteCSeq.Store(req.CSeq().SeqNo)
 	d.localCSeq.Store(FirstCSeq())
@@ -382,7 +384,7 @@ func (d *Dialog) answer() bool {
 		}
 	}
 	if iv := time.Duration(d.interval.Load()); iv > 0 {
-		for _, h := range timerHeaders(iv) {
+		for _, h := range timerHeaders(iv, d.refresher()) {
 			res.AppendHeader(h)
 		}
 	}
@@ -512,8 +514,9 @@ func (d *Dialog) refreshTimer(req *sip.Request, res *sip.Response) {
 	}
 	if iv, _ := d.s.sessionInterval(req); iv > 0 {
 		d.interval.Store(int64(iv))
+		d.weRefresh.Store(refresherOf(req) == "uas")
 	}
-	for _, h := range timerHeaders(time.Duration(d.interval.Load())) {
+	for _, h := range timerHeaders(time.Duration(d.interval.Load()), d.refresher()) {
 		res.AppendHeader(h)
 	}
 	d.refreshed()
@@ -527,7 +530,7 @@ func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc, inactive 
 	var expired <-chan time.Time
 	var t *time.Timer
 	if iv := time.Duration(d.interval.Load()); iv > 0 {
-		t = time.NewTimer(byeBefore(iv))
+		t = time.NewTimer(d.timerDue(iv))
 		defer t.Stop()
 		expired = t.C
 	}
@@ -540,10 +543,21 @@ func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc, inactive 
 			return
 		case <-d.refreshCh:
 			if t != nil {
-				t.Reset(byeBefore(time.Duration(d.interval.Load())))
+				t.Reset(d.timerDue(time.Duration(d.interval.Load())))
 			}
 		case <-expired:
-			d.log.Info("session timer expired without a refresh; ending the call")
+			if d.weRefresh.Load() {
+				if d.refresh(ctx) {
+					t.Reset(d.timerDue(time.Duration(d.interval.Load())))
+					continue
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.Info("session refresh failed; ending the call")
+			} else {
+				d.log.Info("session timer expired without a refresh; ending the call")
+			}
 			cancel()
 			return
 		case <-inactive:

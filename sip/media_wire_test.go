@@ -362,3 +362,61 @@ func answerPort(t *testing.T, msg string) int {
 	t.Fatalf("no m=audio in:\n%s", msg)
 	return 0
 }
+
+// TestSessionTimerWeRefresh: with refresher=uas, or no refresher chosen,
+// we refresh at half the interval — by UPDATE when the caller allows it,
+// else by a re-INVITE with our unchanged SDP that we acknowledge — and
+// the call goes on past the interval.
+func TestSessionTimerWeRefresh(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *vsip.Config) { c.MinSE = 2 * time.Second })
+	for _, tc := range []struct {
+		name, expires, allow, method string
+	}{
+		{"uas asked, UPDATE allowed", "Session-Expires: 2;refresher=uas", "Allow: INVITE, ACK, BYE, UPDATE", "UPDATE"},
+		{"no choice, no UPDATE", "Session-Expires: 2", "Allow: INVITE, ACK, BYE", "INVITE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPhone(t, ts.addr)
+			p.send("INVITE", 1, p.sdp("sendrecv"), "Supported: timer", tc.expires, tc.allow)
+			ok := p.expect("SIP/2.0 200", 5*time.Second)
+			if !strings.Contains(ok, "Session-Expires: 2;refresher=uas") {
+				t.Fatalf("200 does not make us the refresher:\n%s", ok)
+			}
+			p.send("ACK", 1, "")
+			start := time.Now()
+			for i := 0; i < 3; i++ {
+				req := p.expect(tc.method+" ", 5*time.Second)
+				if !strings.Contains(req, "Session-Expires: 2;refresher=uas") {
+					t.Errorf("refresh %d lacks Session-Expires:\n%s", i, req)
+				}
+				if tc.method == "INVITE" && (!strings.Contains(req, "o=voicemail ") || !strings.Contains(req, " 1 IN IP4")) {
+					t.Errorf("refreshing re-INVITE is not our unchanged SDP:\n%s", req)
+				}
+				p.reply(req, 200)
+				if tc.method == "INVITE" {
+					ack := p.expect("ACK ", 5*time.Second)
+					if got, want := cseqOf(ack), strings.Replace(cseqOf(req), "INVITE", "ACK", 1); got != want {
+						t.Errorf("ACK CSeq %q, want %q", got, want)
+					}
+				}
+			}
+			if time.Since(start) < 2*time.Second {
+				t.Errorf("three refreshes in %s: want one per half interval", time.Since(start))
+			}
+			// Past the interval, the call is still up: our BYE answers.
+			p.send("BYE", 2, "")
+			p.expect("SIP/2.0 200", 5*time.Second)
+		})
+	}
+}
+
+// cseqOf is the CSeq value of a message.
+func cseqOf(msg string) string {
+	for _, line := range strings.Split(msg, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "CSeq: "); ok {
+			return v
+		}
+	}
+	return ""
+}
