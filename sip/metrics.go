@@ -23,7 +23,7 @@ func newCallMetrics() *callMetrics {
 	return &callMetrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voicemail_calls_total",
-			Help: "Calls by kind (deposit, access) and result (completed, cancelled, no_ack, or the SIP status that refused them).",
+			Help: "Calls by kind (deposit, access) and result (completed, cancelled, no_ack, rtp_timeout, panic, error, or the SIP status that refused them).",
 		}, []string{"kind", "result"}),
 		rtp: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voicemail_rtp_packets_total",
