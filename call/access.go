@@ -349,7 +349,7 @@ func (c *accessCall) forward(a ivr.Forward) ivr.Event {
 
 func (c *accessCall) startRecording(a ivr.StartRecording) {
 	c.discardRecording()
-	c.rec = newMemRecorder(a.MaxSeconds, a.SilenceSeconds)
+	c.rec = newMemRecorder(a.MaxSeconds, a.SilenceSeconds, c.r.cfg.Recording.TailMS)
 	c.record(c.rec, a.MaxSeconds)
 }
 

@@ -21,7 +21,10 @@ import (
 // Recording holds the server-wide recording defaults (recording.* keys).
 type Recording struct {
 	MaxSeconds, MinSeconds, SilenceSeconds int
-	Format                                 media.Format
+	// TailMS is the trailing silence kept after the last voiced frame
+	// (recording.tail_ms); a longer silence is trimmed to it.
+	TailMS int
+	Format media.Format
 }
 
 // Config is what the call runtime needs from the server configuration.

@@ -132,7 +132,7 @@ func (c *depositCall) startRecording(a ivr.StartRecording) error {
 		CallerID: number, CallerName: name, ReceivedAt: time.Now().UTC(),
 		Format: rc.Format.String(),
 	}
-	rec, err := newRecorder(c.r.deps.Blobs, meta, rc.Format, a.MaxSeconds, a.SilenceSeconds)
+	rec, err := newRecorder(c.r.deps.Blobs, meta, rc.Format, a.MaxSeconds, a.SilenceSeconds, rc.TailMS)
 	if err != nil {
 		return err
 	}

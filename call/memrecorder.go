@@ -14,14 +14,14 @@ type memRecorder struct {
 	pcm []int16
 }
 
-func newMemRecorder(maxSeconds, silenceSeconds int) *memRecorder {
+func newMemRecorder(maxSeconds, silenceSeconds, tailMS int) *memRecorder {
 	capacity := maxSeconds * media.SampleRate
 	if capacity <= 0 {
 		capacity = 60 * media.SampleRate
 	}
 	return &memRecorder{
 		pcm:    make([]int16, 0, capacity), // no growth per frame
-		limits: newLimits(maxSeconds, silenceSeconds),
+		limits: newLimits(maxSeconds, silenceSeconds, tailMS),
 	}
 }
 
@@ -37,12 +37,13 @@ func (r *memRecorder) WriteFrame(pcm []int16) {
 	r.check(pcm, int64(len(r.pcm)))
 }
 
-// finish stops the recording, trims trailing silence and returns its length.
+// finish stops the recording, trims trailing silence beyond the tail and
+// returns its length.
 func (r *memRecorder) finish() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopped = true
-	trim := min(r.sil.SilentRun(), int64(len(r.pcm)))
+	trim := r.trailingTrim(int64(len(r.pcm)))
 	r.pcm = r.pcm[:int64(len(r.pcm))-trim]
 	return int64(len(r.pcm)) * 1000 / media.SampleRate
 }

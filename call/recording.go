@@ -54,12 +54,14 @@ type limits struct {
 	sil          *media.SilenceDetector
 	silenceLimit int64          // samples; 0 = off
 	maxSamples   int64          // 0 = off
+	tail         int64          // samples of trailing silence kept (recording.tail_ms)
 	ended        chan recordEnd // buffered 1: silence or max reached
 	stopped      bool           // no more frames
 }
 
-func newLimits(maxSeconds, silenceSeconds int) limits {
+func newLimits(maxSeconds, silenceSeconds, tailMS int) limits {
 	return limits{
+		tail:         int64(max(tailMS, 0)) * media.SampleRate / 1000,
 		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
 		silenceLimit: int64(silenceSeconds) * media.SampleRate,
 		maxSamples:   int64(maxSeconds) * media.SampleRate,
@@ -89,6 +91,18 @@ func (l *limits) check(pcm []int16, total int64) {
 	}
 }
 
+// trailingTrim is how many samples of the total to cut at the end: the
+// trailing silence beyond the kept tail, so the quiet decay of the last
+// word stays (docs/configuration.md, recording.tail_ms).
+// A recording that is all silence has no last word: it is trimmed whole.
+func (l *limits) trailingTrim(total int64) int64 {
+	run := l.sil.SilentRun()
+	if run >= total {
+		return total
+	}
+	return max(run-l.tail, 0)
+}
+
 func (l *limits) signal(e recordEnd) {
 	l.stopped = true
 	l.ended <- e
@@ -102,13 +116,13 @@ const (
 	endNoSpace // a write failed for lack of space (recording stopped, kept)
 )
 
-func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds int) (*recorder, error) {
-	return newRecorderTo(blobs, meta, f, maxSeconds, silenceSeconds, nil)
+func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds, tailMS int) (*recorder, error) {
+	return newRecorderTo(blobs, meta, f, maxSeconds, silenceSeconds, tailMS, nil)
 }
 
 // newRecorderTo is newRecorder with the WAV written through wrap(file)
 // when wrap is set: tests make writes fail at a chosen byte.
-func newRecorderTo(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds int, wrap func(io.WriteSeeker) io.WriteSeeker) (*recorder, error) {
+func newRecorderTo(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds, tailMS int, wrap func(io.WriteSeeker) io.WriteSeeker) (*recorder, error) {
 	key := store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID)
 	file, err := blobs.Create(key)
 	if err != nil {
@@ -127,7 +141,7 @@ func newRecorderTo(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds,
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	return &recorder{meta: meta, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds)}, nil
+	return &recorder{meta: meta, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds, tailMS)}, nil
 }
 
 // WriteFrame implements media.FrameSink.
@@ -148,14 +162,14 @@ func (r *recorder) WriteFrame(pcm []int16) {
 	r.check(pcm, r.wav.Samples())
 }
 
-// finish closes the WAV with trailing silence trimmed and returns its
+// finish closes the WAV with trailing silence beyond the tail trimmed and returns its
 // duration. The part stays until commit or discard.
 func (r *recorder) finish() (durationMS int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopped = true // no more frames
 	if r.err == nil {
-		err := r.wav.Truncate(r.sil.SilentRun())
+		err := r.wav.Truncate(r.trailingTrim(r.wav.Samples()))
 		if err == nil {
 			err = r.wav.Close()
 		}

@@ -47,7 +47,7 @@ func TestRecorderNoSpaceKeepsAudio(t *testing.T) {
 	const header, kept = 44, 16050      // 2.006 s of PCM16 reach the disk
 	limit := int64(header + 2*kept + 1) // plus half a sample, cut off
 	meta := partMeta{Tenant: "default", Mailbox: "1001", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC(), Format: "pcm16"}
-	rec, err := newRecorderTo(blobs, meta, media.FormatPCM16, 60, 0, func(w io.WriteSeeker) io.WriteSeeker {
+	rec, err := newRecorderTo(blobs, meta, media.FormatPCM16, 60, 0, 500, func(w io.WriteSeeker) io.WriteSeeker {
 		return &fullDisk{WriteSeeker: w, left: limit}
 	})
 	if err != nil {

@@ -95,7 +95,13 @@ type Config struct {
 	// Robustness limits (docs/api-limits.md).
 	GreetingMaxSeconds int                 // longest uploaded greeting (413 beyond)
 	MediaMinFree       diskspace.Threshold // free space below which deposits and API writes are refused
-	WebhooksAllowHosts []string            // host names, addresses or CIDRs webhooks may reach although not public
+	// RTP robustness (docs/sip.md): end a call without RTP nor RTCP for
+	// MediaRTPTimeout (0 = off); packets a new RTP source must send in order.
+	MediaRTPTimeout       time.Duration
+	MediaStrictRTPPackets int
+	// RecordingTailMS is the trailing silence kept after the last voiced frame.
+	RecordingTailMS    int
+	WebhooksAllowHosts []string // host names, addresses or CIDRs webhooks may reach although not public
 }
 
 // Listen is one SIP transport and address, e.g. "udp:0.0.0.0:5060".
@@ -184,6 +190,7 @@ func options() []option {
 		{"recording.max_seconds", "180", "longest message", intv(func(c *Config) *int { return &c.RecordingMaxSeconds }, 1)},
 		{"recording.min_seconds", "2", "shorter messages are discarded", intv(func(c *Config) *int { return &c.RecordingMinSeconds }, 0)},
 		{"recording.silence_seconds", "10", "silence that ends a recording (0 = off)", intv(func(c *Config) *int { return &c.RecordingSilenceSeconds }, 0)},
+		{"recording.tail_ms", "500", "trailing silence kept after the last voiced frame of a message (milliseconds)", intv(func(c *Config) *int { return &c.RecordingTailMS }, 0)},
 		{"recording.format", "pcm16", "WAV format: pcm16, ulaw or alaw", func(c *Config, v string) error {
 			switch v {
 			case "pcm16", "ulaw", "alaw":
@@ -240,6 +247,8 @@ func options() []option {
 			c.MediaMinFree, err = diskspace.ParseThreshold(v)
 			return err
 		}},
+		{"media.rtp_timeout", "60s", "end a call (BYE, recording kept) after this long without RTP nor RTCP from the caller (0 = off)", dur(func(c *Config) *time.Duration { return &c.MediaRTPTimeout })},
+		{"media.strict_rtp_packets", "4", "packets in sequence a new RTP source must send before it is accepted", intv(func(c *Config) *int { return &c.MediaStrictRTPPackets }, 1)},
 		{"webhooks.allow_hosts", "", "host names, addresses or CIDR networks webhooks may reach although loopback, private, link-local or multicast", func(c *Config, v string) error {
 			c.WebhooksAllowHosts = splitList(v)
 			for _, h := range c.WebhooksAllowHosts {

@@ -53,6 +53,7 @@ type Dialog struct {
 	confirmed atomic.Bool
 
 	interval  atomic.Int64  // RFC 4028 session interval (ns); 0 = no session timer
+	weRefresh atomic.Bool   // refresher=uas: we send the refreshes (refresh.go)
 	refreshCh chan struct{} // a session refresh arrived (timer.go)
 }
 
@@ -198,6 +199,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		offer: offer, sdpID: randUint64(), sdpVer: 1, refreshCh: make(chan struct{}, 1),
 	}
 	d.interval.Store(int64(interval))
+	d.weRefresh.Store(refresherOf(req) == "uas")
 	d.remoteTag, _ = req.From().Params.Get("tag")
 	d.remoteCSeq.Store(req.CSeq().SeqNo)
 	d.localCSeq.Store(FirstCSeq())
@@ -281,7 +283,9 @@ func (d *Dialog) run() {
 	defer func() {
 		if sess := d.Session(); sess != nil {
 			_ = sess.Close()
-			s.metrics.media(sess.Stats())
+			st := sess.Stats()
+			s.metrics.media(st)
+			d.logMedia(result, st)
 		}
 		s.metrics.call(d.access, result)
 		s.removeDialog(d)
@@ -289,11 +293,13 @@ func (d *Dialog) run() {
 	}()
 	_ = respond(d.tx, d.invite, 100, "Trying", nil, "")
 
-	cfg := media.SessionConfig{Codec: media.PCMU, Logger: d.log}
+	cfg := media.SessionConfig{Codec: media.PCMU, Logger: d.log,
+		RTPTimeout: s.cfg.RTPTimeout, StrictRTPPackets: s.cfg.StrictRTPPackets}
 	if o := d.currentOffer(); o != nil {
 		cfg.Codec, cfg.DTMFPayload, cfg.Ptime = o.Codec, o.DTMF, o.Ptime
+		cfg.CNPayload, cfg.RTCPMux = o.CN, o.RTCPMux
 		if !o.Hold() {
-			cfg.Remote = o.Remote
+			cfg.Remote, cfg.RTCPRemote = o.Remote, o.RTCP
 		}
 	}
 	sess, err := s.deps.Engine.NewSession(cfg)
@@ -330,9 +336,12 @@ func (d *Dialog) run() {
 	result = "completed"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go d.watch(ctx, cancel)
+	var timedOut atomic.Bool
+	go d.watch(ctx, cancel, sess.Inactive(), &timedOut)
 	if d.driveSafely(ctx) {
 		result = "panic"
+	} else if timedOut.Load() {
+		result = "rtp_timeout"
 	}
 	select {
 	case <-d.byeCh:
@@ -381,7 +390,7 @@ func (d *Dialog) answer() bool {
 		}
 	}
 	if iv := time.Duration(d.interval.Load()); iv > 0 {
-		for _, h := range timerHeaders(iv) {
+		for _, h := range timerHeaders(iv, d.refresher()) {
 			res.AppendHeader(h)
 		}
 	}
@@ -457,11 +466,14 @@ func (d *Dialog) setOffer(o *Offer, bump bool) {
 	}
 	sess := d.sess
 	d.mu.Unlock()
-	remote := o.Remote
-	if o.Hold() {
-		remote = nil
+	upd := media.SessionConfig{Codec: o.Codec, DTMFPayload: o.DTMF, CNPayload: o.CN, RTCPMux: o.RTCPMux}
+	if !o.Hold() {
+		// On hold both stay nil: send nothing until the next offer.
+		upd.Remote, upd.RTCPRemote = o.Remote, o.RTCP
 	}
-	sess.SetRemote(remote, o.Codec, o.DTMF)
+	if err := sess.Update(upd); err != nil {
+		d.log.Warn("applying the new offer", "err", err)
+	}
 }
 
 func (d *Dialog) codecName() string {
@@ -475,24 +487,6 @@ func (d *Dialog) local() Local {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return Local{IP: d.s.cfg.PublicIP, Port: d.sess.LocalPort(), SessionID: d.sdpID, Version: d.sdpVer}
-}
-
-// onReInvite handles hold, resume and codec changes (RFC 3264 §8).
-func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
-	d := s.inDialog(req, tx)
-	if d == nil {
-		return
-	}
-	if !d.reinvite.TryLock() {
-		Reply(tx, req, ErrPending, d.localTag)
-		return
-	}
-	res := d.reinviteAnswer(req)
-	// An INVITE overlaps only until our final response (RFC 3261 §14.2): a
-	// caller may send the next one as soon as it sees this one.
-	d.reinvite.Unlock()
-	d.refreshTimer(req, res)
-	_ = tx.Respond(res)
 }
 
 // onUpdate takes an UPDATE (RFC 3311): a session refresh (RFC 4028), with
@@ -526,20 +520,23 @@ func (d *Dialog) refreshTimer(req *sip.Request, res *sip.Response) {
 	}
 	if iv, _ := d.s.sessionInterval(req); iv > 0 {
 		d.interval.Store(int64(iv))
+		d.weRefresh.Store(refresherOf(req) == "uas")
 	}
-	for _, h := range timerHeaders(time.Duration(d.interval.Load())) {
+	for _, h := range timerHeaders(time.Duration(d.interval.Load()), d.refresher()) {
 		res.AppendHeader(h)
 	}
 	d.refreshed()
 }
 
-// watch ends the call's context when the caller hung up, or when the
-// session timer ran out without a refresh (RFC 4028 §10: we then BYE).
-func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc) {
+// watch ends the call's context when the caller hung up, when the
+// session timer ran out without a refresh (RFC 4028 §10: we then BYE), or
+// when no RTP nor RTCP came for sip.Config.RTPTimeout (the caller vanished:
+// we BYE, the recording is kept, the result is rtp_timeout).
+func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc, inactive <-chan struct{}, timedOut *atomic.Bool) {
 	var expired <-chan time.Time
 	var t *time.Timer
 	if iv := time.Duration(d.interval.Load()); iv > 0 {
-		t = time.NewTimer(byeBefore(iv))
+		t = time.NewTimer(d.timerDue(iv))
 		defer t.Stop()
 		expired = t.C
 	}
@@ -552,39 +549,28 @@ func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc) {
 			return
 		case <-d.refreshCh:
 			if t != nil {
-				t.Reset(byeBefore(time.Duration(d.interval.Load())))
+				t.Reset(d.timerDue(time.Duration(d.interval.Load())))
 			}
 		case <-expired:
-			d.log.Info("session timer expired without a refresh; ending the call")
+			if d.weRefresh.Load() {
+				if d.refresh(ctx) {
+					t.Reset(d.timerDue(time.Duration(d.interval.Load())))
+					continue
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.Info("session refresh failed; ending the call")
+			} else {
+				d.log.Info("session timer expired without a refresh; ending the call")
+			}
+			cancel()
+			return
+		case <-inactive:
+			d.log.Info("no RTP nor RTCP from the caller; ending the call", "rtp_timeout", d.s.cfg.RTPTimeout)
+			timedOut.Store(true)
 			cancel()
 			return
 		}
 	}
-}
-
-// reinviteAnswer applies a re-INVITE's offer and returns our answer.
-func (d *Dialog) reinviteAnswer(req *sip.Request) *sip.Response {
-	reject := func(why string) *sip.Response {
-		code, reason, hdrs := Status(Refuse(ErrNotAcceptableHere, Warning(305, why)))
-		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		for _, h := range hdrs {
-			res.AppendHeader(h)
-		}
-		return res
-	}
-	if len(req.Body()) == 0 {
-		// We do not make offers in a 200 to a re-INVITE: the caller keeps
-		// the session it has.
-		return reject("re-INVITE without SDP is not supported")
-	}
-	o, err := ParseOffer(req.Body())
-	if err != nil {
-		return reject(err.Error())
-	}
-	d.setOffer(o, true)
-	res := sip.NewResponseFromRequest(req, 200, "OK", Answer(o, d.local()))
-	res.AppendHeader(d.s.Contact(req.Transport()))
-	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	d.log.Info("re-INVITE", "direction", o.Direction, "codec", o.Codec.String())
-	return res
 }

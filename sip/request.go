@@ -14,6 +14,12 @@ import (
 
 // request builds an in-dialog request from us (RFC 3261 §12.2.1.1).
 func (d *Dialog) request(method sip.RequestMethod, body []byte, hdrs ...sip.Header) *sip.Request {
+	return d.requestSeq(method, d.localCSeq.Add(1), body, hdrs...)
+}
+
+// requestSeq is request with a given CSeq: the ACK of a 2xx to our
+// re-INVITE carries the INVITE's (RFC 3261 §13.2.2.4).
+func (d *Dialog) requestSeq(method sip.RequestMethod, cseq uint32, body []byte, hdrs ...sip.Header) *sip.Request {
 	target := d.invite.Recipient
 	if c := d.invite.Contact(); c != nil {
 		target = *c.Address.Clone()
@@ -27,7 +33,7 @@ func (d *Dialog) request(method sip.RequestMethod, body []byte, hdrs ...sip.Head
 		routes = append(routes, rr.Value())
 	}
 	return d.s.Request(method, InDialog{
-		Target: target, From: from, To: to, CallID: d.callID, CSeq: d.localCSeq.Add(1),
+		Target: target, From: from, To: to, CallID: d.callID, CSeq: cseq,
 		Routes: routes, Transport: d.invite.Transport(),
 		// Symmetric signalling: requests go where the INVITE came from,
 		// so that callers behind NAT get our BYE.

@@ -64,6 +64,12 @@ type Config struct {
 	// one source IP (0 = no cap). listener.go.
 	TCPIdleTimeout  time.Duration
 	TCPMaxPerSource int
+	// RTPTimeout ends a call (BYE, result rtp_timeout) after this long
+	// without RTP nor RTCP from the caller; 0 = off.
+	RTPTimeout time.Duration
+	// StrictRTPPackets: packets in sequence a new RTP source must send
+	// before it is learnt (docs/configuration.md); 0 = media's default.
+	StrictRTPPackets int
 }
 
 // Store is what signalling reads: the tenant of a domain and the mailbox a

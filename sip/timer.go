@@ -9,9 +9,12 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// RFC 4028 session timers. We let the caller refresh (refresher=uac) and
-// end a call whose refreshes stopped, so that a caller that vanished does
-// not hold a recording (and a port) until max_seconds.
+// RFC 4028 session timers. The refresher is the one the caller asked for;
+// when it did not choose, it is us (refresher=uas). When the caller
+// refreshes we end a call whose refreshes stopped, so that a caller that
+// vanished does not hold a recording (and a port) until max_seconds; when
+// we refresh (refresh.go) we send an UPDATE, or a re-INVITE, at half the
+// interval.
 
 // defaultMinSE is the smallest session interval we accept (RFC 4028 §4:
 // at least 90 s).
@@ -78,10 +81,26 @@ func (s *Server) minSE() time.Duration {
 	return defaultMinSE
 }
 
+// refresherOf is the refresher a request asks for: "uac", or "uas" when
+// it says so or leaves the choice to us (RFC 4028 §9).
+func refresherOf(req *sip.Request) string {
+	if _, params, ok := headerSeconds(req, "Session-Expires", "x"); ok {
+		if r, _ := params.Get("refresher"); r == "uac" {
+			return "uac"
+		}
+	}
+	return "uas"
+}
+
+// sessionExpires is a Session-Expires value.
+func sessionExpires(interval time.Duration, refresher string) string {
+	return fmt.Sprintf("%d;refresher=%s", int(interval/time.Second), refresher)
+}
+
 // timerHeaders are the Session-Expires and Require headers of our 2xx.
-func timerHeaders(interval time.Duration) []sip.Header {
+func timerHeaders(interval time.Duration, refresher string) []sip.Header {
 	return []sip.Header{
-		sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", int(interval/time.Second))),
+		sip.NewHeader("Session-Expires", sessionExpires(interval, refresher)),
 		sip.NewHeader("Require", "timer"),
 	}
 }

@@ -21,8 +21,8 @@ func TestReadmeLeaveMessage(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
 	leaveMessage(t, s)
-	checkSpokenMessage(t, s)
-	// docs/operations.md: the call, its RTP and the recorded seconds are counted.
+	ms := checkSpokenMessage(t, s)
+	// docs/metrics.md: the call, its RTP and the recorded seconds are counted.
 	code, body, err := s.api("GET", "/metrics", nil, nil)
 	if err != nil || code != 200 {
 		t.Fatalf("/metrics: %d %v", code, err)
@@ -30,7 +30,7 @@ func TestReadmeLeaveMessage(t *testing.T) {
 	for _, want := range []string{
 		`voicemail_calls_total{kind="deposit",result="completed"} 1`,
 		`voicemail_rtp_packets_total{type="received"}`,
-		`voicemail_recording_seconds_total 8.54`,
+		fmt.Sprintf("voicemail_recording_seconds_total %g", float64(ms)/1000),
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -66,8 +66,10 @@ func leaveMessage(t *testing.T, s *server, extra ...string) {
 	}
 }
 
-// checkSpokenMessage checks that 1001 holds exactly the streamed message.
-func checkSpokenMessage(t *testing.T, s *server) {
+// checkSpokenMessage checks that 1001 holds exactly the streamed message,
+// followed by at most recording.tail_ms of silence; it returns the stored
+// duration.
+func checkSpokenMessage(t *testing.T, s *server) int64 {
 	t.Helper()
 	rec := newestRecording(t, s, "1001", 1)
 	// rtp_stream sends the file's bytes as they are: raw µ-law.
@@ -78,18 +80,20 @@ func checkSpokenMessage(t *testing.T, s *server) {
 	want := siptest.Decode(0, ulaw)
 	got := rec.w.samples
 	// sipp pads the last packet to a whole frame, and trailing silence is
-	// trimmed: the recording is the message, not shifted, up to its last
-	// sound.
-	if len(got) > len(want)+160 {
+	// trimmed to the 500 ms tail (recording.tail_ms): the recording is the
+	// message, not shifted, then silence.
+	const tail = 500 * 8
+	if len(got) > len(want)+tail+160 {
 		t.Fatalf("recording has %d samples, message %d", len(got), len(want))
 	}
-	for i := range got {
-		sent := int16(0)
-		if i < len(want) {
-			sent = want[i]
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			t.Fatalf("sample %d: recorded %d, sent %d", i, got[i], want[i])
 		}
-		if got[i] != sent {
-			t.Fatalf("sample %d: recorded %d, sent %d", i, got[i], sent)
+	}
+	if len(got) > len(want) {
+		if rest := siptest.MeanAbs(got[len(want):]); rest > 256 {
+			t.Fatalf("after the message the recording is not silence (mean %.0f)", rest)
 		}
 	}
 	if len(got) < len(want) {
@@ -98,4 +102,5 @@ func checkSpokenMessage(t *testing.T, s *server) {
 		}
 	}
 	t.Logf("recorded %d of %d samples (%.2f s) in %v", len(got), len(want), float64(len(got))/8000, time.Duration(rec.api.DurationMS)*time.Millisecond)
+	return rec.api.DurationMS
 }

@@ -525,6 +525,11 @@ func (g *gen) readRTP(i int) {
 			g.res.rtpUnknown.Add(1)
 			continue
 		}
+		if pt := buf[1] & 0x7f; pt == siptest.CN || (buf[1] >= 192 && buf[1] <= 223) {
+			// Comfort noise is the server's keep-alive while it is silent
+			// (and RTCP is not audio): neither ends the quiet.
+			continue
+		}
 		now := time.Now().UnixNano()
 		c.rxPackets.Add(1)
 		c.lastRx.Store(now)

@@ -174,13 +174,14 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	// answers; MWI (package mwi) answers its SUBSCRIBEs and sends through it.
 	calls := call.New(call.Config{
 		Recording: call.Recording{MaxSeconds: cfg.RecordingMaxSeconds, MinSeconds: cfg.RecordingMinSeconds,
-			SilenceSeconds: cfg.RecordingSilenceSeconds, Format: format},
+			SilenceSeconds: cfg.RecordingSilenceSeconds, TailMS: cfg.RecordingTailMS, Format: format},
 		LoginMaxAttempts: cfg.LoginMaxAttempts, LoginLockout: cfg.LoginLockout,
 	}, call.Deps{Store: st, Blobs: blobs, Prompts: ps, Logger: log, Space: space})
 	srv, err := vsip.New(vsip.Config{
 		Listeners: listeners, TLS: tlsConf, PublicIP: publicIP, AccessNumbers: cfg.AccessNumbers,
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
 		TCPIdleTimeout: cfg.SIPTCPIdleTimeout, TCPMaxPerSource: cfg.SIPTCPMaxPerSource,
+		RTPTimeout: cfg.MediaRTPTimeout, StrictRTPPackets: cfg.MediaStrictRTPPackets,
 	}, vsip.Deps{Store: st, Engine: engine, Calls: calls, Logger: log})
 	if err != nil {
 		return err

@@ -138,7 +138,13 @@ func codecName(pt uint8) string {
 	return fmt.Sprintf("PT%d", pt)
 }
 
-// BuildSDP makes an SDP offer/answer for one audio stream.
+// CN is the comfort noise payload type (RFC 3389) every SDP of ours
+// offers: the server's keep-alive while it is silent then arrives as PT 13,
+// apart from the codec's audio packets that tests count and decode.
+const CN uint8 = 13
+
+// BuildSDP makes an SDP offer/answer for one audio stream, with comfort
+// noise (CN).
 func BuildSDP(ip string, port int, codecs []uint8, dtmf uint8, sessID int64) []byte {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "v=0\r\no=siptest %d 1 IN IP4 %s\r\ns=siptest\r\nc=IN IP4 %s\r\nt=0 0\r\n", sessID, ip, ip)
@@ -149,13 +155,14 @@ func BuildSDP(ip string, port int, codecs []uint8, dtmf uint8, sessID int64) []b
 	if dtmf != 0 {
 		fmt.Fprintf(&sb, " %d", dtmf)
 	}
-	sb.WriteString("\r\n")
+	fmt.Fprintf(&sb, " %d\r\n", CN)
 	for _, c := range codecs {
 		fmt.Fprintf(&sb, "a=rtpmap:%d %s/8000\r\n", c, codecName(c))
 	}
 	if dtmf != 0 {
 		fmt.Fprintf(&sb, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-15\r\n", dtmf, dtmf)
 	}
+	fmt.Fprintf(&sb, "a=rtpmap:%d CN/8000\r\n", CN)
 	sb.WriteString("a=ptime:20\r\na=sendrecv\r\n")
 	return []byte(sb.String())
 }

@@ -38,7 +38,7 @@ func TestSDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Port != 4000 || len(s.Formats) != 3 || s.Formats[0] != PCMA || s.TelephoneEvent() != 101 || !s.Addr.Equal(net.ParseIP("127.0.0.1")) {
+	if s.Port != 4000 || len(s.Formats) != 4 || s.Formats[0] != PCMA || s.Formats[3] != CN || s.TelephoneEvent() != 101 || !s.Addr.Equal(net.ParseIP("127.0.0.1")) {
 		t.Fatalf("bad sdp %+v", s)
 	}
 }
