@@ -338,6 +338,12 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	// A draining instance says so to the proxy's keep-alive probes, which
+	// then stop sending it new calls (deploy/README.md).
+	if s.draining.Load() {
+		Reply(tx, req, ErrDraining, "")
+		return
+	}
 	_ = OK(tx, req, capabilityHeaders()...)
 }
 

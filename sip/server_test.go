@@ -348,6 +348,10 @@ func TestDrainRefusesNewCalls(t *testing.T) {
 	if !strings.Contains(res, "Retry-After:") {
 		t.Errorf("503 lacks Retry-After:\n%s", res)
 	}
+	// A proxy's OPTIONS probe hears the drain too, so it routes elsewhere.
+	o := newPhone(t, ts.addr)
+	o.send("OPTIONS", 1, "")
+	o.expect("SIP/2.0 503", 5*time.Second)
 	// The call in progress is ended by us once the drain times out.
 	bye := p.expect("BYE ", 10*time.Second)
 	p.reply(bye, 200)
