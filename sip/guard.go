@@ -86,8 +86,40 @@ func validateRequest(req *sip.Request) error {
 	if req.Via() == nil {
 		return missing("Via")
 	}
+	if !supportedScheme(req.Recipient.Scheme) {
+		return ErrUnsupportedScheme
+	}
 	if req.Recipient.Host == "" {
 		return RefuseReason(ErrBadRequest, "Bad Request-URI")
 	}
+	// RFC 4475 §3.1.2: a single-value header given twice (multi01, mcl01:
+	// two Content-Lengths make the body length unknowable).
+	for _, name := range []string{"To", "From", "Call-ID", "CSeq", "Content-Length", "Max-Forwards"} {
+		if len(req.GetHeaders(name)) > 1 {
+			return RefuseReason(ErrBadRequest, "Multiple "+name)
+		}
+	}
+	// escruri: URI headers belong in a URI one dereferences, never in a
+	// Request-URI.
+	if h := req.Recipient.Headers; h != nil && h.Length() > 0 {
+		return RefuseReason(ErrBadRequest, "Headers In Request-URI")
+	}
+	// bext01: a Require we do not support is refused before any handler
+	// acts (RFC 3261 §8.2.2.3), for every method but ACK and CANCEL.
+	if req.Method != sip.ACK && req.Method != sip.CANCEL {
+		if err := CheckRequire(req); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// supportedScheme: the Request-URI schemes we can route (RFC 3261 §8.2.2.1:
+// any other is 416).
+func supportedScheme(scheme string) bool {
+	switch strings.ToLower(scheme) {
+	case "sip", "sips", "tel":
+		return true
+	}
+	return false
 }

@@ -19,6 +19,7 @@ var (
 	ErrNotImplemented    = errors.New("method not implemented")
 	ErrNotAcceptable     = errors.New("no acceptable body type")
 	ErrUnsupportedMedia  = errors.New("unsupported media type")
+	ErrUnsupportedScheme = errors.New("unsupported URI scheme")
 	ErrBadExtension      = errors.New("unsupported extension required")
 	ErrIntervalTooSmall  = errors.New("session interval too small")
 	ErrNoDialog          = errors.New("no such dialog or transaction")
@@ -48,6 +49,7 @@ var statuses = []struct {
 	{ErrNotImplemented, 501, "Not Implemented", [][2]string{{"Allow", allowed}}},
 	{ErrNotAcceptable, 406, "Not Acceptable", nil},
 	{ErrUnsupportedMedia, 415, "Unsupported Media Type", nil},
+	{ErrUnsupportedScheme, 416, "Unsupported URI Scheme", nil},
 	{ErrBadExtension, 420, "Bad Extension", nil},
 	{ErrIntervalTooSmall, 422, "Session Interval Too Small", nil},
 	{ErrNoDialog, 481, "Call/Transaction Does Not Exist", nil},
