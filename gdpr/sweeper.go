@@ -21,11 +21,12 @@ const sweepConsumer = "gdpr-sweep"
 // renews it at every sweep and every batch; if it dies, another instance
 // takes over when it ends.
 func (s *Service) sweepLease() time.Duration {
-	return max(3*s.cfg.SweepInterval, 5*time.Minute)
+	return max(3*s.cfg.SweepInterval, 30*time.Second)
 }
 
 // holdSweep takes or renews the sweep lease; false while another instance
-// holds it. On a single node (SQLite) it always holds.
+// holds it. On a single node it holds, but for a restart after a crash,
+// which waits for the dead process's lease to run out (sweepLease).
 func (s *Service) holdSweep(ctx context.Context) (bool, error) {
 	_, ok, err := s.cfg.Store.ClaimConsumer(ctx, sweepConsumer, s.sweepOwner, s.sweepLease())
 	if err != nil {
@@ -93,6 +94,21 @@ func (s *Service) Stop() {
 		cancel()
 	}
 	s.wg.Wait()
+	s.releaseSweep()
+}
+
+// releaseSweep gives the sweep lease back at a clean stop, so that the
+// next start (or another instance) sweeps at once instead of waiting for
+// the lease to run out.
+func (s *Service) releaseSweep() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, ok, err := s.cfg.Store.ClaimConsumer(ctx, sweepConsumer, s.sweepOwner, time.Second)
+	if err != nil || !ok {
+		return
+	}
+	// A lease that ended a second ago is free for anyone.
+	_ = s.cfg.Store.AdvanceConsumer(ctx, sweepConsumer, s.sweepOwner, c, -time.Second)
 }
 
 // Sweep purges the messages forgotten longer than the grace ago, deletes

@@ -38,6 +38,9 @@ func consume(ctx context.Context, log ChangeLog, consumer string, lease time.Dur
 		lease = DefaultLease
 	}
 	owner := NewMessageID() // this process's claim; unique across instances
+	// At a clean stop the lease is given back, so that a restarted process
+	// (or another instance) takes over at once, not when it runs out.
+	defer releaseConsumer(log, consumer, owner)
 	retry := 10 * time.Millisecond
 	for ctx.Err() == nil {
 		sig := log.ChangeSignal()
@@ -110,4 +113,16 @@ func consumeOnce(ctx context.Context, log ChangeLog, consumer, owner string, c C
 		return c, false, ferr
 	}
 	return c, pending || len(chs) == page, nil
+}
+
+// releaseConsumer ends owner's lease of consumer, if it holds it, keeping
+// the cursor.
+func releaseConsumer(log ChangeLog, consumer, owner string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, ok, err := log.ClaimConsumer(ctx, consumer, owner, time.Second)
+	if err != nil || !ok {
+		return
+	}
+	_ = log.AdvanceConsumer(ctx, consumer, owner, c, -time.Second)
 }

@@ -264,9 +264,11 @@ async function runGDPR(ev) {
     const out = await st.api.req('POST', `/api/v1/gdpr/${op}`, doc);
     report('#gdpr-msg', `Done: ${op}.`);
     const rows = [];
-    for (const r of out.requests) {
-      for (const x of r.result || []) {
-        const kind = Object.keys(x).find((k) => k !== 'response' && k !== 'messages');
+    // The contact-center result format: result[i] is the request with a
+    // response inside each of its contacts (docs/gdpr.md).
+    for (const r of out.result || []) {
+      for (const x of r.contacts || []) {
+        const kind = Object.keys(x).find((k) => k !== 'response' && k !== 'messages' && k !== 'mailboxes');
         const ok = String(x.response).startsWith('SUCCESS');
         rows.push(el('tr', {}, el('td', {}, r.requestcase ?? ''), el('td', {}, kind ? `${kind}: ${x[kind]}` : ''),
           el('td', { class: ok ? 'res-ok' : 'res-err' }, x.response), el('td', {}, String(x.messages ?? 0))));
