@@ -223,7 +223,7 @@ func TestDiskFullMidRecording(t *testing.T) {
 	if left := s.mediaFiles(t, ".part"); len(left) > 0 {
 		t.Errorf("parts left: %v", left)
 	}
-	waitFor(t, "readyz 503 after the full write", 3*time.Second, func() bool {
+	waitFor(t, "readyz 503 after the full write", 12*time.Second, func() bool {
 		res, _ := s.call(t, "GET", "/readyz", "", nil)
 		return res.StatusCode == 503
 	})
