@@ -163,7 +163,7 @@ func TestAccessSippRFC4733(t *testing.T) {
 func TestAccessSippPcap101(t *testing.T) {
 	requireSipp(t)
 	if _, err := os.Stat("/usr/share/sip-tester/dtmf_2833_1.pcap"); err != nil {
-		t.Skip("the stock sipp captures are not installed")
+		skipOrFail(t, "the stock sipp captures are not installed (Debian package sip-tester)")
 	}
 	t.Parallel()
 	s, m := messageWithDeposit(t)
