@@ -23,7 +23,7 @@ var originVersion = regexp.MustCompile(`(?m)^\s*o=(\S+) \d+ (\d+) IN `)
 // description with the o= version bumped (RFC 3264 §8); the scenario checks
 // it is sendrecv with PCMU and answers it in the ACK.
 func TestSippReInviteWithoutSDP(t *testing.T) {
-	requireSipp(t)
+	requireTool(t, "sipp", "sip-tester") // no play_pcap_audio here: root is not needed
 	t.Parallel()
 	s := quietServer(t)
 	res := runSipp(t, s, "uac_reinvite_nosdp.xml", "1001")
@@ -45,7 +45,7 @@ func TestSippReInviteWithoutSDP(t *testing.T) {
 // The caller refreshes (refresher=uac): the server keeps that choice and
 // accepts a refreshing re-INVITE and an UPDATE.
 func TestSippSessionTimerCallerRefreshes(t *testing.T) {
-	requireSipp(t)
+	requireTool(t, "sipp", "sip-tester") // no play_pcap_audio here: root is not needed
 	t.Parallel()
 	runSipp(t, quietServer(t), "uac_timer_uac.xml", "1001")
 }
@@ -53,7 +53,7 @@ func TestSippSessionTimerCallerRefreshes(t *testing.T) {
 // The server refreshes (refresher=uas) at half the 90 s interval: with an
 // UPDATE when the caller allows it, else a re-INVITE.
 func TestSippSessionTimerServerRefreshes(t *testing.T) {
-	requireSipp(t)
+	requireTool(t, "sipp", "sip-tester") // no play_pcap_audio here: root is not needed
 	t.Parallel()
 	for _, sc := range []string{"uac_timer_uas_update.xml", "uac_timer_uas_reinvite.xml"} {
 		t.Run(sc, func(t *testing.T) {
