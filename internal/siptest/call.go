@@ -42,6 +42,8 @@ type Config struct {
 	// NoSDP sends the INVITE without a body; the 200 then carries the offer and
 	// the ACK the answer.
 	NoSDP bool
+	// NoCN leaves comfort noise (PT 13) out of the SDP, as many phones do.
+	NoCN bool
 	// LocalIP to bind and advertise; default 127.0.0.1.
 	LocalIP string
 	// Timeout for the final response to the INVITE; default 15 s.
@@ -184,7 +186,7 @@ func Dial(ctx context.Context, cfg Config) (*Call, error) {
 	}
 	if !cfg.NoSDP {
 		inv.Headers = append(inv.Headers, Header{"Content-Type", "application/sdp"})
-		inv.Body = BuildSDP(cfg.LocalIP, c.RTPPort(), cfg.Codecs, cfg.DTMF, c.sessID)
+		inv.Body = c.sdp(cfg.LocalIP, c.RTPPort(), cfg.Codecs, cfg.DTMF, c.sessID)
 	}
 	tctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -250,7 +252,7 @@ func (c *Call) onAnswer(final *Message) error {
 		dtmf = 0
 	}
 	if c.cfg.NoSDP {
-		ackBody = BuildSDP(c.cfg.LocalIP, c.RTPPort(), []uint8{codec}, dtmf, c.sessID)
+		ackBody = c.sdp(c.cfg.LocalIP, c.RTPPort(), []uint8{codec}, dtmf, c.sessID)
 	}
 	c.mu.Lock()
 	c.codec, c.dtmfPT = codec, dtmf
@@ -415,7 +417,7 @@ func (c *Call) handleRequest(m *Message, from *net.UDPAddr) {
 		c.mu.Unlock()
 		resp.Headers = append(resp.Headers, Header{"Contact", fmt.Sprintf("<sip:siptest@%s:%d>", c.cfg.LocalIP, c.sip.LocalAddr().(*net.UDPAddr).Port)},
 			Header{"Content-Type", "application/sdp"})
-		resp.Body = BuildSDP(c.cfg.LocalIP, c.RTPPort(), []uint8{codec}, dtmf, c.sessID)
+		resp.Body = c.sdp(c.cfg.LocalIP, c.RTPPort(), []uint8{codec}, dtmf, c.sessID)
 	}
 	s := resp.String()
 	c.logf("siptest >>> %s", s)

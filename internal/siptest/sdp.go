@@ -166,3 +166,15 @@ func BuildSDP(ip string, port int, codecs []uint8, dtmf uint8, sessID int64) []b
 	sb.WriteString("a=ptime:20\r\na=sendrecv\r\n")
 	return []byte(sb.String())
 }
+
+// sdp is BuildSDP for this call: without the CN lines when the call is
+// configured NoCN.
+func (c *Call) sdp(ip string, port int, codecs []uint8, dtmf uint8, sessID int64) []byte {
+	b := BuildSDP(ip, port, codecs, dtmf, sessID)
+	if !c.cfg.NoCN {
+		return b
+	}
+	s := strings.Replace(string(b), fmt.Sprintf(" %d\r\n", CN), "\r\n", 1)
+	s = strings.Replace(s, fmt.Sprintf("a=rtpmap:%d CN/8000\r\n", CN), "", 1)
+	return []byte(s)
+}
