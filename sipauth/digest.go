@@ -201,3 +201,16 @@ func Challenge(realm, nonce, alg string, stale bool) string {
 func quote(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }
+
+// Realm is the digest realm of a tenant: the configured one when set, else
+// the tenant's first SIP domain, else the tenant's name. The HA1 values are
+// computed for it, so the API and the SIP server must agree.
+func Realm(configured string, domains []string, tenant string) string {
+	if configured != "" {
+		return configured
+	}
+	if len(domains) > 0 && domains[0] != "" {
+		return domains[0]
+	}
+	return tenant
+}
