@@ -235,7 +235,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		return fmt.Errorf("config key http.listen: %w", err)
 	}
 	// The API owns /metrics; SIP collectors go in api.Config.Collectors.
-	apiSrv := api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
+	apiSrv := api.New(api.Config{SIPAuthRealm: cfg.SIPAuthRealm, Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
 		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
 		Collectors:         slices.Concat(srv.Collectors(), calls.Collectors(), notifier.Collectors(), mailer.Collectors(), space.Collectors()),
 		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey,
