@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,25 +132,24 @@ func (s *Server) challenge(ctx context.Context, tx sip.ServerTransaction, req *s
 }
 
 // requireAuth answers a request that must authenticate as one of the
-// mailboxes allow accepts: it returns the user when it did; otherwise it
-// has answered 401 (no or stale credentials) or 403 and returns ok false.
+// mailboxes allow accepts (nil: any): it returns the user when it did;
+// otherwise it has answered 401 (no or stale credentials) or 403 and
+// returns that status.
 func (s *Server) requireAuth(ctx context.Context, tx sip.ServerTransaction, req *sip.Request, tenant, toTag string,
-	allow func(user string) bool) (user string, ok bool) {
+	allow func(user string) bool) (user string, code int) {
 	user, res := s.authenticate(ctx, req, tenant)
 	switch res {
 	case authOK:
 		if allow == nil || allow(user) {
-			return user, true
+			return user, 0
 		}
 		s.log.Info("sip digest user not allowed here", "source", req.Source(), "tenant", tenant, "user", user,
 			"method", string(req.Method))
-		Reply(tx, req, ErrForbidden, toTag)
+		return "", Reply(tx, req, ErrForbidden, toTag)
 	case authNone, authStale:
-		s.challenge(ctx, tx, req, tenant, res == authStale, toTag)
-	default:
-		Reply(tx, req, ErrForbidden, toTag)
+		return "", s.challenge(ctx, tx, req, tenant, res == authStale, toTag)
 	}
-	return "", false
+	return "", Reply(tx, req, ErrForbidden, toTag)
 }
 
 // AuthorizeSubscribe decides a new SUBSCRIBE to mb's message-summary: a
@@ -212,9 +212,9 @@ func (s *Server) inviteAuth(ctx context.Context, tx sip.ServerTransaction, req *
 	if !need {
 		return true
 	}
-	user, ok := s.requireAuth(ctx, tx, req, d.tenant, d.localTag, nil)
-	if !ok {
-		s.metrics.call(d.access, "auth")
+	user, code := s.requireAuth(ctx, tx, req, d.tenant, d.localTag, nil)
+	if code != 0 {
+		s.metrics.call(d.access, strconv.Itoa(code))
 		return false
 	}
 	d.authUser = user

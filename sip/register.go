@@ -50,7 +50,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	aor := to.Address.User
 	// Authentication first: an unauthenticated REGISTER learns nothing of
 	// which mailboxes exist.
-	if _, ok := s.requireAuth(ctx, tx, req, tenant, "", func(user string) bool { return user == aor }); !ok {
+	if _, code := s.requireAuth(ctx, tx, req, tenant, "", func(user string) bool { return user == aor }); code != 0 {
 		return
 	}
 	if _, err := s.mailbox(ctx, tenant, aor); err != nil {
