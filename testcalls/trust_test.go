@@ -434,3 +434,32 @@ func TestTrustRegisterNotify(t *testing.T) {
 		t.Fatalf("NOTIFY after the registration was removed:\n%s", phone.notifies()[n-1])
 	}
 }
+
+func TestTrustDepositAuth(t *testing.T) {
+	s := trustServer(t, "--sip-deposit-auth", "untrusted")
+	ruri := fmt.Sprintf("sip:1002@%s", s.sipAddr())
+	dial := func(ip string, hdrs ...string) *siptest.Call {
+		c, err := siptest.Dial(t.Context(), siptest.Config{Server: s.sipAddr(), LocalIP: ip, RequestURI: ruri, Headers: hdrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if c.Status() == 200 {
+				_, _ = c.Bye(context.Background())
+			}
+			c.Close()
+		})
+		return c
+	}
+	c := dial(untrustedIP)
+	if c.Status() != 401 {
+		t.Fatalf("deposit from an untrusted address without credentials: %d, want 401", c.Status())
+	}
+	if c := dial("127.0.0.1"); c.Status() != 200 {
+		t.Fatalf("deposit from the trusted proxy: %d, want 200", c.Status())
+	}
+	// Any mailbox of the tenant may leave a message once authenticated.
+	if c := dial(untrustedIP, authorization(pick(t, parseChallenges(t, c.Final()), "MD5"), "1001", trustSecret, "INVITE", ruri)); c.Status() != 200 {
+		t.Fatalf("authenticated deposit: %d, want 200", c.Status())
+	}
+}
