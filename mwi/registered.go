@@ -18,6 +18,7 @@ type RegisteredStore interface {
 	ListSIPRegistrations(ctx context.Context, tenant, mailbox string, now time.Time) ([]store.SIPRegistration, error)
 	CountMessages(ctx context.Context, tenant, mailbox string) (store.Counts, error)
 	GetTenant(ctx context.Context, name string) (*store.Tenant, error)
+	ClaimSIPRegistrationNotify(ctx context.Context, tenant, mailbox, contact, eventID string) (bool, error)
 }
 
 // registeredTimeout bounds one NOTIFY: a UDP transaction times out after
@@ -87,6 +88,17 @@ func (r *Registered) onChange(ch store.Change) {
 		return
 	}
 	for _, reg := range regs {
+		// Every instance hears the change; the first to claim it sends.
+		if ch.EventID != "" {
+			ok, err := r.st.ClaimSIPRegistrationNotify(ctx, reg.Tenant, reg.Mailbox, reg.Contact, ch.EventID)
+			if err != nil {
+				r.log.Error("mwi: claiming a registered NOTIFY", "tenant", reg.Tenant, "mailbox", reg.Mailbox, "err", err)
+				continue
+			}
+			if !ok {
+				continue
+			}
+		}
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()

@@ -53,4 +53,8 @@ type SIPAuthStore interface {
 	// ListSIPRegistrations returns the mailbox's bindings that have not
 	// expired at now, ordered by contact.
 	ListSIPRegistrations(ctx context.Context, tenant, mailbox string, now time.Time) ([]SIPRegistration, error)
+	// ClaimSIPRegistrationNotify reports whether this caller is the first
+	// to claim the NOTIFY of change eventID to the binding: every instance
+	// of a cluster hears every change, one of them sends.
+	ClaimSIPRegistrationNotify(ctx context.Context, tenant, mailbox, contact, eventID string) (bool, error)
 }

@@ -94,6 +94,18 @@ func testSIPRegistrations(t *testing.T, b backend) {
 	if len(list) != 1 || list[0].Contact != a.Contact {
 		t.Fatalf("after expiry: %+v", list)
 	}
+	// One claim per change and binding, whoever asks.
+	for i, want := range []bool{true, false} {
+		if ok, err := s.ClaimSIPRegistrationNotify(ctx, "acme", "1001", a.Contact, "ev1"); err != nil || ok != want {
+			t.Fatalf("claim %d of ev1 = %v, %v; want %v", i, ok, err, want)
+		}
+	}
+	if ok, _ := s.ClaimSIPRegistrationNotify(ctx, "acme", "1001", a.Contact, "ev2"); !ok {
+		t.Fatal("the next change could not be claimed")
+	}
+	if ok, _ := s.ClaimSIPRegistrationNotify(ctx, "acme", "1001", "sip:gone@x", "ev2"); ok {
+		t.Fatal("claimed a binding that does not exist")
+	}
 	if err := s.DeleteSIPRegistration(ctx, "acme", "1001", a.Contact); err != nil {
 		t.Fatal(err)
 	}

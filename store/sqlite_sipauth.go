@@ -34,6 +34,7 @@ CREATE TABLE sip_registrations (
 	path       TEXT NOT NULL DEFAULT '[]', -- JSON array
 	call_id    TEXT NOT NULL DEFAULT '',
 	cseq       INTEGER NOT NULL DEFAULT 0,
+	notified   TEXT NOT NULL DEFAULT '', -- the last change NOTIFYd (ClaimSIPRegistrationNotify)
 	expires_at INTEGER NOT NULL,
 	updated_at INTEGER NOT NULL,
 	PRIMARY KEY (tenant, mailbox, contact),
@@ -69,6 +70,7 @@ CREATE TABLE sip_registrations (
 	path       TEXT NOT NULL DEFAULT '[]',
 	call_id    TEXT NOT NULL DEFAULT '',
 	cseq       BIGINT NOT NULL DEFAULT 0,
+	notified   TEXT NOT NULL DEFAULT '',
 	expires_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL,
 	PRIMARY KEY (tenant, mailbox, contact),
@@ -207,4 +209,17 @@ func (s *sqlStore) ListSIPRegistrations(ctx context.Context, tenant, mailbox str
 		return nil, fmt.Errorf("store: list sip registrations %s/%s: %w", tenant, mailbox, err)
 	}
 	return out, nil
+}
+
+func (s *sqlStore) ClaimSIPRegistrationNotify(ctx context.Context, tenant, mailbox, contact, eventID string) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE sip_registrations SET notified = ?
+		WHERE tenant = ? AND mailbox = ? AND contact = ? AND notified <> ?`, eventID, tenant, mailbox, contact, eventID)
+	if err != nil {
+		return false, fmt.Errorf("store: claim sip registration notify %s/%s: %w", tenant, mailbox, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: claim sip registration notify %s/%s: %w", tenant, mailbox, err)
+	}
+	return n == 1, nil
 }
