@@ -190,15 +190,15 @@ func mayWatch(user string, mb *store.Mailbox) bool {
 	return false
 }
 
-// inviteAuth authenticates an initial INVITE when it must, or when it
-// carries credentials (docs/sip.md): a deposit per sip.deposit_auth; an
-// access call from an untrusted source whose From names a mailbox that
-// skips the PIN and has a sip_secret (the PIN is skipped only after
-// digest). It returns false when it has answered the INVITE.
+// inviteAuth authenticates an initial INVITE when it must (docs/sip.md):
+// a deposit per sip.deposit_auth; an access call from an untrusted source
+// whose From names a mailbox that skips the PIN and has a sip_secret (the
+// PIN is skipped only after digest). Credentials for our realm that were
+// not asked for still count when right; wrong ones are only logged (a
+// proxy may pass on its own). It returns false when it has answered.
 func (s *Server) inviteAuth(ctx context.Context, tx sip.ServerTransaction, req *sip.Request, d *Dialog) bool {
-	need := req.GetHeader("Authorization") != nil
+	need := false
 	switch {
-	case need:
 	case !d.access:
 		need = s.cfg.DepositAuth == DepositAuthAll || s.cfg.DepositAuth == DepositAuthUntrusted && !d.trusted
 	case !d.trusted && s.deps.Auth != nil:
@@ -210,6 +210,11 @@ func (s *Server) inviteAuth(ctx context.Context, tx sip.ServerTransaction, req *
 		}
 	}
 	if !need {
+		if req.GetHeader("Authorization") != nil {
+			if user, res := s.authenticate(ctx, req, d.tenant); res == authOK {
+				d.authUser = user
+			}
+		}
 		return true
 	}
 	user, code := s.requireAuth(ctx, tx, req, d.tenant, d.localTag, nil)
