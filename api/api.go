@@ -24,8 +24,11 @@ import (
 
 // Config holds what the API serves from.
 type Config struct {
-	Store   store.Store    // wrapped by store.Notifying
-	Changes *store.Changes // committed changes (SSE and webhooks follow them); nil = no events
+	// SIPAuthRealm is sip.auth_realm: the realm a mailbox's sip_secret is
+	// hashed for ("" = the tenant's first domain, as the SIP server does).
+	SIPAuthRealm string
+	Store        store.Store    // wrapped by store.Notifying
+	Changes      *store.Changes // committed changes (SSE and webhooks follow them); nil = no events
 	// BusWebhooks queues webhook jobs from Changes even when the store keeps
 	// a change log (tests that publish changes by hand).
 	BusWebhooks bool

@@ -15,25 +15,28 @@ import (
 
 // mailboxJSON is a mailbox on the wire. The PIN is write-only.
 type mailboxJSON struct {
-	Number           string    `json:"number"`
-	Name             string    `json:"name"`
-	Type             string    `json:"type"`
-	Members          []string  `json:"members"`
-	Email            string    `json:"email"`
-	AttachAudio      bool      `json:"attach_audio"`
-	DeleteAfterEmail bool      `json:"delete_after_email"`
-	MaxMessages      int       `json:"max_messages"`
-	MaxSeconds       int       `json:"max_seconds"`
-	Review           bool      `json:"review"`
-	AskPassword      bool      `json:"ask_password"`
-	Operator         string    `json:"operator"`
-	Timezone         string    `json:"timezone"`
-	Language         string    `json:"language"`
-	MWITargets       []string  `json:"mwi_targets"`
-	RetentionDays    int       `json:"retention_days"`
-	HasPIN           bool      `json:"has_pin"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	Number           string   `json:"number"`
+	Name             string   `json:"name"`
+	Type             string   `json:"type"`
+	Members          []string `json:"members"`
+	Email            string   `json:"email"`
+	AttachAudio      bool     `json:"attach_audio"`
+	DeleteAfterEmail bool     `json:"delete_after_email"`
+	MaxMessages      int      `json:"max_messages"`
+	MaxSeconds       int      `json:"max_seconds"`
+	Review           bool     `json:"review"`
+	AskPassword      bool     `json:"ask_password"`
+	Operator         string   `json:"operator"`
+	Timezone         string   `json:"timezone"`
+	Language         string   `json:"language"`
+	MWITargets       []string `json:"mwi_targets"`
+	RetentionDays    int      `json:"retention_days"`
+	HasPIN           bool     `json:"has_pin"`
+	// SIPSecretSet says whether a sip_secret is set (api/sipsecret.go);
+	// absent where unknown (events).
+	SIPSecretSet *bool     `json:"sip_secret_set,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 func toMailboxJSON(m *store.Mailbox) mailboxJSON {
@@ -72,11 +75,12 @@ type mailboxInput struct {
 	Language         *string   `json:"language"`
 	MWITargets       *[]string `json:"mwi_targets"`
 	RetentionDays    *int      `json:"retention_days"`
+	SIPSecret        *string   `json:"sip_secret"` // write-only; "" removes it
 }
 
 // userFields are what a user token may change on its own mailbox.
 var userFields = map[string]bool{"name": true, "pin": true, "email": true, "attach_audio": true,
-	"delete_after_email": true, "timezone": true, "language": true, "review": true}
+	"delete_after_email": true, "timezone": true, "language": true, "review": true, "sip_secret": true}
 
 // set lists the JSON names of the fields present in the body.
 func (in *mailboxInput) set() []string {
@@ -103,6 +107,7 @@ func (in *mailboxInput) set() []string {
 	add(in.Language != nil, "language")
 	add(in.MWITargets != nil, "mwi_targets")
 	add(in.RetentionDays != nil, "retention_days")
+	add(in.SIPSecret != nil, "sip_secret")
 	return f
 }
 
@@ -270,6 +275,9 @@ func (s *Server) createMailbox(w http.ResponseWriter, r *http.Request, p princip
 	if err := checkPIN(in.PIN); err != nil {
 		return err
 	}
+	if err := checkSIPSecret(in.SIPSecret); err != nil {
+		return err
+	}
 	if err := s.checkMembers(r, m); err != nil {
 		return err
 	}
@@ -289,7 +297,18 @@ func (s *Server) createMailbox(w http.ResponseWriter, r *http.Request, p princip
 		}
 		return err
 	}
-	writeCreated(w, "/api/v1/mailboxes/"+m.Number, toMailboxJSON(m))
+	if err := s.applySIPSecret(r.Context(), m.Tenant, m.Number, in.SIPSecret); err != nil {
+		// No mailbox half-made: without its credentials it goes again.
+		if _, derr := s.cfg.Store.DeleteMailbox(r.Context(), m.Tenant, m.Number); derr != nil {
+			s.cfg.Logger.Error("undoing a mailbox whose sip_secret was not stored", "mailbox", m.Number, "err", derr)
+		}
+		return err
+	}
+	out, err := s.withSIPSecretSet(r, m)
+	if err != nil {
+		return err
+	}
+	writeCreated(w, "/api/v1/mailboxes/"+m.Number, out)
 	return nil
 }
 
@@ -322,6 +341,9 @@ func (s *Server) patchMailbox(w http.ResponseWriter, r *http.Request, p principa
 	if err := checkPIN(in.PIN); err != nil {
 		return err
 	}
+	if err := checkSIPSecret(in.SIPSecret); err != nil {
+		return err
+	}
 	if in.Members != nil {
 		if err := s.checkMembers(r, m); err != nil {
 			return err
@@ -338,7 +360,14 @@ func (s *Server) patchMailbox(w http.ResponseWriter, r *http.Request, p principa
 		}
 		return err
 	}
-	writeJSON(w, http.StatusOK, toMailboxJSON(m))
+	if err := s.applySIPSecret(r.Context(), m.Tenant, m.Number, in.SIPSecret); err != nil {
+		return err
+	}
+	out, err := s.withSIPSecretSet(r, m)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -401,7 +430,11 @@ func (s *Server) listMailboxes(w http.ResponseWriter, r *http.Request, p princip
 		slices.Sort(numbers)
 		for _, n := range numbers {
 			if m, err := s.cfg.Store.GetMailbox(r.Context(), p.tenant, n); err == nil {
-				out.Items = append(out.Items, toMailboxJSON(m))
+				j, err := s.withSIPSecretSet(r, m)
+				if err != nil {
+					return err
+				}
+				out.Items = append(out.Items, j)
 			} else if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
@@ -415,7 +448,11 @@ func (s *Server) listMailboxes(w http.ResponseWriter, r *http.Request, p princip
 	}
 	out.Next = next
 	for i := range items {
-		out.Items = append(out.Items, toMailboxJSON(&items[i]))
+		j, err := s.withSIPSecretSet(r, &items[i])
+		if err != nil {
+			return err
+		}
+		out.Items = append(out.Items, j)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -426,7 +463,11 @@ func (s *Server) getMailbox(w http.ResponseWriter, r *http.Request, p principal)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toMailboxJSON(m))
+	out, err := s.withSIPSecretSet(r, m)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

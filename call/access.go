@@ -37,18 +37,20 @@ type accessCall struct {
 	loc   *time.Location
 }
 
-// accessIdentity returns the caller's own mailbox (P-Asserted-Identity,
-// else From) when it is a personal mailbox of the tenant.
-func (r *Runtime) accessIdentity(ctx context.Context, d *sip.Dialog) *store.Mailbox {
-	number, _ := d.Caller()
+// accessIdentity returns the caller's own mailbox when it is a personal
+// mailbox of the tenant, and whether that identity is verified: digest
+// authenticated, or asserted by a trusted proxy. An unverified one (a From
+// anyone may write) only preselects the mailbox; the PIN is still asked.
+func (r *Runtime) accessIdentity(ctx context.Context, d *sip.Dialog) (*store.Mailbox, bool) {
+	number, verified := d.Identity()
 	if number == "" {
-		return nil
+		return nil, false
 	}
 	mb, err := r.deps.Store.GetMailbox(ctx, d.Tenant(), number)
 	if err != nil || mb.Type != store.TypePersonal {
-		return nil
+		return nil, false
 	}
-	return mb
+	return mb, verified
 }
 
 // access runs the access IVR until it ends or the caller hangs up.
@@ -60,15 +62,16 @@ func (r *Runtime) access(ctx context.Context, d *sip.Dialog, mailbox string) {
 		GreetingSilenceSeconds: greetingSilenceSeconds,
 		SayNumber:              prompts.Number,
 	}
-	self := r.accessIdentity(ctx, d)
+	self, verified := r.accessIdentity(ctx, d)
 	switch {
 	case mailbox != "":
 		cfg.Mailbox = mailbox
 	case self != nil:
 		cfg.Mailbox = self.Number
 	}
-	// ask_password: false is honoured only for the mailbox's own caller.
-	if self != nil && self.Number == cfg.Mailbox && !self.AskPassword {
+	// ask_password: false is honoured only for the mailbox's own, verified
+	// caller (docs/sip.md).
+	if self != nil && verified && self.Number == cfg.Mailbox && !self.AskPassword {
 		cfg.SkipPIN = true
 	}
 	c := &accessCall{
@@ -78,7 +81,7 @@ func (r *Runtime) access(ctx context.Context, d *sip.Dialog, mailbox string) {
 	// Access lines name their mailboxes; a login from a deposit ('*')
 	// must not repeat the deposit's "mailbox" key.
 	c.log = d.BaseLog()
-	c.log.Info("access call", "mailbox", cfg.Mailbox, "own_caller", self != nil)
+	c.log.Info("access call", "mailbox", cfg.Mailbox, "own_caller", self != nil, "verified", verified)
 	defer c.discardRecording()
 	runMachine(ctx, c.m, c)
 }

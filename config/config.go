@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -102,6 +103,14 @@ type Config struct {
 	// RecordingTailMS is the trailing silence kept after the last voiced frame.
 	RecordingTailMS    int
 	WebhooksAllowHosts []string // host names, addresses or CIDRs webhooks may reach although not public
+
+	// Trust and SIP digest authentication (docs/sip.md).
+	SIPTrustedProxies     []string // CIDRs (or addresses) that may assert identity and redirection
+	SIPDepositAuth        string   // none, untrusted or all
+	SIPAuthRealm          string   // digest realm; "" = the tenant's first SIP domain
+	SIPAuthSecret         string   // shared secret the nonce key derives from; "" = one kept in the database
+	SIPRegisterMaxExpires time.Duration
+	MWISubscribeAuth      bool // SUBSCRIBE from an untrusted source needs digest
 }
 
 // Listen is one SIP transport and address, e.g. "udp:0.0.0.0:5060".
@@ -151,6 +160,44 @@ func options() []option {
 		{"sip.overload_lateness", "100ms", "refuse new calls (503) while the media clock runs this late on average (0 = off)", dur(func(c *Config) *time.Duration { return &c.SIPOverloadLateness })},
 		{"sip.tcp_idle_timeout", "2h", "close a SIP TCP/TLS connection idle this long (2 x the longest MWI subscription; 0 = never)", dur(func(c *Config) *time.Duration { return &c.SIPTCPIdleTimeout })},
 		{"sip.tcp_max_per_source", "100", "SIP TCP/TLS connections one source IP may hold; more are closed at once (0 = no cap)", intv(func(c *Config) *int { return &c.SIPTCPMaxPerSource }, 0)},
+		{"sip.trusted_proxies", "", "CIDR networks or addresses of proxies whose P-Asserted-Identity, Diversion, History-Info and RFC 4458 target/cause are believed (default: none)", func(c *Config, v string) error {
+			c.SIPTrustedProxies = splitList(v)
+			for _, p := range c.SIPTrustedProxies {
+				if _, err := netip.ParsePrefix(p); err == nil {
+					continue
+				}
+				if _, err := netip.ParseAddr(p); err != nil {
+					return fmt.Errorf("want CIDR networks or addresses like 10.0.0.0/8, got %q", p)
+				}
+			}
+			return nil
+		}},
+		{"sip.deposit_auth", "none", "digest authentication of deposit calls: none, untrusted (callers not sent by a trusted proxy) or all", func(c *Config, v string) error {
+			switch v {
+			case "none", "untrusted", "all":
+				c.SIPDepositAuth = v
+				return nil
+			}
+			return fmt.Errorf("want none, untrusted or all, got %q", v)
+		}},
+		{"sip.auth_realm", "", "SIP digest realm (default: the tenant's first SIP domain, else its name); changing it needs every sip_secret set again", str(func(c *Config) *string { return &c.SIPAuthRealm })},
+		{"sip.auth_secret", "", "secret shared by the instances of a cluster that signs digest nonces (default: a random key kept in the database)", str(func(c *Config) *string { return &c.SIPAuthSecret })},
+		{"sip.register_max_expires", "1h", "longest registration a phone's REGISTER is granted", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Minute {
+				return fmt.Errorf("want a duration of at least 1m, got %q", v)
+			}
+			c.SIPRegisterMaxExpires = d
+			return nil
+		}},
+		{"mwi.subscribe_auth", "true", "a SUBSCRIBE to message-summary from a source that is not a trusted proxy must digest-authenticate as the mailbox (or a member of the group)", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			c.MWISubscribeAuth = b
+			return nil
+		}},
 		{"rtp.ports", "10000-20000", "UDP port range for media", func(c *Config, v string) error {
 			lo, hi, ok := strings.Cut(v, "-")
 			a, err1 := strconv.Atoi(strings.TrimSpace(lo))

@@ -81,6 +81,11 @@ func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteT
 	if err != nil {
 		return vsip.Reply(tx, req, err, localTag)
 	}
+	// Only a trusted proxy, or the mailbox's own phone after digest, may
+	// watch a mailbox (docs/sip.md).
+	if ok, code := m.srv.AuthorizeSubscribe(ctx, tx, req, mb, localTag); !ok {
+		return code
+	}
 	number := mb.Number
 	now := time.Now()
 	sub := &store.MWISubscription{

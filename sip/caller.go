@@ -6,10 +6,11 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// callerOf returns the caller's number and name: P-Asserted-Identity when
-// present (a trusted network asserted it), else From.
-func callerOf(req *sip.Request) (number, name string) {
-	if h := req.GetHeader("P-Asserted-Identity"); h != nil {
+// callerOf returns the caller's number and name: P-Asserted-Identity when a
+// trusted proxy sent the request (from anyone else it is ignored: anyone
+// may write one), else From.
+func callerOf(req *sip.Request, trusted bool) (number, name string) {
+	if h := req.GetHeader("P-Asserted-Identity"); h != nil && trusted {
 		parts := splitHeaderList(h.Value())
 		if len(parts) > 0 {
 			var uri sip.Uri

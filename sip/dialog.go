@@ -49,6 +49,8 @@ type Dialog struct {
 	mailbox   *store.Mailbox
 	target    Target
 	access    bool
+	trusted   bool   // a trusted proxy sent the INVITE (trust.go)
+	authUser  string // the mailbox the caller digest-authenticated as (auth.go)
 	answered  atomic.Bool
 	confirmed atomic.Bool
 
@@ -203,10 +205,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d.remoteTag, _ = req.From().Params.Get("tag")
 	d.remoteCSeq.Store(req.CSeq().SeqNo)
 	d.localCSeq.Store(FirstCSeq())
+	d.trusted = s.Trusted(req)
 	if isAccess(req.Recipient.User, s.cfg.AccessNumbers) {
 		d.access = true
 	} else {
-		d.target = SelectTarget(req)
+		// Redirection headers are believed from a trusted proxy only.
+		d.target = requestURITarget(req)
+		if d.trusted {
+			d.target = SelectTarget(req)
+		}
 		mb, err := s.mailbox(ctx, tenant, d.target.Mailbox)
 		if errors.Is(err, ErrUnknownMailbox) {
 			log.Info("unknown mailbox", "tenant", tenant, "mailbox", d.target.Mailbox, "source", d.target.Source)
@@ -225,6 +232,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d.log = d.baseLog
 	if !d.access {
 		d.log = d.baseLog.With("mailbox", d.target.Mailbox)
+	}
+	if !s.inviteAuth(ctx, tx, req, d) {
+		return
 	}
 	if a, ok := s.deps.Calls.(Admitter); ok {
 		if err := a.Admit(d); err != nil {

@@ -40,8 +40,20 @@ func (d *Dialog) Mailbox() *store.Mailbox { return d.mailbox }
 // Target is the mailbox the deposit is for and why (route.go).
 func (d *Dialog) Target() Target { return d.target }
 
-// Caller is the caller's number and name (caller.go).
-func (d *Dialog) Caller() (number, name string) { return callerOf(d.invite) }
+// Caller is the caller's number and name (caller.go): P-Asserted-Identity
+// only from a trusted proxy, else From.
+func (d *Dialog) Caller() (number, name string) { return callerOf(d.invite, d.trusted) }
+
+// Identity is who the caller is known to be: the mailbox it
+// digest-authenticated as, else the identity a trusted proxy asserted
+// (verified true); else the From number anyone may write (verified false).
+func (d *Dialog) Identity() (number string, verified bool) {
+	if d.authUser != "" {
+		return d.authUser, true
+	}
+	number, _ = d.Caller()
+	return number, d.trusted && number != ""
+}
 
 // Ending is closed when the server must end the call now (drain timeout):
 // the call keeps what it recorded and returns.

@@ -27,7 +27,9 @@ func FuzzRequestEntry(f *testing.F) {
 			return
 		}
 		_ = SelectTarget(req)
-		_, _ = callerOf(req)
+		_, _ = callerOf(req, true)
+		_, _ = callerOf(req, false)
+		_ = requestURITarget(req)
 		_, _ = s.sessionInterval(req)
 		_ = CheckRequire(req)
 		_ = isAccess(req.Recipient.User, []string{"5555"})

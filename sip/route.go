@@ -45,6 +45,12 @@ func SelectTarget(req *sip.Request) Target {
 	return Target{Mailbox: userOf(ruri.User), Busy: causeBusy(uriCause), Source: "request-uri"}
 }
 
+// requestURITarget is the mailbox of the Request-URI alone: what a request
+// from an untrusted source may choose (no target, cause or diverting header).
+func requestURITarget(req *sip.Request) Target {
+	return Target{Mailbox: userOf(req.Recipient.User), Source: "request-uri"}
+}
+
 // causeBusy maps an RFC 4458 cause (a SIP status code) to the greeting: 486
 // is busy; 408, 480, 487, 302, 404, 503 and anything else are unavailable.
 func causeBusy(cause string) bool { return strings.TrimSpace(cause) == "486" }

@@ -62,13 +62,60 @@ func TestSelectTarget(t *testing.T) {
 }
 
 func TestCaller(t *testing.T) {
-	n, name := callerOf(parseReq(t, "sip:1001@vm"))
-	if n != "+17815551212" || name != "Carol" {
-		t.Errorf("caller %q %q", n, name)
+	pai := "P-Asserted-Identity: \"Dave\" <sip:2002@pbx>"
+	for _, c := range []struct {
+		name    string
+		hdrs    []string
+		trusted bool
+		want    string
+	}{
+		{"From", nil, false, "+17815551212"},
+		{"From from a trusted proxy", nil, true, "+17815551212"},
+		{"PAI from a trusted proxy", []string{pai}, true, "2002"},
+		{"PAI from anyone else is ignored", []string{pai}, false, "+17815551212"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if n, _ := callerOf(parseReq(t, "sip:1001@vm", c.hdrs...), c.trusted); n != c.want {
+				t.Errorf("caller %q, want %q", n, c.want)
+			}
+		})
 	}
-	n, _ = callerOf(parseReq(t, "sip:1001@vm", "P-Asserted-Identity: \"Dave\" <sip:2002@pbx>"))
-	if n != "2002" {
-		t.Errorf("PAI caller %q", n)
+}
+
+func TestRequestURITarget(t *testing.T) {
+	req := parseReq(t, "sip:1001@vm.example;target=sip:2002%40pbx;cause=486", "Diversion: <sip:3003@pbx>;reason=user-busy",
+		"History-Info: <sip:4004@pbx>;index=1,<sip:vm@vm>;index=1.1;rc=1")
+	if got := requestURITarget(req); got.Mailbox != "1001" || got.Busy || got.Source != "request-uri" {
+		t.Fatalf("untrusted target = %+v", got)
+	}
+	if got := SelectTarget(req); got.Mailbox != "2002" || !got.Busy {
+		t.Fatalf("trusted target = %+v", got)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	prefixes, err := ParseTrustedProxies([]string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{cfg: Config{TrustedProxies: prefixes}}
+	for _, c := range []struct {
+		src  string
+		want bool
+	}{
+		{"10.1.2.3:5060", true}, {"192.0.2.7:5060", true}, {"192.0.2.8:5060", false},
+		{"[2001:db8::1]:5060", true}, {"[::ffff:10.0.0.1]:5060", true}, {"127.0.0.1:5060", false}, {"", false},
+	} {
+		req := parseReq(t, "sip:1001@vm")
+		req.SetSource(c.src)
+		if got := s.Trusted(req); got != c.want {
+			t.Errorf("Trusted(%q) = %v, want %v", c.src, got, c.want)
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example", ""} {
+		if _, err := ParseTrustedProxies([]string{bad}); err == nil {
+			t.Errorf("ParseTrustedProxies(%q) accepted", bad)
+		}
 	}
 }
 

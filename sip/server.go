@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,15 +25,16 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/sipauth"
 	"github.com/vmserver/voicemail/store"
 )
 
 // allowed is the Allow header value: what we answer.
-const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, SUBSCRIBE, UPDATE"
+const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, SUBSCRIBE, UPDATE, REGISTER"
 
 // knownMethods are methods we recognise but do not serve: 405, not 501.
 var knownMethods = map[string]bool{
-	"REGISTER": true, "MESSAGE": true, "PUBLISH": true,
+	"MESSAGE": true, "PUBLISH": true,
 	"PRACK": true, "REFER": true,
 }
 
@@ -70,6 +72,22 @@ type Config struct {
 	// StrictRTPPackets: packets in sequence a new RTP source must send
 	// before it is learnt (docs/configuration.md); 0 = media's default.
 	StrictRTPPackets int
+
+	// Trust and digest authentication (trust.go, auth.go, docs/sip.md).
+	// TrustedProxies may assert identity and redirection; DepositAuth is
+	// none, untrusted or all; AuthRealm overrides the tenant's domain as
+	// realm; NonceKey (sipauth.DeriveKey of the cluster's secret) signs the
+	// nonces, and without it nothing can authenticate; NonceTTL 0 = 5 min.
+	// SubscribeAuth requires digest for a SUBSCRIBE from an untrusted
+	// source.
+	TrustedProxies []netip.Prefix
+	DepositAuth    string
+	AuthRealm      string
+	NonceKey       []byte
+	NonceTTL       time.Duration
+	SubscribeAuth  bool
+	// RegisterMaxExpires caps a REGISTER's expiry (0 = 3600 s).
+	RegisterMaxExpires time.Duration
 }
 
 // Store is what signalling reads: the tenant of a domain and the mailbox a
@@ -102,6 +120,12 @@ type Deps struct {
 	Engine *media.Engine
 	Calls  CallHandler
 	Logger *slog.Logger
+	// Auth reads credentials for digest authentication and Registrations
+	// keeps REGISTER bindings; either nil turns its feature off.
+	Auth          AuthStore
+	Registrations RegistrationStore
+	// AuthObserver, if set, is told of each failed authentication.
+	AuthObserver AuthObserver
 }
 
 // Server is the SIP user agent of the voicemail server.
@@ -122,6 +146,8 @@ type Server struct {
 
 	metrics   *callMetrics                     // calls, RTP, panics (metrics.go)
 	subscribe atomic.Pointer[SubscribeHandler] // SUBSCRIBE (package mwi)
+	nonces    *sipauth.Nonces                  // nil: no digest authentication
+	onReg     atomic.Pointer[func(store.SIPRegistration)]
 }
 
 // New builds the server; Serve starts it.
@@ -155,6 +181,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
 		dialogs: map[string]*Dialog{}, ports: map[string]int{}, metrics: m}
+	if len(cfg.NonceKey) > 0 {
+		ttl := cfg.NonceTTL
+		if ttl <= 0 {
+			ttl = defaultNonceTTL
+		}
+		s.nonces = sipauth.NewNonces(cfg.NonceKey, ttl)
+	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
 	srv.OnBye(s.guard(s.onBye))
@@ -164,6 +197,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.OnUpdate(s.guard(s.onUpdate))
 	srv.OnNotify(s.guard(s.onNotify))
 	srv.OnSubscribe(s.guard(s.onSubscribe))
+	srv.OnRegister(s.guard(s.onRegister))
 	srv.OnNoRoute(s.guard(s.onNoRoute))
 	return s, nil
 }

@@ -33,6 +33,12 @@ var (
 	ErrUnavailable       = errors.New("service unavailable")
 	ErrDraining          = errors.New("draining")
 	ErrStorageFull       = errors.New("message storage full")
+	// Digest authentication (auth.go): no or stale credentials; wrong ones
+	// or a user not allowed here.
+	ErrUnauthorized = errors.New("authentication required")
+	ErrForbidden    = errors.New("forbidden")
+	// A REGISTER asking for a shorter expiry than we keep (register.go).
+	ErrIntervalTooBrief = errors.New("registration interval too brief")
 )
 
 // statuses maps each refusal to its response. An error not listed is 500.
@@ -45,6 +51,8 @@ var statuses = []struct {
 	{ErrBadRequest, 400, "Bad Request", nil},
 	{ErrVersion, 505, "Version Not Supported", nil},
 	{ErrUnknownMailbox, 404, "Not Found", nil},
+	{ErrUnauthorized, 401, "Unauthorized", nil},
+	{ErrForbidden, 403, "Forbidden", nil},
 	{ErrMethodNotAllowed, 405, "Method Not Allowed", [][2]string{{"Allow", allowed}}},
 	{ErrNotImplemented, 501, "Not Implemented", [][2]string{{"Allow", allowed}}},
 	{ErrNotAcceptable, 406, "Not Acceptable", nil},
@@ -52,6 +60,7 @@ var statuses = []struct {
 	{ErrUnsupportedScheme, 416, "Unsupported URI Scheme", nil},
 	{ErrBadExtension, 420, "Bad Extension", nil},
 	{ErrIntervalTooSmall, 422, "Session Interval Too Small", nil},
+	{ErrIntervalTooBrief, 423, "Interval Too Brief", nil},
 	{ErrNoDialog, 481, "Call/Transaction Does Not Exist", nil},
 	{ErrNoSubscription, 481, "Subscription Does Not Exist", nil},
 	{ErrLoop, 482, "Loop Detected", nil},

@@ -35,7 +35,7 @@ var torture = []struct {
 	{"wsinv", []string{"481", "404"}, false, "400"}, // To-tag: treated as in-dialog
 	{"intmeth", []string{"501", "405"}, false, ""},
 	{"esc01", []string{"404"}, false, ""},
-	{"escnull", []string{"501", "405"}, false, ""},
+	{"escnull", []string{"501", "405", "401"}, false, ""}, // REGISTER: digest first
 	{"lwsdisp", []string{"200"}, false, ""},
 	{"semiuri", []string{"200"}, false, ""},
 	{"transports", []string{"200"}, false, ""},

@@ -15,6 +15,8 @@ var pgMigrations = []string{
 	pgGDPRSchema,         // 6
 	outboxSchemaPostgres, // 7: the change log (store/outbox.go)
 	pgClientsSchema,      // 8: API clients and their tokens (store/sqlite_clients.go)
+	// 9: MWI ownership (another branch) goes here; the lead renumbers at merge.
+	pgSIPAuthSchema, // 10: SIP digest credentials, registrations, nonce key (store/sqlite_sipauth.go)
 }
 
 const pgClientsSchema = `

@@ -35,6 +35,8 @@ var migrations = []string{
 	gdprSchema,         // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
 	outboxSchemaSQLite, // 7: the change log (transactional outbox), store/outbox.go
 	clientsSchema,      // 8: API clients and their tokens (issue 21), store/sqlite_clients.go
+	// 9: MWI ownership (another branch) goes here; the lead renumbers at merge.
+	sipAuthSchema, // 10: SIP digest credentials, registrations, nonce key (issue 15), store/sqlite_sipauth.go
 }
 
 // coreSchema is version 1.

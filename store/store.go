@@ -158,6 +158,8 @@ type Store interface {
 	GDPRPreviewStore
 	// store/clients.go: API clients and their tokens (issue 21)
 	ClientStore
+	// store/sipauth.go: SIP digest credentials and registrations (issue 15)
+	SIPAuthStore
 	ChangeLog // store/outbox.go: the change log every change writes in its transaction
 }
 

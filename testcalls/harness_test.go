@@ -305,6 +305,9 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 		"--rtp-ports", fmt.Sprintf("%d-%d", s.rtpMin, s.rtpMax),
 		"--auth-admin-token", s.token,
 		"--webhooks-allow-hosts", "127.0.0.0/8,::1", // the test webhook receivers listen on loopback
+		// The tests send from 127.0.0.1 as the PBX would: a trusted proxy
+		// (trust_test.go sends from 127.0.0.2 as an untrusted caller).
+		"--sip-trusted-proxies", "127.0.0.1",
 	}
 	args = append(args, extra...)
 	s.cmd = exec.Command(binPath, args...)

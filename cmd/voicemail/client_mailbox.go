@@ -22,7 +22,8 @@ subcommands:
 fields: --name, --pin, --type personal|group, --members 1001,1002, --email,
   --attach-audio, --delete-after-email, --max-messages, --max-seconds,
   --review, --ask-password, --operator, --timezone, --language,
-  --mwi-targets sip:a@h,sip:b@h, --retention-days
+  --mwi-targets sip:a@h,sip:b@h, --retention-days,
+  --sip-secret S (SIP digest secret of the mailbox's phone; write-only, "" removes it)
 
 common flags: --server URL (VOICEMAIL_SERVER), --token T (VOICEMAIL_TOKEN),
   --config FILE (VOICEMAIL_CONFIG: find a local server as serve does),
@@ -58,6 +59,7 @@ type cliMailbox struct {
 	MWITargets       []string `json:"mwi_targets"`
 	RetentionDays    int      `json:"retention_days"`
 	HasPIN           bool     `json:"has_pin"`
+	SIPSecretSet     bool     `json:"sip_secret_set"`
 	CreatedAt        string   `json:"created_at"`
 	UpdatedAt        string   `json:"updated_at"`
 }
@@ -197,7 +199,7 @@ func (c *client) printMailbox(b []byte) error {
 	}
 	c.fields([][2]string{
 		{"number", m.Number}, {"name", m.Name}, {"type", m.Type}, {"members", strings.Join(m.Members, ",")},
-		{"pin set", boolStr(m.HasPIN)}, {"email", m.Email}, {"attach audio", boolStr(m.AttachAudio)},
+		{"pin set", boolStr(m.HasPIN)}, {"sip secret set", boolStr(m.SIPSecretSet)}, {"email", m.Email}, {"attach audio", boolStr(m.AttachAudio)},
 		{"delete after email", boolStr(m.DeleteAfterEmail)}, {"max messages", strconv.Itoa(m.MaxMessages)},
 		{"max seconds", strconv.Itoa(m.MaxSeconds)}, {"review", boolStr(m.Review)}, {"ask password", boolStr(m.AskPassword)},
 		{"operator", m.Operator}, {"timezone", m.Timezone}, {"language", m.Language},
@@ -222,7 +224,7 @@ func mailboxShow(c *client, fs *flag.FlagSet, args []string) error {
 // mailboxWrite is add (POST) and update (PATCH): only the flags given are sent.
 func mailboxWrite(c *client, fs *flag.FlagSet, args []string, create bool) error {
 	str := map[string]*string{}
-	for _, f := range []string{"name", "pin", "type", "email", "operator", "timezone", "language"} {
+	for _, f := range []string{"name", "pin", "type", "email", "operator", "timezone", "language", "sip-secret"} {
 		str[f] = fs.String(f, "", "mailbox "+f)
 	}
 	lists := map[string]*string{"members": fs.String("members", "", "group members, comma-separated"),

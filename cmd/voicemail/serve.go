@@ -177,16 +177,25 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 			SilenceSeconds: cfg.RecordingSilenceSeconds, TailMS: cfg.RecordingTailMS, Format: format},
 		LoginMaxAttempts: cfg.LoginMaxAttempts, LoginLockout: cfg.LoginLockout,
 	}, call.Deps{Store: st, Blobs: blobs, Prompts: ps, Logger: log, Space: space})
-	srv, err := vsip.New(vsip.Config{
+	sipCfg := vsip.Config{
 		Listeners: listeners, TLS: tlsConf, PublicIP: publicIP, AccessNumbers: cfg.AccessNumbers,
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
 		TCPIdleTimeout: cfg.SIPTCPIdleTimeout, TCPMaxPerSource: cfg.SIPTCPMaxPerSource,
 		RTPTimeout: cfg.MediaRTPTimeout, StrictRTPPackets: cfg.MediaStrictRTPPackets,
-	}, vsip.Deps{Store: st, Engine: engine, Calls: calls, Logger: log})
+	}
+	if err := sipTrust(ctx, cfg, st, &sipCfg); err != nil {
+		return err
+	}
+	srv, err := vsip.New(sipCfg, vsip.Deps{Store: st, Engine: engine, Calls: calls, Logger: log,
+		Auth: st, Registrations: st})
 	if err != nil {
 		return err
 	}
 	notifier := mwi.New(mwi.Deps{Server: srv, Store: st, Changes: changes, Logger: log})
+	// Phones registered with digest get unsolicited NOTIFYs (mwi/registered.go).
+	registered := mwi.NewRegistered(srv, st, changes, log)
+	registered.Start()
+	defer registered.Stop()
 	defer srv.Close()
 	sipCtx, sipStop := context.WithCancel(context.Background())
 	defer sipStop()
@@ -226,7 +235,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		return fmt.Errorf("config key http.listen: %w", err)
 	}
 	// The API owns /metrics; SIP collectors go in api.Config.Collectors.
-	apiSrv := api.New(api.Config{Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
+	apiSrv := api.New(api.Config{SIPAuthRealm: cfg.SIPAuthRealm, Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
 		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
 		Collectors:         slices.Concat(srv.Collectors(), calls.Collectors(), notifier.Collectors(), mailer.Collectors(), space.Collectors()),
 		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey,

@@ -88,6 +88,7 @@ instance_up() { # N
     --media "s3://voicemail/media?endpoint=http://127.0.0.1:$S3PORT&region=us-east-1&path_style=true" \
     --s3-access-key "$S3KEY" --s3-secret-key "$S3SECRET" \
     --sip-listen "udp:127.0.0.1:506$n,tcp:127.0.0.1:506$n" --sip-public-addr 127.0.0.1 \
+    --sip-trusted-proxies 127.0.0.1 \
     --rtp-ports "$((20000 + n * 2000))-$((21998 + n * 2000))" \
     --http-listen "127.0.0.1:808$n" --auth-admin-token "$(cat "$DIR/admin_token")" \
     --demo --log-format text >"$DIR/vm$n.log" 2>&1 &
