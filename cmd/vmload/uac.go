@@ -131,6 +131,8 @@ type gen struct {
 	peakLive           atomic.Int64
 	plateauStart       atomic.Int64 // unix ns when live first reached the target
 	plateauEnd         atomic.Int64 // unix ns when the first call of the plateau ended
+	filledAt           atomic.Int64 // unix ns of the launch that made the level full (churn window start)
+	lastLaunchAt       atomic.Int64 // unix ns of the last launch (churn window end)
 
 	pkt [12 + frameBytes]byte // the one RTP send buffer (clock goroutine)
 }
@@ -222,7 +224,12 @@ func (g *gen) launch(n int, now time.Time, idx uint64) {
 	g.active = append(g.active, c)
 	g.bucket[c.phase] = append(g.bucket[c.phase], c)
 	g.mu.Unlock()
-	g.launched.Add(1)
+	switch int(g.launched.Add(1)) {
+	case g.cfg.concurrent:
+		g.filledAt.Store(now.UnixNano())
+	case g.cfg.calls:
+		g.lastLaunchAt.Store(now.UnixNano())
+	}
 	live := g.live.Add(1)
 	if live > g.peakLive.Load() {
 		g.peakLive.Store(live)
@@ -275,11 +282,7 @@ func (g *gen) run(deadline time.Time) {
 	for now := range t.C {
 		idx := uint64(now.Sub(start) / tick)
 		// Launch: rate-limited, concurrency-limited, bounded in count.
-		for int(g.launched.Load()) < g.cfg.calls && g.live.Load() < int64(g.cfg.concurrent) {
-			due := int(now.Sub(start).Seconds()*g.cfg.rate) + 1
-			if int(g.launched.Load()) >= due {
-				break
-			}
+		for k := launchesDue(now.Sub(start), g.cfg.rate, int(g.launched.Load()), int(g.live.Load()), g.cfg.concurrent, g.cfg.calls); k > 0; k-- {
 			g.launch(int(g.launched.Load()), now, idx)
 		}
 		// Every phase bucket passed since the last tick (ticks can be lost).
