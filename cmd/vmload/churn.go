@@ -47,6 +47,17 @@ func churnWindow(level, total int, rate float64, callLen time.Duration) (from, t
 	return start[level-1], start[total-1]
 }
 
+// framesDue is how many audio frames a call sends on this clock round:
+// the frames whose 20 ms slot has come since the first (sent at 0), at
+// most 2 at once so that a late round catches up without a burst.
+func framesDue(sinceFirst time.Duration, sent int) int {
+	if sinceFirst < 0 {
+		return 0
+	}
+	due := int(sinceFirst/(20*time.Millisecond)) + 1
+	return max(min(due-sent, 2), 0)
+}
+
 // selfCPU is the CPU time this process used so far (user + system), from
 // getrusage: the generator reports its own load so that a saturated
 // generator is visible next to the server's figures.

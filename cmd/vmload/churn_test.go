@@ -78,6 +78,39 @@ func TestLaunchesDueChurn(t *testing.T) {
 	}
 }
 
+func TestFramesDue(t *testing.T) {
+	const ms = time.Millisecond
+	tests := []struct {
+		since time.Duration
+		sent  int
+		want  int
+	}{
+		{0, 0, 1},             // the first frame at once
+		{0, 1, 0},             // not two on the first round
+		{19 * ms, 1, 0},       // the next slot not yet come
+		{20 * ms, 1, 1},       // one per 20 ms
+		{21 * ms, 2, 0},       // a round 1 ms later sends nothing
+		{100 * ms, 2, 2},      // a late round catches up two at a time
+		{20000 * ms, 1000, 1}, // frame 1001 would be due (the caller stops at its audio's end)
+		{-ms, 0, 0},
+	}
+	for _, tc := range tests {
+		if got := framesDue(tc.since, tc.sent); got != tc.want {
+			t.Errorf("framesDue(%v, %d) = %d, want %d", tc.since, tc.sent, got, tc.want)
+		}
+	}
+	// Over 20 s of 20 ms rounds, jittered by up to 3 ms, exactly 1000
+	// frames are due: real time, not twice it.
+	sent := 0
+	for r := 0; r < 1000; r++ {
+		at := time.Duration(r)*20*ms + time.Duration(r%4)*ms
+		sent += framesDue(at, sent)
+	}
+	if sent != 1000 {
+		t.Fatalf("%d frames in 1000 rounds of 20 ms, want 1000", sent)
+	}
+}
+
 func TestChurnWindow(t *testing.T) {
 	const s = time.Second
 	tests := []struct {

@@ -73,6 +73,7 @@ type call struct {
 	seq      uint16
 	ts       uint32
 	frame    int
+	speakAt  time.Time // when the first frame went out
 	nextTick uint64
 	probe    bool // presses # during the greeting
 	dtmfStep int  // 0 none, 1..6 packets sent
@@ -355,13 +356,16 @@ func (c *call) step(now time.Time, idx uint64) {
 			}
 			c.st = stSpeaking
 			c.nextTick = idx
+			c.speakAt = now
 		}
 		if now.Sub(c.answeredAt) > 60*time.Second {
 			c.failLocked(now, "greeting never ended")
 		}
 	case stSpeaking:
-		// One frame per 20 ms; after a lost clock round, at most 2 at once.
-		for n := 0; n < 2 && c.frame < len(g.frames); n++ {
+		// One frame per 20 ms of wall clock since the first; after a lost
+		// clock round, at most 2 at once. (Before, two frames went out on
+		// every round: the audio ran at twice real time.)
+		for n := framesDue(now.Sub(c.speakAt), c.frame); n > 0 && c.frame < len(g.frames); n-- {
 			c.sendFrame(g.frames[c.frame], c.frame == 0)
 			c.frame++
 		}
