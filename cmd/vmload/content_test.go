@@ -20,6 +20,9 @@ func speech(frames int) []int16 {
 
 func TestCompareFrames(t *testing.T) {
 	sent := speech(50)
+	if len(sent) < 50*frameSamples {
+		t.Fatal("short speech")
+	}
 	silence := make([]int16, frameSamples)
 	withFrame := func(rec []int16, f int, with []int16) []int16 {
 		rec = slices.Clone(rec)
@@ -44,9 +47,11 @@ func TestCompareFrames(t *testing.T) {
 		{"trailing audio after the sent frames is ignored", append(slices.Clone(sent), speech(3)...), 0, 50},
 		{"a frame missing in the middle shifts the rest: all after it bad",
 			append(slices.Clone(sent[:10*frameSamples]), sent[11*frameSamples:]...), 0, 10},
-		{"silence only: not aligned", make([]int16, len(sent)), -1, 0},
-		{"empty recording", nil, -1, 0},
-		{"lead beyond the search range", lead(maxLead+frameSamples*30, sent), -1, 0},
+		{"the first 320 ms missing (recording started late)", sent[16*frameSamples:], -16 * frameSamples, 34},
+		{"start missing, not a frame multiple", sent[100:], -100, 49},
+		{"silence only: not aligned", make([]int16, len(sent)), noAlign, 0},
+		{"empty recording", nil, noAlign, 0},
+		{"lead beyond the search range", lead(maxLead+frameSamples*60, sent), noAlign, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,12 +96,12 @@ func FuzzCompareFrames(f *testing.F) {
 		if v.Good < 0 || v.Good > v.Total || v.Total != 10 {
 			t.Fatalf("verdict out of range: %+v", v)
 		}
-		if v.Offset > int(lead) {
+		if v.Offset != noAlign && v.Offset > int(lead) {
 			t.Fatalf("offset %d beyond the search range %d", v.Offset, lead)
 		}
 		// Whatever precedes it, the sent audio itself is found whole.
 		w := compareFrames(sent, append(rec[:min(len(rec), int(lead))], sent...), int(lead))
-		if w.Offset < 0 || w.Good < 1 {
+		if w.Offset == noAlign || w.Good < 1 {
 			t.Fatalf("sent audio after %d samples not found: %+v", min(len(rec), int(lead)), w)
 		}
 	})

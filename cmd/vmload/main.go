@@ -412,9 +412,9 @@ func printReport(r *report) {
 		fmt.Printf("  generator CPU %.1f%%", r.GenCPUPct)
 	}
 	if r.Rec != nil {
-		fmt.Printf("  recordings %d: length exact %d, ±1 packet %d, short %d, long %d, broken %d, parts %d (worst short %d samples); content: frames good %d/%d, files every frame good %d, not aligned %d",
+		fmt.Printf("  recordings %d: length exact %d, ±1 packet %d, short %d, long %d, broken %d, parts %d (worst short %d samples); content: frames good %d/%d, files every frame good %d, start missing %d (worst %d ms), not aligned %d",
 			r.Rec.Files, r.Rec.Exact, r.Rec.OnePacket, r.Rec.Short, r.Rec.Long, r.Rec.Broken, r.Rec.Parts, r.Rec.WorstShort,
-			r.Rec.FramesGood, r.Rec.FramesTotal, r.Rec.FilesExact, r.Rec.NotAligned)
+			r.Rec.FramesGood, r.Rec.FramesTotal, r.Rec.FilesExact, r.Rec.StartMissing, r.Rec.WorstStartMS, r.Rec.NotAligned)
 	}
 	if r.RTP != nil {
 		fmt.Printf("  server RTP: received %d lost %d late %d duplicate %d dropped %d rejected %d",

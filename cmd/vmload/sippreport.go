@@ -27,6 +27,7 @@ func cmdSippReport(args []string) error {
 	mode := fs.String("mode", "sipp-deposit", "mode name in the report")
 	winFrom := fs.Float64("window-from", 0, "start of the measured CPU window, s (reported)")
 	winTo := fs.Float64("window-to", 0, "end of the measured CPU window, s (reported)")
+	genSmp := fs.String("gen-sample", "", "output of vmload sample over the sipp process: the generator's CPU")
 	label := fs.String("label", "sipp", "run name")
 	level := fs.Int("level", 0, "concurrent calls")
 	jsonOut := fs.String("json", "", "append the report here")
@@ -87,6 +88,12 @@ func cmdSippReport(args []string) error {
 		if *level > 0 {
 			r.CPUPerCall = round3(s.CPU / float64(*level))
 			r.KiBPerCall = round1((s.RSS - s.Start) * 1024 / float64(*level))
+		}
+	}
+	if b, err := os.ReadFile(*genSmp); *genSmp != "" && err == nil {
+		var m map[string]float64
+		if json.Unmarshal(b, &m) == nil {
+			r.GenCPUPct = m["cpu_pct"]
 		}
 	}
 	if *data != "" {

@@ -28,6 +28,10 @@ type recCheck struct {
 	FramesTotal int64 `json:"frames_total"`
 	FilesExact  int   `json:"files_every_frame_good"`
 	NotAligned  int   `json:"files_not_aligned"` // the sent audio was not found at all
+	// Recordings that lack the caller's first words (the caller spoke
+	// before the server recorded), and the most audio so lost.
+	StartMissing int `json:"files_start_missing"`
+	WorstStartMS int `json:"worst_start_missing_ms"`
 }
 
 // wavSamples reads the sample count of a WAV file from its header.
@@ -125,8 +129,12 @@ func checkRecordings(root string, sent []int16) (recCheck, error) {
 		if v.AllGood() {
 			rc.FilesExact++
 		}
-		if v.Offset < 0 {
+		switch {
+		case v.Offset == noAlign:
 			rc.NotAligned++
+		case v.Offset < 0:
+			rc.StartMissing++
+			rc.WorstStartMS = max(rc.WorstStartMS, -v.Offset/8)
 		}
 		d := n - wantSamples
 		switch {
