@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,4 +182,30 @@ func FuzzParseRTPCounters(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		_, _ = parseRTPCounters(strings.NewReader(in))
 	})
+}
+
+func TestParseSippRTT(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []time.Duration
+		wantErr bool
+	}{
+		{"sipp 3.6", "Date_ms;response_time_ms;rtd_no\n60.001;8;1\n112.001;0;1\n", []time.Duration{8 * time.Millisecond, 0}, false},
+		{"columns by name", "rtd_no;response_time_ms\n1;2.5\n", []time.Duration{2500 * time.Microsecond}, false},
+		{"header only", "Date_ms;response_time_ms;rtd_no\n", nil, false},
+		{"no such column", "a;b\n1;2\n", nil, true},
+		{"bad value", "response_time_ms\nx\n", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseSippRTT(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if !tc.wantErr && !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -55,17 +55,9 @@ func cmdSippReport(args []string) error {
 		return err
 	}
 	if b, err := os.ReadFile(*rtt); err == nil {
-		var d []time.Duration
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Split(l, ";")
-			if len(f) < 3 {
-				continue
-			}
-			v, err := strconv.ParseFloat(strings.TrimSpace(f[2]), 64)
-			if err != nil {
-				continue
-			}
-			d = append(d, time.Duration(v*float64(time.Millisecond)))
+		d, err := parseSippRTT(string(b))
+		if err != nil {
+			return fmt.Errorf("%s: %w", *rtt, err)
 		}
 		r.SetupAvgMS, r.SetupP99MS, r.SetupMaxMS = stats(d)
 		if len(d) > 0 {
@@ -166,4 +158,33 @@ func cmdWindow(args []string) error {
 	from, to := churnWindow(*level, *total, *rate, *callLen)
 	fmt.Printf("%.1f %.1f\n", from.Seconds(), to.Seconds())
 	return nil
+}
+
+// parseSippRTT reads sipp's -trace_rtt file (Date_ms;response_time_ms;
+// rtd_no): the INVITE→200 times, by the header's column name. sipp
+// writes whole milliseconds.
+func parseSippRTT(text string) ([]time.Duration, error) {
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	col := -1
+	for i, h := range strings.Split(lines[0], ";") {
+		if strings.TrimSpace(h) == "response_time_ms" {
+			col = i
+		}
+	}
+	if col < 0 {
+		return nil, fmt.Errorf("no response_time_ms column in %q", lines[0])
+	}
+	var d []time.Duration
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ";")
+		if len(f) <= col {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(f[col]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("response time %q: %w", f[col], err)
+		}
+		d = append(d, time.Duration(v*float64(time.Millisecond)))
+	}
+	return d, nil
 }
