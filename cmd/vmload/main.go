@@ -144,7 +144,8 @@ func cmdSample(args []string) error {
 	s.close()
 	avg, peak, rss := s.window(start.Add(*after), start.Add(*after+*dur))
 	out := map[string]any{"cpu_pct": round1(avg), "cpu_peak_1s_pct": round1(peak),
-		"rss_start_mb": mb(idle.rss), "rss_peak_mb": mb(rss)}
+		"rss_start_mb": mb(idle.rss), "rss_peak_mb": mb(rss),
+		"runq_wait_pct": s.waitPct(start.Add(*after), start.Add(*after+*dur))}
 	// The whole sampling, up to the signal that stopped it: the CPU
 	// seconds of a whole run, commits included.
 	if last, err := readProc(*pid); err == nil {
@@ -185,7 +186,9 @@ type report struct {
 	CPUTotalS    float64        `json:"server_cpu_s_total,omitempty"`     // whole run, commits included
 	CPUMsPerCall float64        `json:"server_cpu_ms_per_call,omitempty"` // CPUTotalS / completed calls, in ms
 	GenCPUPct    float64        `json:"generator_cpu_pct,omitempty"`      // vmload's own CPU over the load, % of a core
-	RTP          *rtpCounters   `json:"server_rtp,omitempty"`             // server counters, after - before
+	WaitPct      float64        `json:"server_runq_wait_pct"`             // server threads waiting for a CPU in the window, % of wall time
+	GenWaitPct   float64        `json:"generator_runq_wait_pct,omitempty"`
+	RTP          *rtpCounters   `json:"server_rtp,omitempty"` // server counters, after - before
 	RSSIdleMB    float64        `json:"rss_idle_mb"`
 	RSSPeakMB    float64        `json:"rss_peak_mb"`
 	RSSAfterMB   float64        `json:"rss_after_mb"`
@@ -273,16 +276,17 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
-	cpu0 := selfCPU()
+	cpu0, wait0 := selfCPU(), runqWait(os.Getpid())
 	start := time.Now()
 	g.run(start.Add(c.timeout))
 	end := time.Now()
-	genCPU := selfCPU() - cpu0
+	genCPU, genWait := selfCPU()-cpu0, runqWait(os.Getpid())-wait0
 	g.close()
 
 	r := &report{Label: c.label, Mode: c.mode, Date: start.UTC().Format(time.RFC3339), Target: c.concurrent, Rate: c.rate,
-		GenCPUPct: round1(100 * genCPU.Seconds() / end.Sub(start).Seconds()),
-		Calls:     int(g.launched.Load()), RetransC: g.res.retransC.Load(), RetransS: g.res.retransS.Load(),
+		GenCPUPct:  round1(100 * genCPU.Seconds() / end.Sub(start).Seconds()),
+		GenWaitPct: round1(100 * float64(genWait) / float64(end.Sub(start))),
+		Calls:      int(g.launched.Load()), RetransC: g.res.retransC.Load(), RetransS: g.res.retransS.Load(),
 		PeakLive: g.peakLive.Load(), RTPSent: g.res.rtpSent.Load(), RTPRecv: g.res.rtpRecv.Load(),
 		EarlyStarts: g.res.earlyStarts.Load(), GreetPackets: c.greetPackets, WallS: round1(end.Sub(start).Seconds())}
 	res := g.res
@@ -350,6 +354,7 @@ func cmdRun(args []string) error {
 		smp.close()
 		avg, peak, _ := smp.window(wa, wb)
 		r.CPUPct, r.CPUPeakPct = round1(avg), round1(peak)
+		r.WaitPct = smp.waitPct(wa, wb)
 		perCall := r.PeakLive
 		if c.mode == "churn" {
 			perCall = int64(c.concurrent)
@@ -408,8 +413,12 @@ func printReport(r *report) {
 	if r.CPUTotalS > 0 {
 		fmt.Printf("  window %.1f-%.1f s  CPU whole run %.1f s = %.1f ms/call", r.WindowFromS, r.WindowToS, r.CPUTotalS, r.CPUMsPerCall)
 	}
+	fmt.Printf("  server run-queue wait %.1f%%", r.WaitPct)
 	if r.GenCPUPct > 0 {
-		fmt.Printf("  generator CPU %.1f%%", r.GenCPUPct)
+		fmt.Printf("  generator CPU %.1f%% (run-queue wait %.1f%%)", r.GenCPUPct, r.GenWaitPct)
+	}
+	if r.EarlyStarts > 0 {
+		fmt.Printf("  early starts %d (the greeting stalled ≥ -quiet: spoke on silence)", r.EarlyStarts)
 	}
 	if r.Rec != nil {
 		fmt.Printf("  recordings %d: length exact %d, ±1 packet %d, short %d, long %d, broken %d, parts %d (worst short %d samples); content: frames good %d/%d, files every frame good %d, start missing %d (worst %d ms), not aligned %d",

@@ -74,6 +74,7 @@ func cmdSippReport(args []string) error {
 		}
 		r.CPUPct, r.CPUPeakPct, r.RSSIdleMB, r.RSSPeakMB = s.CPU, s.Peak, s.Start, s.RSS
 		r.CPUTotalS = s.Total
+		r.WaitPct = m["runq_wait_pct"]
 		if r.OK > 0 {
 			r.CPUMsPerCall = round1(1000 * s.Total / float64(r.OK))
 		}
@@ -85,7 +86,7 @@ func cmdSippReport(args []string) error {
 	if b, err := os.ReadFile(*genSmp); *genSmp != "" && err == nil {
 		var m map[string]float64
 		if json.Unmarshal(b, &m) == nil {
-			r.GenCPUPct = m["cpu_pct"]
+			r.GenCPUPct, r.GenWaitPct = m["cpu_pct"], m["runq_wait_pct"]
 		}
 	}
 	if *data != "" {

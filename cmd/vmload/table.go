@@ -73,8 +73,8 @@ func cmdTable(args []string) error {
 // form of BENCHMARKS.md: steady-window CPU, CPU per completed call,
 // content of the recordings, the server's RTP counters, generator CPU.
 func churnTable(rs []report) {
-	fmt.Println("| run | level | calls ok/failed | retrans | INVITE→200 p50 / p99 ms | server CPU % of a core, steady window (peak 1 s) | %/call | CPU ms per completed call (whole run) | frames good / total | files every frame good / files | server RTP lost / late / dup | generator CPU % |")
-	fmt.Println("|---|---:|---|---:|---|---|---:|---:|---|---|---|---:|")
+	fmt.Println("| run | level | calls ok/failed | retrans | INVITE→200 p50 / p99 ms | server CPU % of a core, steady window (peak 1 s) | server run-queue wait % | %/call | CPU ms per completed call (whole run) | frames good / total | files every frame good / files | server RTP lost / late / dup | generator CPU % (run-queue wait %) |")
+	fmt.Println("|---|---:|---|---:|---|---|---:|---:|---:|---|---|---|---|")
 	for _, r := range rs {
 		frames, files := "—", "—"
 		if r.Rec != nil {
@@ -90,10 +90,13 @@ func churnTable(rs []report) {
 		}
 		gen := "—"
 		if r.GenCPUPct > 0 {
-			gen = fmt.Sprintf("%.1f", r.GenCPUPct)
+			gen = fmt.Sprintf("%.1f (wait %.1f)", r.GenCPUPct, r.GenWaitPct)
 		}
-		fmt.Printf("| %s | %d | %d/%d | %d+%d | %.1f / %.1f | %.1f (%.1f) | %.3f | %.1f | %s | %s | %s | %s |\n",
+		if r.EarlyStarts > 0 {
+			files += fmt.Sprintf("; %d early starts", r.EarlyStarts)
+		}
+		fmt.Printf("| %s | %d | %d/%d | %d+%d | %.1f / %.1f | %.1f (%.1f) | %.1f | %.3f | %.1f | %s | %s | %s | %s |\n",
 			r.Label, r.Target, r.OK, r.Failed, r.RetransC, r.RetransS, r.SetupP50MS, r.SetupP99MS,
-			r.CPUPct, r.CPUPeakPct, r.CPUPerCall, r.CPUMsPerCall, frames, files, rtp, gen)
+			r.CPUPct, r.CPUPeakPct, r.WaitPct, r.CPUPerCall, r.CPUMsPerCall, frames, files, rtp, gen)
 	}
 }

@@ -10,6 +10,8 @@
 #   testcalls/load/run.sh deposit 100 600 # one suite, chosen levels
 #   SMOKE=1 testcalls/load/run.sh         # tiny levels, a minute (checks the harness)
 #   VOICEMAIL_BIN=path testcalls/load/run.sh  # a prebuilt server instead of go build
+#   testcalls/load/run.sh crosscheck 100 200 400  # churn mix: vmload, then sipp, per level
+#   PERF_SECONDS=20 testcalls/load/run.sh churn 400  # + perf record of the server ($OUT/perf-churn-400.data)
 #
 # Suites: churn (vmload, the churn mix of issue 18: N held, N/10 per
 # second, 2N calls, default log level), sippchurn (the same mix from sipp),
@@ -184,8 +186,16 @@ suite_churn() {
 	local LOG_FLAG=${LOG_LEVEL:+--log-level $LOG_LEVEL}
 	for n in "$@"; do
 		start_server "churn-$n"
+		local pp=
+		if [ -n "${PERF_SECONDS:-}" ]; then
+			# A profile of the server inside the steady window (from 12 s on).
+			(sleep 12 && perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf-churn-$n.data" -- sleep "$PERF_SECONDS") \
+				>"$OUT/perf-churn-$n.log" 2>&1 &
+			pp=$!
+		fi
 		gen -label "churn-$n" -mode churn -concurrent "$n" -calls "$((2 * n))" -rate "$(awk "BEGIN{print $n/10}")" \
 			-data "$DATA/media" -metrics "$METRICS_URL"
+		[ -z "$pp" ] || wait "$pp" || true
 		stop_server
 	done
 }
@@ -217,7 +227,15 @@ suite_sippchurn() {
 			-trace_stat -stf "$d/stat.csv" -fd 1 -trace_rtt -rtt_freq 1 \
 			-watchdog_minor_maxtriggers 1000000 -watchdog_major_maxtriggers 1000000 \
 			"127.0.0.1:$SIP_PORT" >"$d/sipp.out" 2>&1) || true
+		# sipp's own CPU over its run (it prints its PID in background mode).
+		local sipp_pid gp=
+		sipp_pid=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' "$d/sipp.out" | head -1)
+		if [ -n "$sipp_pid" ]; then
+			"$BIN/vmload" sample -pid "$sipp_pid" -for 1h >"$d/sipp-sample.json" &
+			gp=$!
+		fi
 		wait_sipp $((limit + 30))
+		[ -z "$gp" ] || { kill -TERM "$gp" 2>/dev/null || true; wait "$gp" || true; }
 		# The last commits follow the last BYE within milliseconds.
 		sleep 3
 		kill -TERM "$sp" 2>/dev/null || true
@@ -225,7 +243,7 @@ suite_sippchurn() {
 		"$BIN/vmload" sippreport -label "sippchurn-$n" -mode sipp-churn -level "$n" -seconds "$SECONDS_AUDIO" \
 			-audio "$WORK/speech.ulaw" -window-from "$from" -window-to "$to" \
 			-stat "$d/stat.csv" -rtt "$(ls "$d"/*_rtt.csv 2>/dev/null | head -1)" \
-			-sample "$d/sample.json" -data "$DATA/media" \
+			-sample "$d/sample.json" -gen-sample "$d/sipp-sample.json" -data "$DATA/media" \
 			-metrics-before "$d/metrics-before.json" -metrics "$METRICS_URL" -json "$OUT/results.jsonl"
 		stop_server
 	done
