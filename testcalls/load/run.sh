@@ -11,7 +11,7 @@
 #   SMOKE=1 testcalls/load/run.sh         # tiny levels, a minute (checks the harness)
 #   VOICEMAIL_BIN=path testcalls/load/run.sh  # a prebuilt server instead of go build
 #   testcalls/load/run.sh crosscheck 100 200 400  # churn mix: vmload, then sipp, per level
-#   PERF_SECONDS=20 testcalls/load/run.sh churn 400  # + perf record of the server ($OUT/perf-churn-400.data)
+#   PERF_SECONDS=29 testcalls/load/run.sh churn 400  # + perf record of the server ($OUT/perf-churn-400.data)
 #
 # Suites: churn (vmload, the churn mix of issue 18: N held, N/10 per
 # second, 2N calls, default log level), sippchurn (the same mix from sipp),
@@ -188,8 +188,8 @@ suite_churn() {
 		start_server "churn-$n"
 		local pp=
 		if [ -n "${PERF_SECONDS:-}" ]; then
-			# A profile of the server inside the steady window (from 12 s on).
-			(sleep 12 && perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf-churn-$n.data" -- sleep "$PERF_SECONDS") \
+			# A profile of the server inside the steady window (from 11 s on; 29 s covers greetings, recordings and commits).
+			(sleep 11 && perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf-churn-$n.data" -- sleep "$PERF_SECONDS") \
 				>"$OUT/perf-churn-$n.log" 2>&1 &
 			pp=$!
 		fi
