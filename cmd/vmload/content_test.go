@@ -106,3 +106,16 @@ func FuzzCompareFrames(f *testing.F) {
 		}
 	})
 }
+
+func TestRecCheckExpect(t *testing.T) {
+	rc := recCheck{Files: 17, FramesTotal: 17 * 150, FramesGood: 17 * 150}
+	rc.expect(20, 150)
+	if rc.Missing != 3 || rc.FramesTotal != 20*150 || rc.FramesGood != 17*150 {
+		t.Fatalf("got %+v", rc)
+	}
+	rc = recCheck{Files: 5, FramesTotal: 5}
+	rc.expect(4, 1) // more files than completed calls (a failed call's message): nothing added
+	if rc.Missing != 0 || rc.FramesTotal != 5 {
+		t.Fatalf("got %+v", rc)
+	}
+}

@@ -328,6 +328,7 @@ func cmdRun(args []string) error {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "vmload: verify:", err)
 		} else {
+			rc.expect(r.OK, len(frames))
 			r.Rec = &rc
 		}
 	}
@@ -410,8 +411,11 @@ func printReport(r *report) {
 	}
 	fmt.Printf("  peak %d  CPU %.1f%% (peak 1s %.1f%%, %.3f%%/call)  RSS idle %.1f peak %.1f after %.1f MB (%.1f KiB/call)",
 		r.PeakLive, r.CPUPct, r.CPUPeakPct, r.CPUPerCall, r.RSSIdleMB, r.RSSPeakMB, r.RSSAfterMB, r.KiBPerCall)
+	if r.WindowToS > 0 {
+		fmt.Printf("  window %.1f-%.1f s", r.WindowFromS, r.WindowToS)
+	}
 	if r.CPUTotalS > 0 {
-		fmt.Printf("  window %.1f-%.1f s  CPU whole run %.1f s = %.1f ms/call", r.WindowFromS, r.WindowToS, r.CPUTotalS, r.CPUMsPerCall)
+		fmt.Printf("  CPU whole run %.1f s = %.1f ms/call", r.CPUTotalS, r.CPUMsPerCall)
 	}
 	fmt.Printf("  server run-queue wait %.1f%%", r.WaitPct)
 	if r.GenCPUPct > 0 {
@@ -421,9 +425,9 @@ func printReport(r *report) {
 		fmt.Printf("  early starts %d (the greeting stalled ≥ -quiet: spoke on silence)", r.EarlyStarts)
 	}
 	if r.Rec != nil {
-		fmt.Printf("  recordings %d: length exact %d, ±1 packet %d, short %d, long %d, broken %d, parts %d (worst short %d samples); content: frames good %d/%d, files every frame good %d, start missing %d (worst %d ms), not aligned %d",
+		fmt.Printf("  recordings %d: length exact %d, ±1 packet %d, short %d, long %d, broken %d, parts %d (worst short %d samples); content: frames good %d/%d, files every frame good %d, start missing %d (worst %d ms), not aligned %d, calls without a file %d",
 			r.Rec.Files, r.Rec.Exact, r.Rec.OnePacket, r.Rec.Short, r.Rec.Long, r.Rec.Broken, r.Rec.Parts, r.Rec.WorstShort,
-			r.Rec.FramesGood, r.Rec.FramesTotal, r.Rec.FilesExact, r.Rec.StartMissing, r.Rec.WorstStartMS, r.Rec.NotAligned)
+			r.Rec.FramesGood, r.Rec.FramesTotal, r.Rec.FilesExact, r.Rec.StartMissing, r.Rec.WorstStartMS, r.Rec.NotAligned, r.Rec.Missing)
 	}
 	if r.RTP != nil {
 		fmt.Printf("  server RTP: received %d lost %d late %d duplicate %d dropped %d rejected %d",

@@ -96,6 +96,7 @@ func cmdSippReport(args []string) error {
 			return err
 		}
 		if rc, err := checkRecordings(*data, decodeSent(frames)); err == nil {
+			rc.expect(r.OK, len(frames))
 			r.Rec = &rc
 		}
 	}

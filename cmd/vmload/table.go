@@ -80,6 +80,9 @@ func churnTable(rs []report) {
 		if r.Rec != nil {
 			frames = fmt.Sprintf("%d / %d", r.Rec.FramesGood, r.Rec.FramesTotal)
 			files = fmt.Sprintf("%d / %d", r.Rec.FilesExact, r.Rec.Files)
+			if r.Rec.Missing > 0 {
+				files += fmt.Sprintf(" (%d completed calls left no file)", r.Rec.Missing)
+			}
 			if r.Rec.StartMissing > 0 || r.Rec.NotAligned > 0 {
 				files += fmt.Sprintf(" (start missing %d, worst %d ms; not found %d)", r.Rec.StartMissing, r.Rec.WorstStartMS, r.Rec.NotAligned)
 			}

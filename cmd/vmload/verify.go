@@ -32,6 +32,9 @@ type recCheck struct {
 	// before the server recorded), and the most audio so lost.
 	StartMissing int `json:"files_start_missing"`
 	WorstStartMS int `json:"worst_start_missing_ms"`
+	// Completed calls without a message (discarded or never written):
+	// their frames count as sent and not good.
+	Missing int `json:"calls_without_file,omitempty"`
 }
 
 // wavSamples reads the sample count of a WAV file from its header.
@@ -153,4 +156,13 @@ func checkRecordings(root string, sent []int16) (recCheck, error) {
 		}
 	}
 	return rc, nil
+}
+
+// expect accounts for completed calls that left no file: the frames
+// they sent are nowhere, so they count in the total and not as good.
+func (rc *recCheck) expect(completed, framesPerCall int) {
+	if n := completed - rc.Files; n > 0 {
+		rc.Missing = n
+		rc.FramesTotal += int64(n * framesPerCall)
+	}
 }
