@@ -11,6 +11,8 @@
 //	vmload verify    -data DATA/media       # recordings complete?
 //	vmload sample    -pid PID -after 10s -for 20s   # CPU/RSS of a process (for sipp runs)
 //	vmload table     results.jsonl          # the runs as a Markdown table
+//	vmload metrics   -url URL               # the server's RTP counters (JSON)
+//	vmload window    -level N -calls 2N -rate R -call 30s  # steady window of a churn run
 //
 // Modes: deposit (listen to greeting and beep, then speak -seconds of audio,
 // hang up), plain (the same against a server whose prompts are silent),
@@ -19,6 +21,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -49,6 +52,7 @@ type runConfig struct {
 	data                 string
 	settle, timeout      time.Duration
 	jsonOut              string
+	metrics              string
 }
 
 func main() {
@@ -73,9 +77,14 @@ func main() {
 		fs := flag.NewFlagSet("verify", flag.ExitOnError)
 		data := fs.String("data", "", "media root of the server (<data_dir>/media)")
 		secs := fs.Int("seconds", 20, "audio seconds each call sent")
+		audio := fs.String("audio", "testcalls/pcap/audio_pcmu_long.pcap", "the audio each call sent")
 		_ = fs.Parse(os.Args[2:])
 		var rc recCheck
-		if rc, err = checkRecordings(*data, int64(*secs)*8000); err == nil {
+		var frames [][]byte
+		if frames, err = loadAudio(*audio, *secs); err != nil {
+			break
+		}
+		if rc, err = checkRecordings(*data, decodeSent(frames)); err == nil {
 			b, _ := json.Marshal(rc)
 			fmt.Println(string(b))
 		}
@@ -85,6 +94,10 @@ func main() {
 		err = cmdTable(os.Args[2:])
 	case "sippreport":
 		err = cmdSippReport(os.Args[2:])
+	case "metrics":
+		err = cmdMetrics(os.Args[2:])
+	case "window":
+		err = cmdWindow(os.Args[2:])
 	default:
 		usage()
 	}
@@ -95,7 +108,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vmload run|mkaudio|mkprompts|verify|sample|table|sippreport [flags] (-h for each)")
+	fmt.Fprintln(os.Stderr, "usage: vmload run|mkaudio|mkprompts|verify|sample|table|sippreport|metrics|window [flags] (-h for each)")
 	os.Exit(2)
 }
 
@@ -117,6 +130,7 @@ func cmdSample(args []string) error {
 	pid := fs.Int("pid", 0, "process to sample")
 	after := fs.Duration("after", 0, "start of the measured window")
 	dur := fs.Duration("for", 10*time.Second, "length of the measured window")
+	until := fs.Duration("until", 0, "keep sampling (total CPU) until this long or a signal (0 = end of the window)")
 	_ = fs.Parse(args)
 	s := startSampler(*pid, 250*time.Millisecond)
 	start := time.Now()
@@ -124,13 +138,20 @@ func cmdSample(args []string) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
-	case <-time.After(*after + *dur):
+	case <-time.After(max(*after+*dur, *until)):
 	case <-sig:
 	}
 	s.close()
 	avg, peak, rss := s.window(start.Add(*after), start.Add(*after+*dur))
-	b, _ := json.Marshal(map[string]any{"cpu_pct": round1(avg), "cpu_peak_1s_pct": round1(peak),
-		"rss_start_mb": mb(idle.rss), "rss_peak_mb": mb(rss)})
+	out := map[string]any{"cpu_pct": round1(avg), "cpu_peak_1s_pct": round1(peak),
+		"rss_start_mb": mb(idle.rss), "rss_peak_mb": mb(rss),
+		"runq_wait_pct": s.waitPct(start.Add(*after), start.Add(*after+*dur))}
+	// The whole sampling, up to the signal that stopped it: the CPU
+	// seconds of a whole run, commits included.
+	if last, err := readProc(*pid); err == nil {
+		out["cpu_s_total"] = round3(float64(last.ticks-idle.ticks) / clkTck)
+	}
+	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
 	return nil
 }
@@ -149,6 +170,7 @@ type report struct {
 	RetransC     int64          `json:"retrans_client"`
 	RetransS     int64          `json:"retrans_server_2xx"`
 	SetupAvgMS   float64        `json:"invite_200_avg_ms"`
+	SetupP50MS   float64        `json:"invite_200_p50_ms"`
 	SetupP99MS   float64        `json:"invite_200_p99_ms"`
 	SetupMaxMS   float64        `json:"invite_200_max_ms"`
 	DTMFN        int            `json:"dtmf_probes,omitempty"`
@@ -159,6 +181,14 @@ type report struct {
 	CPUPct       float64        `json:"server_cpu_pct"`
 	CPUPeakPct   float64        `json:"server_cpu_peak_1s_pct"`
 	CPUPerCall   float64        `json:"server_cpu_pct_per_call"`
+	WindowFromS  float64        `json:"window_from_s,omitempty"` // churn: the steady window, seconds from the first launch
+	WindowToS    float64        `json:"window_to_s,omitempty"`
+	CPUTotalS    float64        `json:"server_cpu_s_total,omitempty"`     // whole run, commits included
+	CPUMsPerCall float64        `json:"server_cpu_ms_per_call,omitempty"` // CPUTotalS / completed calls, in ms
+	GenCPUPct    float64        `json:"generator_cpu_pct,omitempty"`      // vmload's own CPU over the load, % of a core
+	WaitPct      float64        `json:"server_runq_wait_pct"`             // server threads waiting for a CPU in the window, % of wall time
+	GenWaitPct   float64        `json:"generator_runq_wait_pct,omitempty"`
+	RTP          *rtpCounters   `json:"server_rtp,omitempty"` // server counters, after - before
 	RSSIdleMB    float64        `json:"rss_idle_mb"`
 	RSSPeakMB    float64        `json:"rss_peak_mb"`
 	RSSAfterMB   float64        `json:"rss_after_mb"`
@@ -179,7 +209,7 @@ func cmdRun(args []string) error {
 	fs.IntVar(&c.sipPort, "sip-port", 0, "local SIP port (0 = any)")
 	fs.IntVar(&c.rtpBase, "rtp-base", 0, "first local RTP port (0 = any)")
 	fs.IntVar(&c.rtpSockets, "rtp-sockets", 8, "RTP sockets shared by the calls")
-	fs.StringVar(&c.mode, "mode", "deposit", "deposit, plain or setup")
+	fs.StringVar(&c.mode, "mode", "deposit", "deposit, churn, plain or setup (churn: a deposit; with -concurrent N -rate N/10 -calls 2N the window is the steady mix)")
 	fs.StringVar(&c.mailbox, "mailbox", "1001", "mailbox called")
 	fs.StringVar(&c.label, "label", "", "name of the run in the report")
 	fs.IntVar(&c.calls, "calls", 10, "calls to place in total")
@@ -198,6 +228,7 @@ func cmdRun(args []string) error {
 	fs.DurationVar(&c.settle, "settle", 10*time.Second, "wait after the load before the RSS-after reading")
 	fs.DurationVar(&c.timeout, "timeout", 0, "hard limit of the load phase (0 = derived)")
 	fs.StringVar(&c.jsonOut, "json", "", "append the report as one JSON line to this file")
+	fs.StringVar(&c.metrics, "metrics", "", "server /metrics URL: report its RTP counters over the run")
 	_ = fs.Parse(args)
 	if !strings.HasPrefix(c.local, "127.") || !strings.HasPrefix(c.server, "127.") {
 		return fmt.Errorf("loopback addresses only")
@@ -234,17 +265,28 @@ func cmdRun(args []string) error {
 		idle, _ = readProc(c.pid)
 		smp = startSampler(c.pid, 250*time.Millisecond)
 	}
+	var before rtpCounters
+	if c.metrics != "" {
+		var err error
+		if before, err = scrapeRTP(context.Background(), c.metrics); err != nil {
+			return err
+		}
+	}
 	g, err := newGen(c, frames)
 	if err != nil {
 		return err
 	}
+	cpu0, wait0 := selfCPU(), runqWait(os.Getpid())
 	start := time.Now()
 	g.run(start.Add(c.timeout))
 	end := time.Now()
+	genCPU, genWait := selfCPU()-cpu0, runqWait(os.Getpid())-wait0
 	g.close()
 
 	r := &report{Label: c.label, Mode: c.mode, Date: start.UTC().Format(time.RFC3339), Target: c.concurrent, Rate: c.rate,
-		Calls: int(g.launched.Load()), RetransC: g.res.retransC.Load(), RetransS: g.res.retransS.Load(),
+		GenCPUPct:  round1(100 * genCPU.Seconds() / end.Sub(start).Seconds()),
+		GenWaitPct: round1(100 * float64(genWait) / float64(end.Sub(start))),
+		Calls:      int(g.launched.Load()), RetransC: g.res.retransC.Load(), RetransS: g.res.retransS.Load(),
 		PeakLive: g.peakLive.Load(), RTPSent: g.res.rtpSent.Load(), RTPRecv: g.res.rtpRecv.Load(),
 		EarlyStarts: g.res.earlyStarts.Load(), GreetPackets: c.greetPackets, WallS: round1(end.Sub(start).Seconds())}
 	res := g.res
@@ -257,6 +299,9 @@ func cmdRun(args []string) error {
 		r.FailedWhy = res.failed
 	}
 	r.SetupAvgMS, r.SetupP99MS, r.SetupMaxMS = stats(res.setup)
+	if len(res.setup) > 0 {
+		r.SetupP50MS = pctl(res.setup, 0.50)
+	}
 	if len(res.dtmf) > 0 {
 		r.DTMFN = len(res.dtmf)
 		r.DTMFP50MS = pctl(res.dtmf, 0.50)
@@ -270,23 +315,53 @@ func cmdRun(args []string) error {
 	if ps, pe := g.plateauStart.Load(), g.plateauEnd.Load(); ps != 0 && pe > ps {
 		wa, wb = time.Unix(0, ps), time.Unix(0, pe)
 	}
+	// Churn: from the launch that filled the level to the last launch,
+	// while every ended call was replaced at once.
+	if fa, la := g.filledAt.Load(), g.lastLaunchAt.Load(); c.mode == "churn" && fa != 0 && la > fa {
+		wa, wb = time.Unix(0, fa), time.Unix(0, la)
+		r.WindowFromS, r.WindowToS = round1(wa.Sub(start).Seconds()), round1(wb.Sub(start).Seconds())
+	}
 	r.PlateauS = round1(wb.Sub(wa).Seconds())
 	if c.data != "" && c.mode != "setup" {
 		waitRecordings(c.data, r.OK, 5*time.Second, 60*time.Second)
-		rc, err := checkRecordings(c.data, int64(len(frames))*frameBytes)
+		rc, err := checkRecordings(c.data, decodeSent(frames))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "vmload: verify:", err)
 		} else {
+			rc.expect(r.OK, len(frames))
 			r.Rec = &rc
 		}
 	}
+	if c.metrics != "" {
+		// The counters cover ended calls; the recordings waited for above
+		// mean every call has ended.
+		if after, err := scrapeRTP(context.Background(), c.metrics); err != nil {
+			fmt.Fprintln(os.Stderr, "vmload:", err)
+		} else {
+			d := after.sub(before)
+			r.RTP = &d
+		}
+	}
 	if smp != nil {
+		// Whole run, commits included: from before the first call to after
+		// the last recording was committed.
+		if done, err := readProc(c.pid); err == nil && idle.ticks > 0 {
+			r.CPUTotalS = round3(float64(done.ticks-idle.ticks) / clkTck)
+			if r.OK > 0 {
+				r.CPUMsPerCall = round1(1000 * r.CPUTotalS / float64(r.OK))
+			}
+		}
 		time.Sleep(c.settle)
 		smp.close()
 		avg, peak, _ := smp.window(wa, wb)
 		r.CPUPct, r.CPUPeakPct = round1(avg), round1(peak)
-		if r.PeakLive > 0 {
-			r.CPUPerCall = round3(avg / float64(r.PeakLive))
+		r.WaitPct = smp.waitPct(wa, wb)
+		perCall := r.PeakLive
+		if c.mode == "churn" {
+			perCall = int64(c.concurrent)
+		}
+		if perCall > 0 {
+			r.CPUPerCall = round3(avg / float64(perCall))
 		}
 		r.RSSIdleMB, r.RSSPeakMB = mb(idle.rss), mb(smp.peakRSS())
 		if after, err := readProc(c.pid); err == nil {
@@ -330,14 +405,33 @@ func calibrate(c runConfig) (int, error) {
 func printReport(r *report) {
 	fmt.Printf("%-14s %-7s level %5d  calls %5d ok %5d failed %4d (503: %d)  retrans %d+%d  INVITE->200 avg %.1f p99 %.1f max %.1f ms",
 		r.Label, r.Mode, r.Target, r.Calls, r.OK, r.Failed, r.Rejected503, r.RetransC, r.RetransS, r.SetupAvgMS, r.SetupP99MS, r.SetupMaxMS)
+	fmt.Printf(" (p50 %.1f)", r.SetupP50MS)
 	if r.DTMFN > 0 {
 		fmt.Printf("  DTMF->prompt p50 %.1f p99 %.1f ms (n=%d)", r.DTMFP50MS, r.DTMFP99MS, r.DTMFN)
 	}
 	fmt.Printf("  peak %d  CPU %.1f%% (peak 1s %.1f%%, %.3f%%/call)  RSS idle %.1f peak %.1f after %.1f MB (%.1f KiB/call)",
 		r.PeakLive, r.CPUPct, r.CPUPeakPct, r.CPUPerCall, r.RSSIdleMB, r.RSSPeakMB, r.RSSAfterMB, r.KiBPerCall)
+	if r.WindowToS > 0 {
+		fmt.Printf("  window %.1f-%.1f s", r.WindowFromS, r.WindowToS)
+	}
+	if r.CPUTotalS > 0 {
+		fmt.Printf("  CPU whole run %.1f s = %.1f ms/call", r.CPUTotalS, r.CPUMsPerCall)
+	}
+	fmt.Printf("  server run-queue wait %.1f%%", r.WaitPct)
+	if r.GenCPUPct > 0 {
+		fmt.Printf("  generator CPU %.1f%% (run-queue wait %.1f%%)", r.GenCPUPct, r.GenWaitPct)
+	}
+	if r.EarlyStarts > 0 {
+		fmt.Printf("  early starts %d (the greeting stalled ≥ -quiet: spoke on silence)", r.EarlyStarts)
+	}
 	if r.Rec != nil {
-		fmt.Printf("  recordings %d: exact %d, ±1 packet %d, short %d, long %d, broken %d, parts %d (worst short %d samples)",
-			r.Rec.Files, r.Rec.Exact, r.Rec.OnePacket, r.Rec.Short, r.Rec.Long, r.Rec.Broken, r.Rec.Parts, r.Rec.WorstShort)
+		fmt.Printf("  recordings %d: length exact %d, ±1 packet %d, short %d, long %d, broken %d, parts %d (worst short %d samples); content: frames good %d/%d, files every frame good %d, start missing %d (worst %d ms), not aligned %d, calls without a file %d",
+			r.Rec.Files, r.Rec.Exact, r.Rec.OnePacket, r.Rec.Short, r.Rec.Long, r.Rec.Broken, r.Rec.Parts, r.Rec.WorstShort,
+			r.Rec.FramesGood, r.Rec.FramesTotal, r.Rec.FilesExact, r.Rec.StartMissing, r.Rec.WorstStartMS, r.Rec.NotAligned, r.Rec.Missing)
+	}
+	if r.RTP != nil {
+		fmt.Printf("  server RTP: received %d lost %d late %d duplicate %d dropped %d rejected %d",
+			r.RTP.Received, r.RTP.Lost, r.RTP.Late, r.RTP.Duplicate, r.RTP.Dropped, r.RTP.Rejected)
 	}
 	if len(r.FailedWhy) > 0 {
 		keys := make([]string, 0, len(r.FailedWhy))

@@ -18,6 +18,7 @@ type sample struct {
 	at    time.Time
 	ticks int64 // utime+stime
 	rss   int64 // bytes
+	wait  int64 // ns its threads spent runnable but waiting for a CPU (schedstat)
 }
 
 func readProc(pid int) (sample, error) {
@@ -40,7 +41,55 @@ func readProc(pid int) (sample, error) {
 	rssPages, _ := strconv.ParseInt(f[21], 10, 64)
 	s.ticks = ut + st
 	s.rss = rssPages * int64(os.Getpagesize())
+	s.wait = runqWait(pid)
 	return s, nil
+}
+
+// runqWait sums, over the threads of pid, the time they were ready to run
+// but waited for a CPU (the second field of /proc/<pid>/task/*/schedstat).
+// On a shared machine this is how much other processes on the pinned
+// core held the server back: CPU percentages from a starved process are
+// not its capacity.
+func runqWait(pid int) int64 {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += n
+		}
+	}
+	return sum
+}
+
+// waitPct is the run-queue wait of the process between a and b, as % of
+// the wall time: 10 means its threads together waited 0.1 s per second.
+func (s *sampler) waitPct(a, b time.Time) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first, last *sample
+	for i := range s.all {
+		x := &s.all[i]
+		if x.at.Before(a) || x.at.After(b) {
+			continue
+		}
+		if first == nil {
+			first = x
+		}
+		last = x
+	}
+	if first == nil || last == first {
+		return 0
+	}
+	return round1(float64(last.wait-first.wait) / float64(last.at.Sub(first.at)) * 100)
 }
 
 // sampler reads /proc/<pid> every period until stopped.

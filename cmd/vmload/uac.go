@@ -73,6 +73,7 @@ type call struct {
 	seq      uint16
 	ts       uint32
 	frame    int
+	speakAt  time.Time // when the first frame went out
 	nextTick uint64
 	probe    bool // presses # during the greeting
 	dtmfStep int  // 0 none, 1..6 packets sent
@@ -131,6 +132,8 @@ type gen struct {
 	peakLive           atomic.Int64
 	plateauStart       atomic.Int64 // unix ns when live first reached the target
 	plateauEnd         atomic.Int64 // unix ns when the first call of the plateau ended
+	filledAt           atomic.Int64 // unix ns of the launch that made the level full (churn window start)
+	lastLaunchAt       atomic.Int64 // unix ns of the last launch (churn window end)
 
 	pkt [12 + frameBytes]byte // the one RTP send buffer (clock goroutine)
 }
@@ -222,7 +225,12 @@ func (g *gen) launch(n int, now time.Time, idx uint64) {
 	g.active = append(g.active, c)
 	g.bucket[c.phase] = append(g.bucket[c.phase], c)
 	g.mu.Unlock()
-	g.launched.Add(1)
+	switch int(g.launched.Add(1)) {
+	case g.cfg.concurrent:
+		g.filledAt.Store(now.UnixNano())
+	case g.cfg.calls:
+		g.lastLaunchAt.Store(now.UnixNano())
+	}
 	live := g.live.Add(1)
 	if live > g.peakLive.Load() {
 		g.peakLive.Store(live)
@@ -275,11 +283,7 @@ func (g *gen) run(deadline time.Time) {
 	for now := range t.C {
 		idx := uint64(now.Sub(start) / tick)
 		// Launch: rate-limited, concurrency-limited, bounded in count.
-		for int(g.launched.Load()) < g.cfg.calls && g.live.Load() < int64(g.cfg.concurrent) {
-			due := int(now.Sub(start).Seconds()*g.cfg.rate) + 1
-			if int(g.launched.Load()) >= due {
-				break
-			}
+		for k := launchesDue(now.Sub(start), g.cfg.rate, int(g.launched.Load()), int(g.live.Load()), g.cfg.concurrent, g.cfg.calls); k > 0; k-- {
 			g.launch(int(g.launched.Load()), now, idx)
 		}
 		// Every phase bucket passed since the last tick (ticks can be lost).
@@ -352,13 +356,16 @@ func (c *call) step(now time.Time, idx uint64) {
 			}
 			c.st = stSpeaking
 			c.nextTick = idx
+			c.speakAt = now
 		}
 		if now.Sub(c.answeredAt) > 60*time.Second {
 			c.failLocked(now, "greeting never ended")
 		}
 	case stSpeaking:
-		// One frame per 20 ms; after a lost clock round, at most 2 at once.
-		for n := 0; n < 2 && c.frame < len(g.frames); n++ {
+		// One frame per 20 ms of wall clock since the first; after a lost
+		// clock round, at most 2 at once. (Before, two frames went out on
+		// every round: the audio ran at twice real time.)
+		for n := framesDue(now.Sub(c.speakAt), c.frame); n > 0 && c.frame < len(g.frames); n-- {
 			c.sendFrame(g.frames[c.frame], c.frame == 0)
 			c.frame++
 		}

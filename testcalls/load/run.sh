@@ -10,8 +10,13 @@
 #   testcalls/load/run.sh deposit 100 600 # one suite, chosen levels
 #   SMOKE=1 testcalls/load/run.sh         # tiny levels, a minute (checks the harness)
 #   VOICEMAIL_BIN=path testcalls/load/run.sh  # a prebuilt server instead of go build
+#   testcalls/load/run.sh crosscheck 100 200 400  # churn mix: vmload, then sipp, per level
+#   PERF_SECONDS=29 testcalls/load/run.sh churn 400  # + perf record of the server ($OUT/perf-churn-400.data)
 #
-# Suites: deposit (vmload, greeting + beep + 20 s), plain (vmload, silent
+# Suites: churn (vmload, the churn mix of issue 18: N held, N/10 per
+# second, 2N calls, default log level), sippchurn (the same mix from sipp),
+# crosscheck (churn and sippchurn at each level, one after the other),
+# deposit (vmload, one wave: greeting + beep + 20 s), plain (vmload, silent
 # prompts: beep + 20 s), setup (vmload, 1 s calls at N calls/s, no audio),
 # sipp (sipp 3.6 rtp_stream deposit, to cross-check vmload), dtmf (deposit
 # with every 5th call pressing # during the greeting: DTMF-to-prompt).
@@ -26,12 +31,18 @@ SERVER_CPU=${SERVER_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
 SIP_PORT=${SIP_PORT:-6060}
 HTTP_PORT=${HTTP_PORT:-6080}
+SIPP_PORT=${SIPP_PORT:-6070}
+SIPP_MEDIA_PORT=${SIPP_MEDIA_PORT:-30000}
 RTP_PORTS=${RTP_PORTS:-40000-59999}
 SECONDS_AUDIO=${SECONDS_AUDIO:-20}
 RAMP=${RAMP:-50}          # new calls per second while ramping to a level
 MAX_CALLS=${MAX_CALLS:-5000}
 SERVER_FLAGS=${SERVER_FLAGS:-}
 VMLOAD_FLAGS=${VMLOAD_FLAGS:-}
+# The one-wave suites ran the server at warn; the churn suites run it at
+# its default level (info) unless LOG_LEVEL says otherwise.
+LOG_FLAG="--log-level ${LOG_LEVEL:-warn}"
+METRICS_URL=http://127.0.0.1:$HTTP_PORT/metrics
 
 mkdir -p "$OUT" "$WORK"
 BIN=$WORK/bin
@@ -65,7 +76,7 @@ start_server() {
 	taskset -c "$SERVER_CPU" "$BIN/voicemail" serve --demo --data-dir "$DATA" \
 		--sip-listen "udp:127.0.0.1:$SIP_PORT" --sip-public-addr 127.0.0.1 \
 		--http-listen "127.0.0.1:$HTTP_PORT" --rtp-ports "$RTP_PORTS" \
-		--sip-max-calls "$MAX_CALLS" --log-level warn $SERVER_FLAGS "$@" \
+		--sip-max-calls "$MAX_CALLS" $LOG_FLAG $SERVER_FLAGS "$@" \
 		>"$OUT/server-$name.log" 2>&1 &
 	SERVER_PID=$!
 	for _ in $(seq 1 100); do
@@ -114,16 +125,32 @@ suite_setup() {
 	done
 }
 
-suite_sipp() {
-	command -v sipp >/dev/null || { echo "sipp not installed; skipping the sipp suite" >&2; return 0; }
-	# Greeting + beep length, measured by one vmload call.
+# sipp_calibrate: greet_ms (greeting + beep + 400 ms, measured by one
+# vmload call) and talk_ms for the sipp scenario.
+sipp_calibrate() {
+	command -v sipp >/dev/null || { echo "sipp not installed (apt-get install sip-tester)" >&2; return 1; }
 	start_server sipp-calibrate
 	local pk
 	pk=$("$BIN/vmload" run -server "127.0.0.1:$SIP_PORT" -calls 1 -concurrent 1 -seconds 1 \
 		-audio "$WORK/speech.ulaw" 2>&1 | sed -n 's/.*greeting + beep = \([0-9]*\) packets.*/\1/p')
 	stop_server
-	local greet_ms=$((pk * 20 + 400)) talk_ms=$((SECONDS_AUDIO * 1000 + 200))
+	greet_ms=$((pk * 20 + 400)) talk_ms=$((SECONDS_AUDIO * 1000 + 200))
 	sed "s|SPEECH_FILE|$WORK/speech.ulaw|" testcalls/load/sipp_deposit.xml >"$WORK/sipp_deposit.xml"
+}
+
+# wait_sipp SECONDS: -bg detaches sipp; wait for the sipp process of this
+# run (matched by its scenario path) to finish.
+wait_sipp() {
+	for _ in $(seq 1 "$1"); do
+		pgrep -f "sipp -sf $WORK/sipp_deposit.xml" >/dev/null || break
+		sleep 1
+	done
+}
+
+suite_sipp() {
+	command -v sipp >/dev/null || { echo "sipp not installed; skipping the sipp suite" >&2; return 0; }
+	local greet_ms talk_ms
+	sipp_calibrate
 	for n in "$@"; do
 		start_server "sipp-$n"
 		local d=$WORK/sipp-$n
@@ -134,21 +161,90 @@ suite_sipp() {
 			-for "$((greet_ms / 1000 + SECONDS_AUDIO - 2))s" >"$d/sample.json" &
 		local sp=$!
 		(cd "$d" && taskset -c "$GEN_CPU" sipp -sf "$WORK/sipp_deposit.xml" \
-			-s 1001 -i 127.0.0.1 -p 6070 -mp 30000 -nostdin -bg -m "$n" -l "$n" -r "$RAMP" \
+			-s 1001 -i 127.0.0.1 -p "$SIPP_PORT" -mp "$SIPP_MEDIA_PORT" -nostdin -bg -m "$n" -l "$n" -r "$RAMP" \
 			-timeout "$((ramp_s + greet_ms / 1000 + SECONDS_AUDIO + 60))s" -timeout_error \
 			-key greet_ms "$greet_ms" -key talk_ms "$talk_ms" \
 			-trace_stat -stf "$d/stat.csv" -fd 1 -trace_rtt -rtt_freq 1 \
 			-watchdog_minor_maxtriggers 1000000 -watchdog_major_maxtriggers 1000000 \
 			"127.0.0.1:$SIP_PORT" >"$d/sipp.out" 2>&1) || true
-		# -bg: wait for the sipp process of this run to finish.
-		for _ in $(seq 1 $((ramp_s + greet_ms / 1000 + SECONDS_AUDIO + 90))); do
-			pgrep -f "sipp -sf $WORK/sipp_deposit.xml" >/dev/null || break
-			sleep 1
-		done
+		wait_sipp $((ramp_s + greet_ms / 1000 + SECONDS_AUDIO + 90))
 		wait "$sp" || true
-		"$BIN/vmload" sippreport -label "sipp-$n" -level "$n" -seconds "$SECONDS_AUDIO" \
+		"$BIN/vmload" sippreport -label "sipp-$n" -level "$n" -seconds "$SECONDS_AUDIO" -audio "$WORK/speech.ulaw" \
 			-stat "$d/stat.csv" -rtt "$(ls "$d"/*_rtt.csv 2>/dev/null | head -1)" \
 			-sample "$d/sample.json" -data "$DATA/media" -json "$OUT/results.jsonl"
+		stop_server
+	done
+}
+
+# The churn mix (issue 18): N calls held, N/10 new calls per second, 2N in
+# all (sipp -l N -r N/10 -m 2N); each call hears the greeting and beep,
+# speaks 20 s and hangs up, and ended calls are replaced at once. Server
+# CPU over the steady window (the level full → the last call launched) and
+# as CPU seconds per completed call over the whole run; every recording
+# compared frame by frame; the server's RTP counters before/after.
+suite_churn() {
+	local LOG_FLAG=${LOG_LEVEL:+--log-level $LOG_LEVEL}
+	for n in "$@"; do
+		start_server "churn-$n"
+		local pp=
+		if [ -n "${PERF_SECONDS:-}" ]; then
+			# A profile of the server inside the steady window (from 11 s on; 29 s covers greetings, recordings and commits).
+			(sleep 11 && perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf-churn-$n.data" -- sleep "$PERF_SECONDS") \
+				>"$OUT/perf-churn-$n.log" 2>&1 &
+			pp=$!
+		fi
+		gen -label "churn-$n" -mode churn -concurrent "$n" -calls "$((2 * n))" -rate "$(awk "BEGIN{print $n/10}")" \
+			-data "$DATA/media" -metrics "$METRICS_URL"
+		[ -z "$pp" ] || wait "$pp" || true
+		stop_server
+	done
+}
+
+# The same mix from sipp, the independent caller: the same audio, the same
+# window (computed by vmload window from the greeting length), the server
+# sampled the same way.
+suite_sippchurn() {
+	local LOG_FLAG=${LOG_LEVEL:+--log-level $LOG_LEVEL}
+	local greet_ms talk_ms
+	sipp_calibrate
+	for n in "$@"; do
+		local rate=$(((n + 9) / 10)) d=$WORK/sippchurn-$n
+		local call_ms=$((greet_ms + talk_ms))
+		local win from to
+		win=$("$BIN/vmload" window -level "$n" -calls "$((2 * n))" -rate "$rate" -call "${call_ms}ms")
+		from=${win% *} to=${win#* }
+		start_server "sippchurn-$n"
+		rm -rf "$d"
+		mkdir -p "$d"
+		"$BIN/vmload" metrics -url "$METRICS_URL" >"$d/metrics-before.json"
+		"$BIN/vmload" sample -pid "$SERVER_PID" -after "${from}s" -for "$(awk "BEGIN{print $to-$from}")s" -until 1h >"$d/sample.json" &
+		local sp=$!
+		local limit=$((2 * n / rate + call_ms / 1000 * 2 + 60))
+		(cd "$d" && taskset -c "$GEN_CPU" sipp -sf "$WORK/sipp_deposit.xml" \
+			-s 1001 -i 127.0.0.1 -p "$SIPP_PORT" -mp "$SIPP_MEDIA_PORT" -nostdin -bg -m "$((2 * n))" -l "$n" -r "$rate" \
+			-timeout "${limit}s" -timeout_error \
+			-key greet_ms "$greet_ms" -key talk_ms "$talk_ms" \
+			-trace_stat -stf "$d/stat.csv" -fd 1 -trace_rtt -rtt_freq 1 \
+			-watchdog_minor_maxtriggers 1000000 -watchdog_major_maxtriggers 1000000 \
+			"127.0.0.1:$SIP_PORT" >"$d/sipp.out" 2>&1) || true
+		# sipp's own CPU over its run (it prints its PID in background mode).
+		local sipp_pid gp=
+		sipp_pid=$(sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p' "$d/sipp.out" | head -1)
+		if [ -n "$sipp_pid" ]; then
+			"$BIN/vmload" sample -pid "$sipp_pid" -for 1h >"$d/sipp-sample.json" &
+			gp=$!
+		fi
+		wait_sipp $((limit + 30))
+		[ -z "$gp" ] || { kill -TERM "$gp" 2>/dev/null || true; wait "$gp" || true; }
+		# The last commits follow the last BYE within milliseconds.
+		sleep 3
+		kill -TERM "$sp" 2>/dev/null || true
+		wait "$sp" || true
+		"$BIN/vmload" sippreport -label "sippchurn-$n" -mode sipp-churn -level "$n" -seconds "$SECONDS_AUDIO" \
+			-audio "$WORK/speech.ulaw" -window-from "$from" -window-to "$to" \
+			-stat "$d/stat.csv" -rtt "$(ls "$d"/*_rtt.csv 2>/dev/null | head -1)" \
+			-sample "$d/sample.json" -gen-sample "$d/sipp-sample.json" -data "$DATA/media" \
+			-metrics-before "$d/metrics-before.json" -metrics "$METRICS_URL" -json "$OUT/results.jsonl"
 		stop_server
 	done
 }
@@ -190,6 +286,16 @@ dtmf) suite_dtmf "${@:-500}" ;;
 plain) suite_plain "${@:-500 1000 2000 3000}" ;;
 setup) suite_setup "${@:-200 400 600 800}" ;;
 sipp) suite_sipp "${@:-100 200 400}" ;;
+churn) suite_churn "${@:-100 200 400}" ;;
+sippchurn) suite_sippchurn "${@:-100 200 400}" ;;
+crosscheck)
+	# Both churn generators, level by level, so that they see the same
+	# machine conditions as nearly as possible.
+	for n in "${@:-100 200 400}"; do
+		suite_churn "$n"
+		suite_sippchurn "$n"
+	done
+	;;
 mwi) suite_mwi "${@:-500}" ;;
 smoke)
 	SECONDS_AUDIO=3
@@ -198,6 +304,8 @@ smoke)
 	suite_plain 20
 	SETUP_SECONDS=3 suite_setup 20
 	suite_sipp 5
+	suite_churn 10
+	suite_sippchurn 10
 	;;
 all)
 	suite_deposit 100 200 400 600 800
@@ -208,7 +316,7 @@ all)
 	suite_mwi 500
 	;;
 *)
-	echo "usage: $0 [all|deposit|dtmf|plain|setup|sipp|mwi|smoke] [levels...]" >&2
+	echo "usage: $0 [all|deposit|dtmf|plain|setup|sipp|churn|sippchurn|crosscheck|mwi|smoke] [levels...]" >&2
 	exit 2
 	;;
 esac

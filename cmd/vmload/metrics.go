@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// rtpCounters are the server's own RTP counters of ended calls
+// (voicemail_rtp_packets_total by type, voicemail_rtp_rejected_total), as
+// scraped from /metrics. A level's figures are the difference of two
+// scrapes: before the first call and after the last call ended.
+type rtpCounters struct {
+	Received  int64 `json:"received"`
+	Lost      int64 `json:"lost"`
+	Late      int64 `json:"late"`
+	Duplicate int64 `json:"duplicate"`
+	Dropped   int64 `json:"dropped"`
+	Rejected  int64 `json:"rejected"`
+}
+
+func (a rtpCounters) sub(b rtpCounters) rtpCounters {
+	return rtpCounters{a.Received - b.Received, a.Lost - b.Lost, a.Late - b.Late,
+		a.Duplicate - b.Duplicate, a.Dropped - b.Dropped, a.Rejected - b.Rejected}
+}
+
+// parseRTPCounters reads the RTP counters from a Prometheus text
+// exposition. Lines it does not know are ignored; a counter absent is 0
+// (the server exports a label only once a call has ended).
+func parseRTPCounters(r io.Reader) (rtpCounters, error) {
+	var c rtpCounters
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		// A sample may carry a timestamp after the value.
+		value, _, _ = strings.Cut(strings.TrimSpace(value), " ")
+		var dst *int64
+		switch name {
+		case `voicemail_rtp_packets_total{type="received"}`:
+			dst = &c.Received
+		case `voicemail_rtp_packets_total{type="lost"}`:
+			dst = &c.Lost
+		case `voicemail_rtp_packets_total{type="late"}`:
+			dst = &c.Late
+		case `voicemail_rtp_packets_total{type="duplicate"}`:
+			dst = &c.Duplicate
+		case `voicemail_rtp_packets_total{type="dropped"}`:
+			dst = &c.Dropped
+		case "voicemail_rtp_rejected_total":
+			dst = &c.Rejected
+		default:
+			continue
+		}
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return c, fmt.Errorf("metrics: %s: %w", name, err)
+		}
+		*dst = int64(f)
+	}
+	return c, sc.Err()
+}
+
+// scrapeRTP fetches url (the server's /metrics) and parses the counters.
+func scrapeRTP(ctx context.Context, url string) (rtpCounters, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return rtpCounters{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rtpCounters{}, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return rtpCounters{}, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	return parseRTPCounters(resp.Body)
+}
