@@ -299,7 +299,7 @@ func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSecon
 		log.Info("recover: recording saved as a message", "key", key, "duration_ms", m.DurationMS)
 		recovered++
 	}
-	rec, rm, err := RecoverUnsettled(ctx, st, blobs, SidecarGrace, time.Now(), log)
+	rec, rm, err := RecoverUnsettled(ctx, st, blobs, SidecarGrace, 0, time.Now(), log)
 	return recovered + rec, removed + rm, err
 }
 
@@ -307,22 +307,27 @@ func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSecon
 // sidecar is still there: the process died between the commit and the
 // row, or between the row and SettlePart. When the committed blob exists
 // its row is created from the sidecar (ErrExists is fine: the row was
-// there), else the sidecar is stale and goes. On a shared folder a
-// sidecar is left alone until its blob is older than grace, since
-// another live instance may be between its commit and its row; sidecars
-// in this instance's own spool (object stores) are taken at once.
-func RecoverUnsettled(ctx context.Context, st MessageCreator, blobs store.Blobs, grace time.Duration, now time.Time, log *slog.Logger) (recovered, removed int, err error) {
+// there), else the sidecar is stale and goes. A sidecar is left alone
+// until its commit is older than grace, since a live writer may be
+// between its commit and its row: on a shared folder another instance,
+// in this instance's own spool (object stores, Private) only this
+// process, so the start-up recovery passes privateGrace 0.
+func RecoverUnsettled(ctx context.Context, st MessageCreator, blobs store.Blobs, grace, privateGrace time.Duration, now time.Time, log *slog.Logger) (recovered, removed int, err error) {
 	side, err := blobs.Unsettled()
 	if err != nil {
 		return 0, 0, fmt.Errorf("recover: %w", err)
 	}
 	for _, sc := range side {
-		if !sc.Private && now.Sub(sc.ModTime) < grace {
+		wait := grace
+		if sc.Private {
+			wait = privateGrace
+		}
+		if now.Sub(sc.ModTime) < wait {
 			continue
 		}
 		key := sc.Key
 		var meta partMeta
-		if err := blobs.ReadPartMeta(key, &meta); err != nil {
+		if err := blobs.ReadPartMeta(key, &meta); err != nil || store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID) != key {
 			if !errors.Is(err, store.ErrNotFound) {
 				log.Warn("recover: unreadable sidecar; removing", "key", key, "err", err)
 				_ = blobs.SettlePart(key)
