@@ -140,17 +140,17 @@ func (r *Reconciler) Start() {
 }
 
 // Stop ends the loop, waits for a sweep in progress and gives the lease
-// back, so that the next start (or another instance) sweeps at once.
+// back, so that the next start (or another instance) sweeps at once. It
+// also gives back the lease of a Sweep called without Start.
 func (r *Reconciler) Stop() {
 	r.mu.Lock()
 	cancel, done := r.cancel, r.done
 	r.cancel = nil
 	r.mu.Unlock()
-	if cancel == nil {
-		return
+	if cancel != nil {
+		cancel()
+		<-done
 	}
-	cancel()
-	<-done
 	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	if c, ok, err := r.cfg.Store.ClaimConsumer(ctx, consumer, r.owner, time.Second); err == nil && ok {
