@@ -292,7 +292,17 @@ func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSecon
 			return recovered, removed, fmt.Errorf("recover %s: %w", key, err)
 		}
 		m := messageFrom(meta, samples*1000/media.SampleRate, size, false)
-		if err := st.CreateMessage(ctx, m); err != nil && !errors.Is(err, store.ErrExists) {
+		err = st.CreateMessage(ctx, m)
+		if errors.Is(err, store.ErrNotFound) {
+			// The mailbox was deleted meanwhile: so goes its recording.
+			log.Info("recover: mailbox deleted; removing its recording", "key", key)
+			if err := blobs.Delete(key); err == nil {
+				settle(blobs, key, log)
+			}
+			removed++
+			continue
+		}
+		if err != nil && !errors.Is(err, store.ErrExists) {
 			return recovered, removed, fmt.Errorf("recover %s: %w", key, err)
 		}
 		settle(blobs, key, log)

@@ -217,3 +217,34 @@ func TestCommitSettlesSidecar(t *testing.T) {
 		t.Errorf("Unsettled after commit = %+v", side)
 	}
 }
+
+// A part left by a crash whose mailbox was deleted meanwhile is removed,
+// and the start-up goes on.
+func TestRecoverPartOfDeletedMailbox(t *testing.T) {
+	st, blobs := recoverFixture(t)
+	ctx := t.Context()
+	if err := st.CreateMailbox(ctx, &store.Mailbox{Tenant: store.DefaultTenant, Number: "1002"}); err != nil {
+		t.Fatal(err)
+	}
+	meta := partMeta{Tenant: store.DefaultTenant, Mailbox: "1002", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC()}
+	rec, err := newRecorder(blobs, meta, media.FormatPCM16, 60, 0, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.WriteFrame(media.Tone(440, 2*time.Second, 0.5))
+	rec.file.File.Close() // the crash: neither commit nor abort
+	if _, err := st.DeleteMailbox(ctx, store.DefaultTenant, "1002"); err != nil {
+		t.Fatal(err)
+	}
+	saved, removed, err := Recover(ctx, st, blobs, 1, slog.New(slog.DiscardHandler))
+	if err != nil || saved != 0 || removed != 1 {
+		t.Fatalf("Recover = %d, %d, %v; want 0 saved, 1 removed", saved, removed, err)
+	}
+	key := store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID)
+	if blobs.Exists(key) {
+		t.Error("recording of the deleted mailbox kept")
+	}
+	if side, _ := blobs.Unsettled(); len(side) != 0 {
+		t.Errorf("sidecar left: %+v", side)
+	}
+}
