@@ -39,9 +39,10 @@ type Config struct {
 	Grace time.Duration
 	// Interval between sweeps (the first runs at Start).
 	Interval time.Duration
-	// Settle, when set, runs before every sweep: the recovery of
-	// committed recordings whose row is missing (call.RecoverUnsettled),
-	// so that they get their row instead of being taken for orphans.
+	// Settle, when set, runs before every sweep, on every instance: the
+	// recovery of committed recordings whose row is missing
+	// (call.RecoverUnsettled), so that they get their row instead of
+	// being taken for orphans.
 	Settle func(ctx context.Context) error
 	Now    func() time.Time
 }
@@ -170,9 +171,15 @@ func (r *Reconciler) hold(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
-// Sweep runs the settle hook, then removes the orphans, under the lease;
-// it logs a line and counts what it did.
+// Sweep runs the settle hook, then removes the orphans under the lease;
+// it logs a line and counts what it did. The hook runs on every instance,
+// lease or not: on object stores each one's sidecars are in its own spool.
 func (r *Reconciler) Sweep(ctx context.Context) (Report, error) {
+	if r.cfg.Settle != nil {
+		if err := r.cfg.Settle(ctx); err != nil {
+			r.cfg.Logger.Warn("media orphan sweep: settling committed recordings", "err", err)
+		}
+	}
 	held, err := r.hold(ctx)
 	if err != nil {
 		r.sweeps.WithLabelValues("failed").Inc()
@@ -181,11 +188,6 @@ func (r *Reconciler) Sweep(ctx context.Context) (Report, error) {
 	if !held {
 		r.sweeps.WithLabelValues("skipped").Inc()
 		return Report{Skipped: true}, nil
-	}
-	if r.cfg.Settle != nil {
-		if err := r.cfg.Settle(ctx); err != nil {
-			r.cfg.Logger.Warn("media orphan sweep: settling committed recordings", "err", err)
-		}
 	}
 	rep, err := r.Check(ctx, true)
 	if err != nil {

@@ -176,7 +176,7 @@ func testSweep(t *testing.T, dsn string, blobs store.Blobs) {
 	}
 }
 
-// A settle hook runs before the sweep, under the lease; its error does
+// A settle hook runs before the sweep, lease or not; its error does
 // not stop the sweep. Start and Stop give the lease back.
 func TestStartSettleStop(t *testing.T) {
 	ctx := t.Context()
@@ -205,6 +205,16 @@ func TestStartSettleStop(t *testing.T) {
 	other, _ := New(Config{Store: st, Blobs: fsBlobs(t)})
 	if rep, err := other.Sweep(ctx); err != nil || rep.Skipped {
 		t.Errorf("sweep after Stop = %+v, %v; want the lease free", rep, err)
+	}
+	// An instance without the lease still settles its own sidecars.
+	third, _ := New(Config{Store: st, Blobs: fsBlobs(t), Settle: func(context.Context) error { settled <- struct{}{}; return nil }})
+	if rep, err := third.Sweep(ctx); err != nil || !rep.Skipped {
+		t.Errorf("sweep while another holds the lease = %+v, %v; want skipped", rep, err)
+	}
+	select {
+	case <-settled:
+	default:
+		t.Error("no settle without the lease")
 	}
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without a store succeeded")
