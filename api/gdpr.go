@@ -37,7 +37,7 @@ type gdprResult struct {
 // requests, their archives, the retention default and the server key.
 type GDPR interface {
 	RunWith(ctx context.Context, op gdpr.Operation, doc *gdpr.Document, p gdpr.Principal, o gdpr.Options) (*gdpr.Outcome, error)
-	OpenArchive(id, tenant string) (*os.File, error)
+	OpenArchive(id, tenant string) (store.Reader, error)
 	RetentionDays() int
 	DeriveKey(purpose string) []byte
 }
@@ -118,6 +118,8 @@ func (s *Server) gdprRun(op gdpr.Operation) handler {
 			return err
 		}
 		if out.Archive != nil {
+			// Downloads read the media store (any instance); the local copy is not needed.
+			os.Remove(out.Archive.Path)
 			res.ArchiveID = out.Archive.ID
 			res.ArchiveURL = "/api/v1/gdpr/exports/" + out.Archive.ID
 		}

@@ -220,7 +220,8 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, p princip
 		return err
 	}
 	// The row is gone (the message has disappeared everywhere); a failure
-	// to remove the file only leaves an orphan.
+	// to remove the file only leaves an orphan, which the orphan sweep
+	// removes (docs/storage.md).
 	if err := s.cfg.Blobs.Delete(m.MediaKey); err != nil {
 		s.cfg.Logger.Warn("delete message audio", "key", m.MediaKey, "err", err)
 	}

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,9 +37,11 @@ type partMeta struct {
 // for the limits that end a recording. WriteFrame runs on the media receive
 // goroutine, the rest on the call goroutine.
 type recorder struct {
-	meta partMeta
-	file *store.BlobFile
-	wav  *media.WAVWriter
+	meta  partMeta
+	blobs store.Blobs
+	log   *slog.Logger
+	file  *store.BlobFile
+	wav   *media.WAVWriter
 
 	mu sync.Mutex
 	limits
@@ -141,7 +144,7 @@ func newRecorderTo(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds,
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	return &recorder{meta: meta, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds, tailMS)}, nil
+	return &recorder{meta: meta, blobs: blobs, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds, tailMS)}, nil
 }
 
 // WriteFrame implements media.FrameSink.
@@ -213,10 +216,24 @@ func (r *recorder) commit(ctx context.Context, st MessageCreator, durationMS int
 		return nil, err
 	}
 	m := messageFrom(r.meta, durationMS, size, urgent)
-	if err := st.CreateMessage(ctx, m); err != nil {
+	// ErrExists: another instance's recovery took this sidecar over (the
+	// row is there, which is all that matters).
+	if err := st.CreateMessage(ctx, m); err != nil && !errors.Is(err, store.ErrExists) {
 		return nil, fmt.Errorf("recording %s: save message: %w", m.ID, err)
 	}
+	settle(r.blobs, m.MediaKey, r.log)
 	return m, nil
+}
+
+// settle drops the sidecar of a committed recording whose row exists. A
+// failure only leaves work for the recovery, which finds the row there.
+func settle(blobs store.Blobs, key string, log *slog.Logger) {
+	if err := blobs.SettlePart(key); err != nil {
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("recording: sidecar not removed; the recovery will", "key", key, "err", err)
+	}
 }
 
 func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Message {
@@ -228,9 +245,16 @@ func messageFrom(meta partMeta, durationMS, size int64, urgent bool) *store.Mess
 	}
 }
 
+// SidecarGrace is how long a sidecar without its part (a committed
+// recording whose row may be missing) is left to its writer on a shared
+// folder before another instance's recovery takes it over: the writer
+// creates the row within seconds of the commit.
+const SidecarGrace = 2 * time.Minute
+
 // Recover finalizes the recordings that a crash left behind (docs/storage.md): each
 // part long enough becomes a message, the others are removed. Parts that
-// another live instance is still writing are left alone.
+// another live instance is still writing are left alone. Then committed
+// recordings whose row was never written get it (RecoverUnsettled).
 func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSeconds int, log *slog.Logger) (recovered, removed int, err error) {
 	keys, err := blobs.Parts()
 	if err != nil {
@@ -268,11 +292,115 @@ func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSecon
 			return recovered, removed, fmt.Errorf("recover %s: %w", key, err)
 		}
 		m := messageFrom(meta, samples*1000/media.SampleRate, size, false)
-		if err := st.CreateMessage(ctx, m); err != nil && !errors.Is(err, store.ErrExists) {
+		err = st.CreateMessage(ctx, m)
+		if errors.Is(err, store.ErrNotFound) {
+			// The mailbox was deleted meanwhile: so goes its recording.
+			log.Info("recover: mailbox deleted; removing its recording", "key", key)
+			if err := blobs.Delete(key); err == nil {
+				settle(blobs, key, log)
+			}
+			removed++
+			continue
+		}
+		if err != nil && !errors.Is(err, store.ErrExists) {
 			return recovered, removed, fmt.Errorf("recover %s: %w", key, err)
 		}
+		settle(blobs, key, log)
 		log.Info("recover: recording saved as a message", "key", key, "duration_ms", m.DurationMS)
 		recovered++
 	}
+	rec, rm, err := RecoverUnsettled(ctx, st, blobs, SidecarGrace, 0, time.Now(), log)
+	return recovered + rec, removed + rm, err
+}
+
+// RecoverUnsettled finishes the recordings that were committed but whose
+// sidecar is still there: the process died between the commit and the
+// row, or between the row and SettlePart. When the committed blob exists
+// its row is created from the sidecar (ErrExists is fine: the row was
+// there), else the sidecar is stale and goes. A sidecar is left alone
+// until its commit is older than grace, since a live writer may be
+// between its commit and its row: on a shared folder another instance,
+// in this instance's own spool (object stores, Private) only this
+// process, so the start-up recovery passes privateGrace 0.
+func RecoverUnsettled(ctx context.Context, st MessageCreator, blobs store.Blobs, grace, privateGrace time.Duration, now time.Time, log *slog.Logger) (recovered, removed int, err error) {
+	side, err := blobs.Unsettled()
+	if err != nil {
+		return 0, 0, fmt.Errorf("recover: %w", err)
+	}
+	for _, sc := range side {
+		wait := grace
+		if sc.Private {
+			wait = privateGrace
+		}
+		if now.Sub(sc.ModTime) < wait {
+			continue
+		}
+		key := sc.Key
+		var meta partMeta
+		if err := blobs.ReadPartMeta(key, &meta); err != nil || store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID) != key {
+			if !errors.Is(err, store.ErrNotFound) {
+				log.Warn("recover: unreadable sidecar; removing", "key", key, "err", err)
+				_ = blobs.SettlePart(key)
+				removed++
+			}
+			continue
+		}
+		m, err := committedMessage(blobs, meta)
+		if errors.Is(err, store.ErrNotFound) {
+			// Never committed (a crash during a cleanup): nothing to save.
+			_ = blobs.SettlePart(key)
+			removed++
+			continue
+		}
+		if err != nil {
+			log.Warn("recover: committed recording unreadable; kept for the next pass", "key", key, "err", err)
+			continue
+		}
+		err = st.CreateMessage(ctx, m)
+		switch {
+		case err == nil:
+			log.Info("recover: committed recording saved as a message", "key", key, "duration_ms", m.DurationMS)
+			recovered++
+		case errors.Is(err, store.ErrExists):
+			// The row was written; only the sidecar was left.
+		case errors.Is(err, store.ErrNotFound):
+			// The mailbox is gone: so goes its audio.
+			log.Info("recover: mailbox deleted; removing its recording", "key", key)
+			if err := blobs.Delete(key); err != nil {
+				log.Warn("recover: delete recording", "key", key, "err", err)
+				continue
+			}
+			removed++
+		default:
+			return recovered, removed, fmt.Errorf("recover %s: %w", key, err)
+		}
+		settle(blobs, key, log)
+	}
 	return recovered, removed, nil
+}
+
+// committedMessage builds the row of a committed recording from its
+// sidecar and its WAV header; store.ErrNotFound if it was never committed.
+func committedMessage(blobs store.Blobs, meta partMeta) (*store.Message, error) {
+	key := store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID)
+	f, err := blobs.Open(key)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	// The header is all WAVSamples reads: no need to fetch the whole object.
+	hdr := make([]byte, 4096)
+	n, err := io.ReadFull(f, hdr)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	samples, err := media.WAVSamples(bytes.NewReader(hdr[:n]))
+	if err != nil {
+		return nil, err
+	}
+	return messageFrom(meta, samples*1000/media.SampleRate, fi.Size(), false), nil
 }

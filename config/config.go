@@ -96,6 +96,8 @@ type Config struct {
 	// Robustness limits (docs/api-limits.md).
 	GreetingMaxSeconds int                 // longest uploaded greeting (413 beyond)
 	MediaMinFree       diskspace.Threshold // free space below which deposits and API writes are refused
+	// The orphan media sweep (docs/storage.md): blobs no row owns, older than the grace.
+	MediaOrphanGrace, MediaOrphanSweepInterval time.Duration
 	// RTP robustness (docs/sip.md): end a call without RTP nor RTCP for
 	// MediaRTPTimeout (0 = off); packets a new RTP source must send in order.
 	MediaRTPTimeout       time.Duration
@@ -295,6 +297,22 @@ func options() []option {
 			return err
 		}},
 		{"media.rtp_timeout", "60s", "end a call (BYE, recording kept) after this long without RTP nor RTCP from the caller (0 = off)", dur(func(c *Config) *time.Duration { return &c.MediaRTPTimeout })},
+		{"media.orphan_grace", "1h", "how old a media blob must be before the orphan sweep may remove it when no message row (or mailbox, for a greeting) owns it; at least 1m", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Minute {
+				return fmt.Errorf("want a duration of at least 1m like 1h, got %q", v)
+			}
+			c.MediaOrphanGrace = d
+			return nil
+		}},
+		{"media.orphan_sweep_interval", "15m", "how often one instance sweeps the media for orphans (blobs without a row)", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("want a positive duration like 15m, got %q", v)
+			}
+			c.MediaOrphanSweepInterval = d
+			return nil
+		}},
 		{"media.strict_rtp_packets", "4", "packets in sequence a new RTP source must send before it is accepted", intv(func(c *Config) *int { return &c.MediaStrictRTPPackets }, 1)},
 		{"webhooks.allow_hosts", "", "host names, addresses or CIDR networks webhooks may reach although loopback, private, link-local or multicast", func(c *Config, v string) error {
 			c.WebhooksAllowHosts = splitList(v)

@@ -133,7 +133,7 @@ func (s *Service) processClaimed(ctx context.Context, name string) {
 			if err := moveFile(out.Archive.Path, filepath.Join(s.cfg.ResultDir, base+"-archive.zip")); err != nil {
 				return err
 			}
-			os.Remove(strings.TrimSuffix(out.Archive.Path, ".zip") + ".json")
+			s.dropArchive(out.Archive.ID) // handed over as a file, not downloadable
 		}
 		return nil
 	}()

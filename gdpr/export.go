@@ -2,6 +2,7 @@ package gdpr
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,7 @@ const ExportFile = "export.json"
 // message and export.json.
 type Archive struct {
 	ID       string
-	Path     string   // the zip in <data_dir>/gdpr/exports
+	Path     string   // a local copy of the zip in <data_dir>/gdpr/exports, the caller's to move or remove (downloads read the media store)
 	Files    []string // the WAV names, sorted
 	Messages int
 }
@@ -200,16 +201,15 @@ func (e *exporter) finish() (*Archive, error) {
 	if err := e.tmp.Close(); err != nil {
 		return nil, fmt.Errorf("gdpr: export: %w", err)
 	}
-	dir := e.s.exportDir()
-	meta, _ := json.Marshal(archiveMeta{Scope: e.scope, CreatedAt: e.meta.CreatedAt})
-	if err := os.WriteFile(filepath.Join(dir, e.id+".json"), meta, 0o600); err != nil {
-		return nil, fmt.Errorf("gdpr: export: %w", err)
-	}
-	path := filepath.Join(dir, e.id+".zip")
+	path := filepath.Join(e.s.exportDir(), e.id+".zip")
 	if err := os.Rename(e.tmp.Name(), path); err != nil {
 		return nil, fmt.Errorf("gdpr: export: %w", err)
 	}
 	e.done = true
+	if err := e.s.publishArchive(e.id, path, archiveMeta{Scope: e.scope, CreatedAt: e.meta.CreatedAt}); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
 	a := &Archive{ID: e.id, Path: path, Messages: len(e.meta.Messages)}
 	for _, n := range e.written {
 		if n != "" {
@@ -228,47 +228,105 @@ func (e *exporter) abort() {
 	os.Remove(e.tmp.Name())
 }
 
+// Export archives live in the media store under archivePrefix, so that
+// any instance serves the archive another one made (object storage
+// included); the orphan sweep leaves the prefix alone. "<id>.json" says
+// who may fetch "<id>.zip" and is written last: an archive is openable
+// only once whole.
+const archivePrefix = "_exports/"
+
+func archiveKey(id, ext string) string { return archivePrefix + id + ext }
+
+// publishArchive uploads the finished zip at path, then its metadata.
+func (s *Service) publishArchive(id, path string, m archiveMeta) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("gdpr: export: %w", err)
+	}
+	defer f.Close()
+	if err := s.cfg.Blobs.Put(archiveKey(id, ".zip"), f); err != nil {
+		return fmt.Errorf("gdpr: export: store archive: %w", err)
+	}
+	meta, _ := json.Marshal(m)
+	if err := s.cfg.Blobs.Put(archiveKey(id, ".json"), bytes.NewReader(meta)); err != nil {
+		_ = s.cfg.Blobs.Delete(archiveKey(id, ".zip"))
+		return fmt.Errorf("gdpr: export: store archive: %w", err)
+	}
+	return nil
+}
+
+// dropArchive removes an archive from the media store (the drop folder
+// hands its archives over as files instead).
+func (s *Service) dropArchive(id string) {
+	for _, ext := range []string{".json", ".zip"} {
+		if err := s.cfg.Blobs.Delete(archiveKey(id, ext)); err != nil {
+			s.cfg.Logger.Warn("gdpr: remove export archive", "archive", id, "err", err)
+		}
+	}
+}
+
 // ErrNoArchive is returned by OpenArchive for an unknown, expired or
 // foreign archive.
 var ErrNoArchive = errors.New("gdpr: no such export archive")
 
 // OpenArchive opens the archive id for a principal of tenant ("" =
-// operator, who may open any).
-func (s *Service) OpenArchive(id, tenant string) (*os.File, error) {
+// operator, who may open any), from the media store: a Range request
+// reads only what it serves.
+func (s *Service) OpenArchive(id, tenant string) (store.Reader, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, ErrNoArchive
 	}
-	b, err := os.ReadFile(filepath.Join(s.exportDir(), id+".json"))
-	if err != nil {
+	mf, err := s.cfg.Blobs.Open(archiveKey(id, ".json"))
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoArchive
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gdpr: open archive %s: %w", id, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(mf, 1<<16))
+	mf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("gdpr: open archive %s: %w", id, err)
 	}
 	var m archiveMeta
 	if json.Unmarshal(b, &m) != nil || (tenant != "" && m.Scope != tenant) {
 		return nil, ErrNoArchive
 	}
-	f, err := os.Open(filepath.Join(s.exportDir(), id+".zip"))
-	if err != nil {
+	f, err := s.cfg.Blobs.Open(archiveKey(id, ".zip"))
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoArchive
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gdpr: open archive %s: %w", id, err)
 	}
 	return f, nil
 }
 
-// expireArchives removes archives older than the export TTL (and temp
-// files left by a crash).
+// expireArchives removes the archives older than the export TTL from the
+// media store and returns how many; local files (the zips runs hand to
+// their caller, temp files left by a crash) go by the same rule.
 func (s *Service) expireArchives() int {
-	ents, err := os.ReadDir(s.exportDir())
-	if err != nil {
-		return 0
-	}
 	cutoff := s.cfg.Now().Add(-s.cfg.ExportTTL)
 	n := 0
-	for _, e := range ents {
-		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(cutoff) {
-			continue
+	if all, err := s.cfg.Blobs.List(archivePrefix); err != nil {
+		s.cfg.Logger.Warn("gdpr: list export archives", "err", err)
+	} else {
+		for _, b := range all {
+			if !b.ModTime.Before(cutoff) {
+				continue
+			}
+			if s.cfg.Blobs.Delete(b.Key) == nil && strings.HasSuffix(b.Key, ".zip") {
+				n++
+			}
 		}
-		if os.Remove(filepath.Join(s.exportDir(), e.Name())) == nil && strings.HasSuffix(e.Name(), ".zip") {
-			n++
+	}
+	ents, err := os.ReadDir(s.exportDir())
+	if err != nil {
+		return n
+	}
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+			os.Remove(filepath.Join(s.exportDir(), e.Name()))
 		}
 	}
 	return n

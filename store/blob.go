@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 var (
@@ -34,7 +35,10 @@ const (
 // A recording streams into "<key>.part" and becomes visible under key only
 // when committed (fsync, rename, directory fsync), so a key that exists is
 // always complete. Leftover parts after a crash are found with Parts and
-// finalised or removed by the start-up recovery. On an object store
+// finalised or removed by the start-up recovery. The sidecar outlives the
+// commit until the message row exists (SettlePart): a crash between the
+// commit and the row leaves a sidecar (Unsettled) that the recovery turns
+// into the row, so committed media is never left without one. On an object store
 // (ObjectBlobs) the part lives in a local spool and the commit is an
 // upload; the contract is the same (store/blobtest).
 type Blobs interface {
@@ -43,15 +47,18 @@ type Blobs interface {
 	Stat(key string) (size int64, err error) // ErrNotFound if absent
 	Delete(key string) error                 // missing = nil
 	Exists(key string) bool
-	Path(key string) string                // absolute file path (for local tools/tests); "" for an invalid key or a remote store
-	Parts() ([]string, error)              // keys of all leftover "<key>.part" files under root
-	OpenPart(key string) (*os.File, error) // open an existing part read-write and lock it; ErrBusy if a live writer holds it
-	CommitPart(key string) error           // fsync the part, rename it to key, fsync the directory, remove its sidecar
-	RemovePart(key string) error           // remove the part and its sidecar; missing = nil
-	Put(key string, r io.Reader) error     // whole write: temp file, fsync, rename (greetings)
-	WritePartMeta(key string, v any) error // write "<key>.part.json" atomically (recovery sidecar)
-	ReadPartMeta(key string, v any) error  // ErrNotFound if absent
-	Ping() error                           // the volume is reachable (readiness)
+	Path(key string) string                 // absolute file path (for local tools/tests); "" for an invalid key or a remote store
+	Parts() ([]string, error)               // keys of all leftover "<key>.part" files under root
+	OpenPart(key string) (*os.File, error)  // open an existing part read-write and lock it; ErrBusy if a live writer holds it
+	CommitPart(key string) error            // fsync the part, rename it to key, fsync the directory; the sidecar stays until SettlePart
+	RemovePart(key string) error            // remove the part and its sidecar; missing = nil
+	SettlePart(key string) error            // remove the sidecar of a committed part once its row exists; missing = nil
+	Unsettled() ([]Sidecar, error)          // sidecars without a part: committed (or abandoned) recordings not yet settled
+	List(prefix string) ([]BlobInfo, error) // committed blobs whose key starts with prefix ("" = all), in key order
+	Put(key string, r io.Reader) error      // whole write: temp file, fsync, rename (greetings)
+	WritePartMeta(key string, v any) error  // write "<key>.part.json" atomically (recovery sidecar)
+	ReadPartMeta(key string, v any) error   // ErrNotFound if absent
+	Ping() error                            // the volume is reachable (readiness)
 }
 
 // Reader is a committed blob opened for reading. Seek lets
@@ -313,8 +320,9 @@ func (b *FSBlobs) CommitPart(key string) error {
 	return b.publish(key, p)
 }
 
-// publish renames the synced part to its key, makes the rename durable and
-// drops the recovery sidecar, which is stale once the blob is committed.
+// publish renames the synced part to its key and makes the rename
+// durable. The recovery sidecar stays: it is what lets the recovery create
+// the message row if the process dies before the caller does (SettlePart).
 func (b *FSBlobs) publish(key, p string) error {
 	if b.upload != nil {
 		// The object appears whole or not at all (object stores commit an
@@ -322,16 +330,20 @@ func (b *FSBlobs) publish(key, p string) error {
 		if err := b.upload(key, p+partSuffix); err != nil {
 			return fmt.Errorf("store: commit blob %s: %w", key, err)
 		}
-		return b.RemovePart(key)
+		// The sidecar's time tells the recovery when the commit was
+		// (Unsettled): the object's own time is remote.
+		now := time.Now()
+		_ = os.Chtimes(p+metaSuffix, now, now)
+		if err := os.Remove(p + partSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("store: commit blob %s: remove spooled part: %w", key, err)
+		}
+		return nil
 	}
 	if err := os.Rename(p+partSuffix, p); err != nil {
 		return fmt.Errorf("store: commit blob %s: %w", key, err)
 	}
 	if err := syncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("store: commit blob %s: %w", key, err)
-	}
-	if err := os.Remove(p + metaSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("store: commit blob %s: remove sidecar: %w", key, err)
 	}
 	return nil
 }

@@ -271,8 +271,15 @@ func TestBlobRecovery(t *testing.T) {
 	if got := readBlob(t, b, keep); got != "AUDIO of "+keep {
 		t.Errorf("recovered content = %q", got)
 	}
+	// The sidecar stays until the row exists (SettlePart).
+	if err := b.ReadPartMeta(keep, &m); err != nil {
+		t.Errorf("sidecar after CommitPart: %v, want it kept", err)
+	}
+	if err := b.SettlePart(keep); err != nil {
+		t.Fatalf("SettlePart: %v", err)
+	}
 	if err := b.ReadPartMeta(keep, &m); !errors.Is(err, ErrNotFound) {
-		t.Errorf("sidecar after CommitPart: %v, want ErrNotFound", err)
+		t.Errorf("sidecar after SettlePart: %v, want ErrNotFound", err)
 	}
 
 	if err := b.RemovePart(drop); err != nil {

@@ -24,6 +24,9 @@ type ObjectStore interface {
 	// Download streams the object from offset off to its end.
 	Download(ctx context.Context, key string, off int64) (io.ReadCloser, error)
 	Delete(ctx context.Context, key string) error // missing = nil
+	// List calls fn for every object whose key starts with prefix, with
+	// keys relative to the store's own prefix.
+	List(ctx context.Context, prefix string, fn func(key string, info ObjectInfo) error) error
 	Ping(ctx context.Context) error
 	String() string // where the objects are, for logs (no secret)
 }
@@ -177,6 +180,13 @@ func (b *ObjectBlobs) OpenPart(key string) (*os.File, error) { return b.spool.Op
 
 // CommitPart uploads a recovered part, then removes it from the spool.
 func (b *ObjectBlobs) CommitPart(key string) error { return b.spool.CommitPart(key) }
+
+// SettlePart removes the sidecar of an uploaded part.
+func (b *ObjectBlobs) SettlePart(key string) error { return b.spool.SettlePart(key) }
+
+// Unsettled lists the spool's sidecars whose part was uploaded (or
+// removed); the spool is this instance's own, so they are Private.
+func (b *ObjectBlobs) Unsettled() ([]Sidecar, error) { return b.spool.Unsettled() }
 
 // RemovePart removes a spooled part and its sidecar.
 func (b *ObjectBlobs) RemovePart(key string) error { return b.spool.RemovePart(key) }

@@ -161,6 +161,10 @@ type Store interface {
 	// store/sipauth.go: SIP digest credentials and registrations (issue 15)
 	SIPAuthStore
 	ChangeLog // store/outbox.go: the change log every change writes in its transaction
+	// MediaKeysOf (store/media_refs.go) returns the media keys of the
+	// message rows, visible or GDPR-hidden, with those ids: what the
+	// orphan sweep keeps.
+	MediaKeysOf(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
 // DefaultTenant is the tenant of requests whose host no tenant claims.

@@ -23,6 +23,7 @@ commands:
   mailbox   list|add|show|update|delete mailboxes through the REST API
   message   list|show|download|move|delete messages through the REST API
   migrate   --from DB --from-media MEDIA --to DB --to-media MEDIA: copy an installation
+  media     check [--fix]: list (remove) the media no message or mailbox owns
   gdpr      -p exportme|forgetme|undoforget -i REQUEST.json -o OUTDIR [-u TOKEN]: GDPR requests
   version   print the version
 `
@@ -45,6 +46,8 @@ func run(args []string) int {
 		return gdprCmd(args[1:])
 	case "migrate":
 		return migrateCmd(args[1:])
+	case "media":
+		return mediaCmd(args[1:])
 	case "version", "--version", "-v":
 		fmt.Printf("voicemail %s (commit %s, %s)\n", version, commit(), runtime.Version())
 		return 0

@@ -31,6 +31,7 @@ import (
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/mwi"
 	"github.com/vmserver/voicemail/prompts"
+	"github.com/vmserver/voicemail/reconcile"
 	vsip "github.com/vmserver/voicemail/sip"
 	"github.com/vmserver/voicemail/store"
 	"github.com/vmserver/voicemail/web"
@@ -221,6 +222,21 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	}
 	defer gdprSvc.Stop()
 
+	// Media that no row owns (a crash between a row's deletion and its
+	// blob's, a forward whose row failed) is swept by one instance at a
+	// time; committed recordings still waiting for their row get it first.
+	orphans, err := reconcile.New(reconcile.Config{Store: st, Blobs: blobs, Logger: log,
+		Grace: cfg.MediaOrphanGrace, Interval: cfg.MediaOrphanSweepInterval,
+		Settle: func(ctx context.Context) error {
+			_, _, err := call.RecoverUnsettled(ctx, st, blobs, call.SidecarGrace, call.SidecarGrace, time.Now(), log)
+			return err
+		}})
+	if err != nil {
+		return err
+	}
+	orphans.Start()
+	defer orphans.Stop()
+
 	webhookPolicy, err := api.ParseWebhookAllow(cfg.WebhooksAllowHosts)
 	if err != nil {
 		return fmt.Errorf("config key webhooks.allow_hosts: %w", err)
@@ -237,7 +253,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	// The API owns /metrics; SIP collectors go in api.Config.Collectors.
 	apiSrv := api.New(api.Config{SIPAuthRealm: cfg.SIPAuthRealm, Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,
 		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
-		Collectors:         slices.Concat(srv.Collectors(), calls.Collectors(), notifier.Collectors(), mailer.Collectors(), space.Collectors()),
+		Collectors:         slices.Concat(srv.Collectors(), calls.Collectors(), notifier.Collectors(), mailer.Collectors(), space.Collectors(), orphans.Collectors()),
 		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey,
 		Web: web.Handler()})
 	defer apiSrv.Close()

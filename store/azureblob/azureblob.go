@@ -224,6 +224,44 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return redact(err)
 }
 
+// List pages through the blobs whose name starts with the store prefix
+// and prefix, and calls fn with keys relative to the store prefix.
+func (s *Store) List(ctx context.Context, prefix string, fn func(key string, info store.ObjectInfo) error) error {
+	full := s.name(prefix) // "<store prefix>/" for prefix ""
+	pager := s.cl.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &full})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return redact(err)
+		}
+		if page.Segment == nil {
+			continue
+		}
+		for _, it := range page.Segment.BlobItems {
+			if it.Name == nil {
+				continue
+			}
+			key := *it.Name
+			if s.cfg.Prefix != "" {
+				key = strings.TrimPrefix(key, s.cfg.Prefix+"/")
+			}
+			var info store.ObjectInfo
+			if p := it.Properties; p != nil {
+				if p.ContentLength != nil {
+					info.Size = *p.ContentLength
+				}
+				if p.LastModified != nil {
+					info.ModTime = *p.LastModified
+				}
+			}
+			if err := fn(key, info); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Ping checks that the container exists and the credentials are accepted.
 func (s *Store) Ping(ctx context.Context) error {
 	_, err := s.cl.GetProperties(ctx, nil)

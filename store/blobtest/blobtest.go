@@ -39,6 +39,8 @@ func Run(t *testing.T, newBlobs func(t *testing.T) store.Blobs) {
 		{"OpenMissing", openMissing},
 		{"RangeRead", rangeRead},
 		{"LargeBlob", largeBlob},
+		{"SettleAfterCommit", settleAfterCommit},
+		{"List", list},
 		{"Ping", func(t *testing.T, b store.Blobs) {
 			if err := b.Ping(); err != nil {
 				t.Errorf("Ping: %v", err)
@@ -260,8 +262,9 @@ func recovery(t *testing.T, b store.Blobs) {
 	if got := Read(t, b, keep); got != "AUDIO of "+keep {
 		t.Errorf("recovered content = %q", got)
 	}
-	if err := b.ReadPartMeta(keep, &m); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("sidecar after CommitPart: %v, want ErrNotFound", err)
+	// The sidecar outlives the commit until the row exists (SettlePart).
+	if err := b.ReadPartMeta(keep, &m); err != nil || m != (meta{"+33612345678", true}) {
+		t.Errorf("sidecar after CommitPart = %+v, %v; want it kept", m, err)
 	}
 	if err := b.RemovePart(drop); err != nil {
 		t.Fatalf("RemovePart: %v", err)
@@ -280,6 +283,26 @@ func recovery(t *testing.T, b store.Blobs) {
 	}
 	if parts, _ := b.Parts(); !slices.Equal(parts, []string{greeting}) {
 		t.Errorf("Parts after recovery = %v, want [%s]", parts, greeting)
+	}
+	// Only the committed one is unsettled: the removed part took its
+	// sidecar along, the greeting is still a part.
+	if got := unsettledKeys(t, b); !slices.Equal(got, []string{keep}) {
+		t.Errorf("Unsettled = %v, want [%s]", got, keep)
+	}
+	if err := b.SettlePart(keep); err != nil {
+		t.Fatalf("SettlePart: %v", err)
+	}
+	if err := b.SettlePart(keep); err != nil {
+		t.Errorf("SettlePart(settled) = %v, want nil", err)
+	}
+	if err := b.ReadPartMeta(keep, &m); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("sidecar after SettlePart: %v, want ErrNotFound", err)
+	}
+	if got := unsettledKeys(t, b); len(got) != 0 {
+		t.Errorf("Unsettled after SettlePart = %v", got)
+	}
+	if got := Read(t, b, keep); got != "AUDIO of "+keep {
+		t.Errorf("SettlePart touched the blob: %q", got)
 	}
 	if got := Read(t, b, done); got != "complete" {
 		t.Errorf("committed blob disturbed: %q", got)

@@ -231,6 +231,27 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return mapErr(s.cl.Client.RemoveObject(ctx, s.cfg.Bucket, s.name(key), minio.RemoveObjectOptions{}))
 }
 
+// List walks the objects whose name starts with the store prefix and
+// prefix, and calls fn with keys relative to the store prefix.
+func (s *Store) List(ctx context.Context, prefix string, fn func(key string, info store.ObjectInfo) error) error {
+	full := s.name(prefix) // "<store prefix>/" for prefix ""
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing goroutine when fn fails
+	for oi := range s.cl.Client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true}) {
+		if oi.Err != nil {
+			return mapErr(oi.Err)
+		}
+		key := oi.Key
+		if s.cfg.Prefix != "" {
+			key = strings.TrimPrefix(key, s.cfg.Prefix+"/")
+		}
+		if err := fn(key, store.ObjectInfo{Size: oi.Size, ModTime: oi.LastModified}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Ping checks that the bucket exists and the credentials are accepted.
 func (s *Store) Ping(ctx context.Context) error {
 	ok, err := s.cl.Client.BucketExists(ctx, s.cfg.Bucket)
