@@ -159,6 +159,8 @@ type Store interface {
 	// store/clients.go: API clients and their tokens (issue 21)
 	ClientStore
 	ChangeLog // store/outbox.go: the change log every change writes in its transaction
+	// store/cluster.go: instance heartbeats and named leases (issue 13)
+	ClusterStore
 }
 
 // DefaultTenant is the tenant of requests whose host no tenant claims.
