@@ -186,7 +186,8 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	if err != nil {
 		return err
 	}
-	notifier := mwi.New(mwi.Deps{Server: srv, Store: st, Changes: changes, Logger: log})
+	notifier := mwi.New(mwi.Deps{Server: srv, Store: st, Changes: changes, Logger: log,
+		Instance: cfg.ClusterInstanceID, Heartbeat: cfg.ClusterHeartbeat})
 	defer srv.Close()
 	sipCtx, sipStop := context.WithCancel(context.Background())
 	defer sipStop()
