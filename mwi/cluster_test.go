@@ -266,3 +266,32 @@ func TestMWIClusterRefreshMoves(t *testing.T) {
 	}
 	p.quiet(time.Second)
 }
+
+// A target that subscribes on an instance that does not send the
+// unsolicited NOTIFYs stops them there too: the holder reads the stop.
+func TestMWIClusterTargetSubscribes(t *testing.T) {
+	t.Parallel()
+	tgt := newMWIPeer(t, nil)
+	dsn := newClusterDB(t, fmt.Sprintf("sip:1001@127.0.0.1:%d", tgt.port()))
+	a := startInstance(t, dsn, "A")
+	b := startInstance(t, dsn, "B")
+	checkSummary(t, tgt.notify(5*time.Second), "0/0 (0/0)", "active")
+	if gauge(t, a.n, "voicemail_mwi_unsolicited_targets") != 1 || gauge(t, b.n, "voicemail_mwi_unsolicited_targets") != 0 {
+		t.Fatal("A, which started first, must hold the targets alone")
+	}
+	tgt.server = b.addr
+	tgt.subscribe(subOpts{callID: newCallID(), tag: "t", cseq: 1, expires: 600})
+	if r := tgt.response(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE answered %d", r.StatusCode)
+	}
+	checkFrom(t, tgt.notify(5*time.Second), b)
+	waitFor(t, func() bool { return gauge(t, a.n, "voicemail_mwi_unsolicited_targets") == 0 })
+	a.deposit(t)
+	n := tgt.notify(5 * time.Second)
+	if _, ok := n.To().Params.Get("tag"); !ok {
+		t.Fatalf("an unsolicited NOTIFY after the target subscribed:\n%s", n)
+	}
+	checkSummary(t, n, "1/0 (0/0)", "active")
+	checkFrom(t, n, b)
+	tgt.quiet(1500 * time.Millisecond)
+}

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -159,5 +161,36 @@ func testMWIClaimsDisjoint(t *testing.T, b backend) {
 	wg.Wait()
 	if len(seen) != n {
 		t.Errorf("%d of %d subscriptions claimed", len(seen), n)
+	}
+}
+
+// Subscriptions stored before schema 9 have no owner: the first instance
+// claims them.
+func TestMWIOwnerMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:8] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (8);
+INSERT INTO mwi_subscriptions (id, tenant, mailbox, call_id, local_tag, remote_tag, local_uri, remote_uri, contact,
+	transport, source, local_cseq, remote_cseq, expires_at, created_at)
+VALUES ('s1', 'default', '1001', 'c1', 'l', 'r', '<sip:1001@x>', '<sip:1001@x>', 'sip:1001@192.0.2.1', 'UDP', '', 42, 1, 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st := openDSN(t, "sqlite://"+path)
+	ctx := context.Background()
+	if err := st.HeartbeatInstance(ctx, "first", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ClaimMWISubscriptions(ctx, "first", time.Now())
+	if err != nil || len(got) != 1 || got[0].ID != "s1" || got[0].Owner != "first" || got[0].LocalCSeq != 42 {
+		t.Fatalf("claim after migration: %+v %v", got, err)
 	}
 }

@@ -201,9 +201,7 @@ func (s *sqlStore) ListOwnedMWISubscriptions(ctx context.Context, owner string) 
 }
 
 func (s *sqlStore) OwnedMWISubscriptionIDs(ctx context.Context, owner string) ([]string, error) {
-	// From the writer: a claim just committed by another instance must be
-	// seen, not an older snapshot of a read replica.
-	rows, err := s.w.QueryContext(ctx, `SELECT id FROM mwi_subscriptions WHERE owner = ?`, owner)
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM mwi_subscriptions WHERE owner = ?`, owner)
 	if err != nil {
 		return nil, fmt.Errorf("store: MWI subscriptions of %s: %w", owner, err)
 	}
