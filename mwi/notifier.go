@@ -118,7 +118,7 @@ type mwiEntry struct {
 	sent      store.Counts
 	haveSent  bool
 	changedAt time.Time // the oldest change not yet sent
-	since     time.Time // when it came into memory (see dropMovedLocked)
+	since     time.Time // when it came into memory (see dropMoved)
 }
 
 // Notifier is the notifier: subscriptions, targets, the scheduler and
