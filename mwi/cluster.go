@@ -42,7 +42,27 @@ func DefaultInstanceID() string {
 // Instance is the name this notifier owns subscriptions under.
 func (m *Notifier) Instance() string { return m.instance }
 
-// cluster runs the heartbeat.
+// beat renews the heartbeat on a goroutine of its own: slow claims must
+// not make the others think this instance dead.
+func (m *Notifier) beat() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(m.ctx, m.ttl)
+			if err := m.st.HeartbeatInstance(ctx, m.instance, m.ttl); err != nil && ctx.Err() == nil {
+				m.log.Warn("mwi heartbeat", "err", err)
+			}
+			cancel()
+		case <-m.done:
+			return
+		}
+	}
+}
+
+// cluster claims, drops and holds, once a heartbeat.
 func (m *Notifier) cluster() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.heartbeat)
@@ -60,9 +80,6 @@ func (m *Notifier) cluster() {
 func (m *Notifier) clusterTick() {
 	ctx, cancel := context.WithTimeout(m.ctx, m.ttl)
 	defer cancel()
-	if err := m.st.HeartbeatInstance(ctx, m.instance, m.ttl); err != nil {
-		m.log.Warn("mwi heartbeat", "err", err)
-	}
 	m.dropMoved(ctx)
 	m.claim(ctx)
 	m.targetsTick(ctx)

@@ -262,9 +262,10 @@ func (m *Notifier) Start(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.started = true
-	m.wg.Add(3)
+	m.wg.Add(4)
 	go m.run()
 	go m.flusher()
+	go m.beat()
 	go m.cluster()
 	m.mu.Unlock()
 	return nil

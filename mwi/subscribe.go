@@ -159,6 +159,12 @@ func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key strin
 		return vsip.Reply(tx, req, vsip.ErrNoSubscription, localTag)
 	}
 	if req.CSeq().SeqNo <= e.sub.RemoteCSeq {
+		if taken {
+			// Ours now all the same: the phone gets the state as after
+			// any takeover.
+			m.adoptTakenLocked(e)
+			m.kickLocked(e, true, time.Time{})
+		}
 		m.mu.Unlock()
 		return vsip.Reply(tx, req, vsip.ErrOutOfOrder, localTag)
 	}
@@ -191,13 +197,8 @@ func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key strin
 	m.log.Info("mwi subscription refreshed", "tenant", snap.Tenant, "mailbox", snap.Mailbox, "call_id", snap.CallID, "expires", grant)
 	// Only now (the 200 is out) may the NOTIFY go: no NOTIFY overtakes the 200.
 	m.mu.Lock()
-	if taken && !m.stopped {
-		if old := m.subs[e.key]; old != nil {
-			m.removeLocked(old)
-		}
-		m.addLocked(e)
-		m.dirtyCSeq[e.sub.ID] = e.sub.LocalCSeq
-		m.m.taken.WithLabelValues("refresh").Inc()
+	if taken {
+		m.adoptTakenLocked(e)
 	}
 	if !e.gone && (!taken || !m.stopped) {
 		e.sub.ExpiresAt = expires
@@ -208,6 +209,20 @@ func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key strin
 	}
 	m.mu.Unlock()
 	return 200
+}
+
+// adoptTakenLocked puts a subscription that take moved here into memory
+// (unless stopping: then the next owner loads it from the store).
+func (m *Notifier) adoptTakenLocked(e *mwiEntry) {
+	if m.stopped {
+		return
+	}
+	if old := m.subs[e.key]; old != nil {
+		m.removeLocked(old)
+	}
+	m.addLocked(e)
+	m.dirtyCSeq[e.sub.ID] = e.sub.LocalCSeq
+	m.m.taken.WithLabelValues("refresh").Inc()
 }
 
 // take makes the stored subscription of the dialog ours (nil when there is
