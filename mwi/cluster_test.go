@@ -3,10 +3,10 @@ package mwi
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmserver/voicemail/call"
 	"github.com/vmserver/voicemail/internal/pgtest"
+	"github.com/vmserver/voicemail/internal/testlog"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/prompts"
 	vsip "github.com/vmserver/voicemail/sip"
@@ -28,11 +29,11 @@ var pgServer *pgtest.Server
 func TestMain(m *testing.M) { pgtest.Main(m, &pgServer) }
 
 // Short heartbeats keep the takeover tests quick: an instance is dead
-// 1.5 s after its last heartbeat (a loaded CI machine may delay one or
-// two).
+// 3 s after its last heartbeat (a loaded CI machine, with PostgreSQL
+// busy with other tests, may delay several).
 const (
-	testHeartbeat = 200 * time.Millisecond
-	testTTL       = 1500 * time.Millisecond
+	testHeartbeat = 250 * time.Millisecond
+	testTTL       = 3 * time.Second
 )
 
 // clusterInstance is one voicemail instance: its own store handle (its own
@@ -81,7 +82,15 @@ func startInstance(t *testing.T, dsn, name string) *clusterInstance {
 	}
 	bus := store.NewChanges()
 	st := store.Notifying(raw, bus)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The instance's MWI log is shown when the test fails: takeovers and
+	// drops are logged.
+	var logs testlog.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of instance %s:\n%s", name, mwiLines(logs.String()))
+		}
+	})
 	dir := t.TempDir()
 	blobs, err := store.NewFSBlobs(filepath.Join(dir, "media"))
 	if err != nil {
@@ -131,6 +140,17 @@ func startInstance(t *testing.T, dsn, name string) *clusterInstance {
 	}
 	t.Cleanup(func() { in.kill(true) })
 	return in
+}
+
+// mwiLines keeps the lines of the mwi component.
+func mwiLines(log string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "component=mwi") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // deposit adds a message to 1001 through the instance's store.
