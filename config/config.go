@@ -113,6 +113,10 @@ type Config struct {
 	SIPAuthSecret         string   // shared secret the nonce key derives from; "" = one kept in the database
 	SIPRegisterMaxExpires time.Duration
 	MWISubscribeAuth      bool // SUBSCRIBE from an untrusted source needs digest
+	// Several instances on one database (docs/mwi.md): this one's name
+	// ("" = host name + random suffix) and its heartbeat.
+	ClusterInstanceID string
+	ClusterHeartbeat  time.Duration
 }
 
 // Listen is one SIP transport and address, e.g. "udp:0.0.0.0:5060".
@@ -321,6 +325,21 @@ func options() []option {
 					return fmt.Errorf("want host names, addresses or CIDR networks, got %q", h)
 				}
 			}
+			return nil
+		}},
+		{"cluster.instance_id", "", "this instance's name among those sharing the database; it owns the MWI subscriptions it takes (default: host name + random suffix, new at each start)", func(c *Config, v string) error {
+			if len(v) > 200 || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				return fmt.Errorf("want a name of at most 200 characters without spaces or control characters, got %q", v)
+			}
+			c.ClusterInstanceID = v
+			return nil
+		}},
+		{"cluster.heartbeat", "2s", "how often an instance renews its liveness and claims the MWI subscriptions of instances dead for 3 heartbeats", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 100*time.Millisecond || d > time.Minute {
+				return fmt.Errorf("want a duration from 100ms to 1m, got %q", v)
+			}
+			c.ClusterHeartbeat = d
 			return nil
 		}},
 		{"log.level", "info", "debug, info, warn or error", func(c *Config, v string) error {

@@ -32,6 +32,8 @@ import (
 // target stops, the mailboxes and their counts.
 type Store interface {
 	store.MWIStore
+	store.ClusterStore
+	GetMailbox(ctx context.Context, tenant, number string) (*store.Mailbox, error)
 	ListTenants(ctx context.Context) ([]store.Tenant, error)
 	GetTenant(ctx context.Context, name string) (*store.Tenant, error)
 	ListMailboxes(ctx context.Context, tenant, after string, limit int) (items []store.Mailbox, next string, err error)
@@ -44,6 +46,15 @@ type Deps struct {
 	Store   Store          // subscriptions are written here directly
 	Changes *store.Changes // committed count changes (nil: none followed)
 	Logger  *slog.Logger
+
+	// Instance names this instance among those sharing the store: it owns
+	// the subscriptions it took (docs/mwi.md). "" is DefaultInstanceID().
+	Instance string
+	// Heartbeat is how often the instance renews its heartbeat, claims the
+	// subscriptions of dead instances and the unsolicited targets' lease
+	// (0: 2 s); an instance is dead InstanceTTL after its last heartbeat
+	// (0: three heartbeats).
+	Heartbeat, InstanceTTL time.Duration
 }
 
 const (
@@ -107,6 +118,7 @@ type mwiEntry struct {
 	sent      store.Counts
 	haveSent  bool
 	changedAt time.Time // the oldest change not yet sent
+	since     time.Time // when it came into memory (see dropMoved)
 }
 
 // Notifier is the notifier: subscriptions, targets, the scheduler and
@@ -118,6 +130,9 @@ type Notifier struct {
 	log     *slog.Logger
 	window  time.Duration
 
+	instance       string
+	heartbeat, ttl time.Duration
+
 	mu        sync.Mutex
 	started   bool
 	stopped   bool
@@ -127,6 +142,10 @@ type Notifier struct {
 	stops     map[string]string // target key -> reason
 	heap      entryHeap
 	dirtyCSeq map[string]uint32 // subscription ID -> CSeq not yet saved
+	// holdsTargets: this instance holds the targetsLease and so sends
+	// the unsolicited NOTIFYs; the others keep no target entries.
+	holdsTargets bool
+	leaseOKAt    time.Time // the last successful claim of the lease
 
 	wake      chan struct{}
 	done      chan struct{}
@@ -157,6 +176,7 @@ type mwiMetrics struct {
 	ended         *prometheus.CounterVec // reason
 	latency       prometheus.Histogram   // change -> NOTIFY sent
 	subscribes    *prometheus.CounterVec // status
+	taken         *prometheus.CounterVec // reason
 	all           []prometheus.Collector
 }
 
@@ -166,11 +186,22 @@ func New(deps Deps) *Notifier {
 	m := &Notifier{
 		srv: deps.Server, st: deps.Store, changes: deps.Changes,
 		log: deps.Logger.With("component", "mwi"), window: mwiWindow,
+		instance: deps.Instance, heartbeat: deps.Heartbeat, ttl: deps.InstanceTTL,
 		subs: map[string]*mwiEntry{}, targets: map[string]*mwiEntry{}, byMB: map[mbKey]map[*mwiEntry]struct{}{},
 		stops: map[string]string{}, dirtyCSeq: map[string]uint32{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}), sem: make(chan struct{}, mwiMaxInflight),
 		cache: map[mbKey]*countsEntry{},
 	}
+	if m.instance == "" {
+		m.instance = DefaultInstanceID()
+	}
+	if m.heartbeat <= 0 {
+		m.heartbeat = defaultHeartbeat
+	}
+	if m.ttl <= 0 {
+		m.ttl = 3 * m.heartbeat
+	}
+	m.log = m.log.With("instance", m.instance)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.m.subscriptions = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "voicemail_mwi_subscriptions", Help: "Active MWI (message-summary) subscriptions.",
@@ -194,7 +225,11 @@ func New(deps Deps) *Notifier {
 	m.m.subscribes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "voicemail_mwi_subscribe_total", Help: "SUBSCRIBE requests for MWI, by response status.",
 	}, []string{"status"})
-	m.m.all = []prometheus.Collector{m.m.subscriptions, m.m.targets, m.m.notifies, m.m.ended, m.m.latency, m.m.subscribes}
+	m.m.taken = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "voicemail_mwi_subscriptions_taken_total",
+		Help: "MWI subscriptions this instance took from another, by reason (instance_gone, refresh).",
+	}, []string{"reason"})
+	m.m.all = []prometheus.Collector{m.m.subscriptions, m.m.targets, m.m.notifies, m.m.ended, m.m.latency, m.m.subscribes, m.m.taken}
 	m.srv.HandleSubscribe(m.onSubscribe)
 	return m
 }
@@ -203,10 +238,12 @@ func New(deps Deps) *Notifier {
 // NOTIFY results, change-to-NOTIFY latency), for whoever serves /metrics.
 func (m *Notifier) Collectors() []prometheus.Collector { return m.m.all }
 
-// Start starts the notifier: it follows the change bus, restores the
-// stored subscriptions and sends every live one a NOTIFY with the current
-// state (expired ones are terminated), and notifies the unsolicited
-// targets. Call it after the server listens; SUBSCRIBEs get 503 until then.
+// Start starts the notifier: it follows the change bus, announces this
+// instance, restores the subscriptions it owns and claims those of dead
+// instances, and sends every live one a NOTIFY with the current state
+// (expired ones are terminated); if it holds the targets' lease, it
+// notifies the unsolicited targets. Call it after the server listens;
+// SUBSCRIBEs get 503 until then.
 func (m *Notifier) Start(ctx context.Context) error {
 	m.mu.Lock()
 	if m.started {
@@ -214,35 +251,89 @@ func (m *Notifier) Start(ctx context.Context) error {
 		return errors.New("mwi: already started")
 	}
 	m.mu.Unlock()
-	st := m.st
 	// Follow the bus first: a change while we load is then not missed (the
 	// counts are read when each NOTIFY goes).
 	if m.changes != nil {
 		m.cancelBus = m.changes.Subscribe(m.onChange)
 	}
+	if err := m.load(ctx); err != nil {
+		m.stopBus()
+		return err
+	}
+	m.mu.Lock()
+	m.started = true
+	m.wg.Add(4)
+	go m.run()
+	go m.flusher()
+	go m.beat()
+	go m.cluster()
+	m.mu.Unlock()
+	return nil
+}
+
+// load is the start-up half of Start.
+func (m *Notifier) load(ctx context.Context) error {
+	st := m.st
+	// Live before claiming: another instance must not take what we load.
+	if err := st.HeartbeatInstance(ctx, m.instance, m.ttl); err != nil {
+		return err
+	}
 	stops, err := st.ListMWITargetStops(ctx)
 	if err != nil {
-		m.stopBus()
 		return err
 	}
-	subs, err := st.ListMWISubscriptions(ctx)
+	subs, err := st.ListOwnedMWISubscriptions(ctx, m.instance)
 	if err != nil {
-		m.stopBus()
 		return err
 	}
+	claimed, err := st.ClaimMWISubscriptions(ctx, m.instance, time.Now())
+	if err != nil {
+		return err
+	}
+	subs = append(subs, claimed...)
+	boxes, err := m.mailboxes(ctx)
+	if err != nil {
+		return err
+	}
+	exists := map[mbKey]bool{}
+	for _, b := range boxes {
+		exists[mbKey{b.Tenant, b.Number}] = true
+	}
+	holds, err := st.ClaimLease(ctx, targetsLease, m.instance, m.ttl)
+	if err != nil {
+		return err
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, sp := range stops {
+		m.stops[targetKey(sp.Tenant, sp.Mailbox, sp.Target)] = sp.Reason
+	}
+	live, expired := m.adoptLocked(subs, exists)
+	if holds {
+		m.holdsTargets, m.leaseOKAt = true, time.Now()
+		for i := range boxes {
+			m.syncTargetsLocked(&boxes[i], true)
+		}
+	}
+	m.log.Info("mwi started", "subscriptions", live, "expired", expired, "claimed", len(claimed),
+		"targets", len(m.targets), "holds_targets", holds)
+	return nil
+}
+
+// mailboxes lists every mailbox of every tenant.
+func (m *Notifier) mailboxes(ctx context.Context) ([]store.Mailbox, error) {
 	var boxes []store.Mailbox
-	tenants, err := st.ListTenants(ctx)
+	tenants, err := m.st.ListTenants(ctx)
 	if err != nil {
-		m.stopBus()
-		return err
+		return nil, err
 	}
 	for _, t := range tenants {
 		after := ""
 		for {
-			items, next, err := st.ListMailboxes(ctx, t.Name, after, 1000)
+			items, next, err := m.st.ListMailboxes(ctx, t.Name, after, 1000)
 			if err != nil {
-				m.stopBus()
-				return err
+				return nil, err
 			}
 			boxes = append(boxes, items...)
 			if next == "" {
@@ -251,21 +342,24 @@ func (m *Notifier) Start(ctx context.Context) error {
 			after = next
 		}
 	}
-	exists := map[mbKey]bool{}
-	for _, b := range boxes {
-		exists[mbKey{b.Tenant, b.Number}] = true
-	}
+	return boxes, nil
+}
 
+// adoptLocked takes stored subscriptions into memory, each to get a NOTIFY
+// with the current state at once (a restart or a takeover: the phone may
+// have missed changes). Their CSeq gets a margin: the last NOTIFYs' CSeqs
+// may not have been saved.
+func (m *Notifier) adoptLocked(subs []store.MWISubscription, exists map[mbKey]bool) (live, expired int) {
 	now := time.Now()
-	m.mu.Lock()
-	for _, sp := range stops {
-		m.stops[targetKey(sp.Tenant, sp.Mailbox, sp.Target)] = sp.Reason
-	}
-	live, expired := 0, 0
 	for i := range subs {
 		sub := subs[i]
 		sub.LocalCSeq += mwiCSeqMargin
+		sub.Owner = m.instance
 		e := &mwiEntry{mb: mbKey{sub.Tenant, sub.Mailbox}, sub: &sub, hidx: -1, key: subKey(sub.CallID, sub.RemoteTag, sub.LocalTag, sub.EventID)}
+		if old := m.subs[e.key]; old != nil {
+			sub.LocalCSeq = max(sub.LocalCSeq, old.sub.LocalCSeq+mwiCSeqMargin)
+			m.removeLocked(old)
+		}
 		m.addLocked(e)
 		m.dirtyCSeq[sub.ID] = sub.LocalCSeq
 		switch {
@@ -279,16 +373,7 @@ func (m *Notifier) Start(ctx context.Context) error {
 		}
 		m.kickLocked(e, true, time.Time{})
 	}
-	for i := range boxes {
-		m.syncTargetsLocked(&boxes[i], true)
-	}
-	m.started = true
-	m.wg.Add(2)
-	go m.run()
-	go m.flusher()
-	m.mu.Unlock()
-	m.log.Info("mwi started", "subscriptions", live, "expired", expired, "targets", len(m.targets))
-	return nil
+	return live, expired
 }
 
 func (m *Notifier) stopBus() {
@@ -298,9 +383,14 @@ func (m *Notifier) stopBus() {
 	}
 }
 
-// Stop stops the notifier, keeping every subscription stored for the next
-// start. Call it before the listeners close.
-func (m *Notifier) Stop() {
+// Stop stops the notifier, keeping every subscription stored, and gives
+// them up: another instance (or this one restarted) takes them over at
+// once. Call it before the listeners close.
+func (m *Notifier) Stop() { m.stop(true) }
+
+// stop stops the notifier; without release it leaves its heartbeat and
+// lease to run out, as a crash does.
+func (m *Notifier) stop(release bool) {
 	m.mu.Lock()
 	if !m.started || m.stopped {
 		m.stopped = true
@@ -314,6 +404,9 @@ func (m *Notifier) Stop() {
 	m.cancel()
 	m.wg.Wait()
 	m.flushCSeqs()
+	if release {
+		m.release()
+	}
 }
 
 func subKey(callID, remoteTag, localTag, eventID string) string {
@@ -341,6 +434,7 @@ func (m *Notifier) onChange(ch store.Change) {
 	case store.MailboxDeleted:
 		m.invalidate(k)
 		m.mu.Lock()
+		holds := m.holdsTargets
 		var stops []string
 		for e := range m.byMB[k] {
 			e.term, e.zeroFirst, e.endReason = reasonNoResource, true, "mailbox_deleted"
@@ -356,11 +450,15 @@ func (m *Notifier) onChange(ch store.Change) {
 		m.cmu.Lock()
 		delete(m.cache, k)
 		m.cmu.Unlock()
-		m.forgetStops(k, stops)
+		if holds { // the holder alone keeps the stops in the store
+			m.forgetStops(k, stops)
+		}
 	case store.MailboxCreated, store.MailboxUpdated:
 		if ch.MailboxObj != nil {
 			m.mu.Lock()
-			m.syncTargetsLocked(ch.MailboxObj, false)
+			if m.holdsTargets {
+				m.syncTargetsLocked(ch.MailboxObj, false)
+			}
 			m.mu.Unlock()
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 func (m *Notifier) addLocked(e *mwiEntry) {
 	e.hidx = -1
+	e.since = time.Now()
 	if e.sub != nil {
 		m.subs[e.key] = e
 	} else {

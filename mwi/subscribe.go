@@ -97,6 +97,7 @@ func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteT
 		AccountHost: req.Recipient.Host,
 		LocalCSeq:   vsip.FirstCSeq(), RemoteCSeq: req.CSeq().SeqNo,
 		ExpiresAt: now.Add(time.Duration(grant) * time.Second).UTC(), CreatedAt: now.UTC(),
+		Owner: m.instance,
 	}
 	for _, rr := range req.GetHeaders("Record-Route") {
 		sub.RouteSet = append(sub.RouteSet, rr.Value())
@@ -125,9 +126,17 @@ func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteT
 	m.addLocked(e)
 	m.kickLocked(e, true, time.Time{})
 	// A phone that subscribes itself no longer needs unsolicited NOTIFYs.
-	for t := range m.byMB[e.mb] {
-		if t.tgt != nil && t.term == "" && targetMatches(t.tgt.parsed, req.From().Address, contact.Address, req.Source()) {
-			m.stopTargetLocked(t.key, store.MWITargetStop{Tenant: tenant, Mailbox: number, Target: t.tgt.uri, Reason: "subscribed"})
+	// Checked against the mailbox's list, not this instance's entries: the
+	// instance that sends them may be another, which reads the stop from
+	// the store.
+	for _, t := range mb.MWITargets {
+		key := targetKey(tenant, number, t)
+		var u sip.Uri
+		if m.stops[key] != "" || sip.ParseUri(t, &u) != nil {
+			continue
+		}
+		if targetMatches(u, req.From().Address, contact.Address, req.Source()) {
+			m.stopTargetLocked(key, store.MWITargetStop{Tenant: tenant, Mailbox: number, Target: t, Reason: "subscribed"})
 		}
 	}
 	return 200
@@ -139,11 +148,28 @@ func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key strin
 	localTag, _ := req.To().Params.Get("tag")
 	m.mu.Lock()
 	e := m.subs[key]
-	if e == nil || e.gone || e.term != "" {
+	m.mu.Unlock()
+	// Not ours: another instance took the SUBSCRIBE and the proxy now
+	// routes the dialog here; it becomes ours. It joins the notifier only
+	// once the 200 is out (no NOTIFY may overtake the 200).
+	taken := e == nil
+	if taken {
+		if e = m.take(req, key); e == nil {
+			return vsip.Reply(tx, req, vsip.ErrNoSubscription, localTag)
+		}
+	}
+	m.mu.Lock()
+	if e.gone || e.term != "" {
 		m.mu.Unlock()
 		return vsip.Reply(tx, req, vsip.ErrNoSubscription, localTag)
 	}
 	if req.CSeq().SeqNo <= e.sub.RemoteCSeq {
+		if taken {
+			// Ours now all the same: the phone gets the state as after
+			// any takeover.
+			m.adoptTakenLocked(e)
+			m.kickLocked(e, true, time.Time{})
+		}
 		m.mu.Unlock()
 		return vsip.Reply(tx, req, vsip.ErrOutOfOrder, localTag)
 	}
@@ -153,6 +179,7 @@ func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key strin
 	}
 	e.sub.Transport, e.sub.Source = req.Transport(), req.Source()
 	expires := time.Now().Add(time.Duration(grant) * time.Second).UTC()
+	e.sub.Owner = m.instance
 	snap := *e.sub
 	snap.RouteSet = append([]string(nil), e.sub.RouteSet...)
 	snap.ExpiresAt = expires
@@ -175,7 +202,10 @@ func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key strin
 	m.log.Info("mwi subscription refreshed", "tenant", snap.Tenant, "mailbox", snap.Mailbox, "call_id", snap.CallID, "expires", grant)
 	// Only now (the 200 is out) may the NOTIFY go: no NOTIFY overtakes the 200.
 	m.mu.Lock()
-	if !e.gone {
+	if taken {
+		m.adoptTakenLocked(e)
+	}
+	if !e.gone && (!taken || !m.stopped) {
 		e.sub.ExpiresAt = expires
 		if grant == 0 {
 			e.term, e.endReason = reasonNone, "unsubscribed"
@@ -184,6 +214,40 @@ func (m *Notifier) refresh(req *sip.Request, tx sip.ServerTransaction, key strin
 	}
 	m.mu.Unlock()
 	return 200
+}
+
+// adoptTakenLocked puts a subscription that take moved here into memory
+// (unless stopping: then the next owner loads it from the store).
+func (m *Notifier) adoptTakenLocked(e *mwiEntry) {
+	if m.stopped {
+		return
+	}
+	if old := m.subs[e.key]; old != nil {
+		m.removeLocked(old)
+	}
+	m.addLocked(e)
+	m.dirtyCSeq[e.sub.ID] = e.sub.LocalCSeq
+	m.m.taken.WithLabelValues("refresh").Inc()
+}
+
+// take makes the stored subscription of the dialog ours (nil when there is
+// none), with a CSeq margin above its last owner's NOTIFYs.
+func (m *Notifier) take(req *sip.Request, key string) *mwiEntry {
+	remoteTag, _ := req.From().Params.Get("tag")
+	localTag, _ := req.To().Params.Get("tag")
+	_, eventID := parseEvent(req)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := m.st.TakeMWISubscription(ctx, m.instance, req.CallID().Value(), remoteTag, localTag, eventID)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			m.log.Warn("mwi refresh: taking the subscription", "call_id", req.CallID().Value(), "err", err)
+		}
+		return nil
+	}
+	sub.LocalCSeq += mwiCSeqMargin
+	m.log.Info("mwi subscription taken from another instance", "tenant", sub.Tenant, "mailbox", sub.Mailbox, "call_id", sub.CallID)
+	return &mwiEntry{mb: mbKey{sub.Tenant, sub.Mailbox}, sub: sub, hidx: -1, key: key}
 }
 
 func (m *Notifier) okResponse(tx sip.ServerTransaction, req *sip.Request, localTag string, grant int) error {

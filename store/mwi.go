@@ -31,6 +31,11 @@ type MWISubscription struct {
 
 	ExpiresAt time.Time // UTC
 	CreatedAt time.Time // UTC
+
+	// Owner is the instance that sends this subscription's NOTIFYs
+	// (docs/mwi.md): "" for none yet (rows from before clustering), which
+	// the first instance to look claims.
+	Owner string
 }
 
 // MWITargetStop records that a mailbox's unsolicited MWI target no longer
@@ -52,6 +57,20 @@ type MWIStore interface {
 	// ListMWISubscriptions returns every stored subscription, expired ones
 	// included (the caller terminates those), ordered by ID.
 	ListMWISubscriptions(ctx context.Context) ([]MWISubscription, error)
+	// ListOwnedMWISubscriptions returns the subscriptions owner holds,
+	// ordered by ID.
+	ListOwnedMWISubscriptions(ctx context.Context, owner string) ([]MWISubscription, error)
+	// OwnedMWISubscriptionIDs returns the IDs of the subscriptions owner
+	// holds: an instance drops from memory those it no longer holds.
+	OwnedMWISubscriptionIDs(ctx context.Context, owner string) ([]string, error)
+	// ClaimMWISubscriptions makes owner the owner of every subscription
+	// whose owner is not a live instance at now (see ClusterStore), and
+	// returns them ordered by ID. Concurrent claimers get disjoint sets.
+	ClaimMWISubscriptions(ctx context.Context, owner string, now time.Time) ([]MWISubscription, error)
+	// TakeMWISubscription makes owner the owner of the subscription of the
+	// dialog (a refresh reached this instance) and returns it; ErrNotFound
+	// when there is none.
+	TakeMWISubscription(ctx context.Context, owner, callID, remoteTag, localTag, eventID string) (*MWISubscription, error)
 	// SetMWILocalCSeqs records the CSeq of the last NOTIFY of many
 	// subscriptions in one transaction (absent IDs are skipped); a stored
 	// value never goes down.

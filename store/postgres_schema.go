@@ -7,16 +7,16 @@ package store
 // (COLLATE "C"), like SQLite, so that ordering and cursors do not depend on
 // the server's locale. Only append; never edit a step that has shipped.
 var pgMigrations = []string{
-	pgCoreSchema,         // 1
-	pgAccessSchema,       // 2
-	pgMWISchema,          // 3
-	pgAPISchema,          // 4
-	pgMailSchema,         // 5
-	pgGDPRSchema,         // 6
-	outboxSchemaPostgres, // 7: the change log (store/outbox.go)
-	pgClientsSchema,      // 8: API clients and their tokens (store/sqlite_clients.go)
-	// 9: MWI ownership (another branch) goes here; the lead renumbers at merge.
-	pgSIPAuthSchema, // 10: SIP digest credentials, registrations, nonce key (store/sqlite_sipauth.go)
+	pgCoreSchema,          // 1
+	pgAccessSchema,        // 2
+	pgMWISchema,           // 3
+	pgAPISchema,           // 4
+	pgMailSchema,          // 5
+	pgGDPRSchema,          // 6
+	outboxSchemaPostgres,  // 7: the change log (store/outbox.go)
+	pgClientsSchema,       // 8: API clients and their tokens (store/sqlite_clients.go)
+	clusterSchemaPostgres, // 9: MWI subscription owners, instance heartbeats, leases (store/cluster.go)
+	pgSIPAuthSchema,       // 10: SIP digest credentials, registrations, nonce key (store/sqlite_sipauth.go)
 }
 
 const pgClientsSchema = `

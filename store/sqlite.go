@@ -27,16 +27,16 @@ import (
 // Folder and type values are checked in Go rather than with CHECK
 // constraints, because SQLite cannot alter a CHECK without rebuilding the table.
 var migrations = []string{
-	coreSchema,         // 1: tenants, mailboxes, messages
-	accessSchema,       // 2: access IVR (issue 3), store/sqlite_access.go
-	mwiSchema,          // 3: MWI subscriptions (issue 4), store/sqlite_mwi.go
-	apiSchema,          // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
-	mailSchema,         // 5: email outbox (issue 7), store/sqlite_mail.go
-	gdprSchema,         // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
-	outboxSchemaSQLite, // 7: the change log (transactional outbox), store/outbox.go
-	clientsSchema,      // 8: API clients and their tokens (issue 21), store/sqlite_clients.go
-	// 9: MWI ownership (another branch) goes here; the lead renumbers at merge.
-	sipAuthSchema, // 10: SIP digest credentials, registrations, nonce key (issue 15), store/sqlite_sipauth.go
+	coreSchema,          // 1: tenants, mailboxes, messages
+	accessSchema,        // 2: access IVR (issue 3), store/sqlite_access.go
+	mwiSchema,           // 3: MWI subscriptions (issue 4), store/sqlite_mwi.go
+	apiSchema,           // 4: tokens, webhooks, event queue (issue 5), store/sqlite_api.go
+	mailSchema,          // 5: email outbox (issue 7), store/sqlite_mail.go
+	gdprSchema,          // 6: GDPR forget/undo and audit, retention (issue 6), store/sqlite_gdpr.go
+	outboxSchemaSQLite,  // 7: the change log (transactional outbox), store/outbox.go
+	clientsSchema,       // 8: API clients and their tokens (issue 21), store/sqlite_clients.go
+	clusterSchemaSQLite, // 9: MWI subscription owners, instance heartbeats, leases (issue 13), store/cluster.go
+	sipAuthSchema,       // 10: SIP digest credentials, registrations, nonce key (issue 15), store/sqlite_sipauth.go
 }
 
 // coreSchema is version 1.

@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,7 +48,7 @@ CREATE TABLE mwi_target_stops (
 `
 
 const mwiSubCols = `id, tenant, mailbox, call_id, local_tag, remote_tag, event_id, local_uri, remote_uri,
-	contact, route_set, transport, source, account_host, local_cseq, remote_cseq, expires_at, created_at`
+	contact, route_set, transport, source, account_host, local_cseq, remote_cseq, expires_at, created_at, owner`
 
 func (s *sqlStore) SaveMWISubscription(ctx context.Context, m *MWISubscription) error {
 	if m.ID == "" || m.CallID == "" {
@@ -54,7 +58,7 @@ func (s *sqlStore) SaveMWISubscription(ctx context.Context, m *MWISubscription) 
 		m.CreatedAt = time.Now().UTC()
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO mwi_subscriptions (`+mwiSubCols+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
 	tenant = excluded.tenant, mailbox = excluded.mailbox, call_id = excluded.call_id,
 	local_tag = excluded.local_tag, remote_tag = excluded.remote_tag, event_id = excluded.event_id,
@@ -62,10 +66,10 @@ ON CONFLICT (id) DO UPDATE SET
 	route_set = excluded.route_set, transport = excluded.transport, source = excluded.source,
 	account_host = excluded.account_host,
 	local_cseq = `+s.d.greatest()+`(mwi_subscriptions.local_cseq, excluded.local_cseq), remote_cseq = excluded.remote_cseq,
-	expires_at = excluded.expires_at`,
+	expires_at = excluded.expires_at, owner = excluded.owner`,
 		m.ID, m.Tenant, m.Mailbox, m.CallID, m.LocalTag, m.RemoteTag, m.EventID, m.LocalURI, m.RemoteURI,
 		m.Contact, encodeList(m.RouteSet), m.Transport, m.Source, m.AccountHost,
-		int64(m.LocalCSeq), int64(m.RemoteCSeq), m.ExpiresAt.UTC().UnixNano(), m.CreatedAt.UTC().UnixNano())
+		int64(m.LocalCSeq), int64(m.RemoteCSeq), m.ExpiresAt.UTC().UnixNano(), m.CreatedAt.UTC().UnixNano(), m.Owner)
 	if err != nil {
 		return fmt.Errorf("store: save MWI subscription %s: %w", m.ID, err)
 	}
@@ -84,30 +88,32 @@ func (s *sqlStore) ListMWISubscriptions(ctx context.Context) ([]MWISubscription,
 	if err != nil {
 		return nil, fmt.Errorf("store: list MWI subscriptions: %w", err)
 	}
-	out, err := collect(rows, func(sc scanner) (MWISubscription, error) {
-		var (
-			m                MWISubscription
-			routes           string
-			lcseq, rcseq     int64
-			expires, created int64
-		)
-		if err := sc.Scan(&m.ID, &m.Tenant, &m.Mailbox, &m.CallID, &m.LocalTag, &m.RemoteTag, &m.EventID,
-			&m.LocalURI, &m.RemoteURI, &m.Contact, &routes, &m.Transport, &m.Source, &m.AccountHost,
-			&lcseq, &rcseq, &expires, &created); err != nil {
-			return MWISubscription{}, err
-		}
-		var err error
-		if m.RouteSet, err = decodeList(routes); err != nil {
-			return MWISubscription{}, fmt.Errorf("subscription %s: route_set: %w", m.ID, err)
-		}
-		m.LocalCSeq, m.RemoteCSeq = uint32(lcseq), uint32(rcseq)
-		m.ExpiresAt, m.CreatedAt = fromNanos(expires), fromNanos(created)
-		return m, nil
-	})
+	out, err := collect(rows, scanMWISubscription)
 	if err != nil {
 		return nil, fmt.Errorf("store: list MWI subscriptions: %w", err)
 	}
 	return out, nil
+}
+
+func scanMWISubscription(sc scanner) (MWISubscription, error) {
+	var (
+		m                MWISubscription
+		routes           string
+		lcseq, rcseq     int64
+		expires, created int64
+	)
+	if err := sc.Scan(&m.ID, &m.Tenant, &m.Mailbox, &m.CallID, &m.LocalTag, &m.RemoteTag, &m.EventID,
+		&m.LocalURI, &m.RemoteURI, &m.Contact, &routes, &m.Transport, &m.Source, &m.AccountHost,
+		&lcseq, &rcseq, &expires, &created, &m.Owner); err != nil {
+		return MWISubscription{}, err
+	}
+	var err error
+	if m.RouteSet, err = decodeList(routes); err != nil {
+		return MWISubscription{}, fmt.Errorf("subscription %s: route_set: %w", m.ID, err)
+	}
+	m.LocalCSeq, m.RemoteCSeq = uint32(lcseq), uint32(rcseq)
+	m.ExpiresAt, m.CreatedAt = fromNanos(expires), fromNanos(created)
+	return m, nil
 }
 
 func (s *sqlStore) SetMWILocalCSeqs(ctx context.Context, cseqs map[string]uint32) error {
@@ -178,4 +184,71 @@ ORDER BY tenant, mailbox, target`)
 		return nil, fmt.Errorf("store: list MWI target stops: %w", err)
 	}
 	return out, nil
+}
+
+// Ownership across instances (store/cluster.go, docs/mwi.md).
+
+func (s *sqlStore) ListOwnedMWISubscriptions(ctx context.Context, owner string) ([]MWISubscription, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+mwiSubCols+` FROM mwi_subscriptions WHERE owner = ? ORDER BY id`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("store: list MWI subscriptions of %s: %w", owner, err)
+	}
+	out, err := collect(rows, scanMWISubscription)
+	if err != nil {
+		return nil, fmt.Errorf("store: list MWI subscriptions of %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) OwnedMWISubscriptionIDs(ctx context.Context, owner string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM mwi_subscriptions WHERE owner = ?`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("store: MWI subscriptions of %s: %w", owner, err)
+	}
+	out, err := collect(rows, func(sc scanner) (string, error) {
+		var id string
+		return id, sc.Scan(&id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: MWI subscriptions of %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) ClaimMWISubscriptions(ctx context.Context, owner string, now time.Time) ([]MWISubscription, error) {
+	if owner == "" {
+		return nil, fmt.Errorf("store: claim MWI subscriptions: empty owner")
+	}
+	// On PostgreSQL, SKIP LOCKED lets two claimers pass each other's rows
+	// (a row another claimer just took is re-checked: its new owner is
+	// live); SQLite's single writer serialises them.
+	rows, err := s.w.QueryContext(ctx, `UPDATE mwi_subscriptions SET owner = ? WHERE id IN (
+SELECT id FROM mwi_subscriptions WHERE owner <> ?
+AND owner NOT IN (SELECT id FROM cluster_instances WHERE expires_at >= ?)`+s.d.skipLocked()+`)
+RETURNING `+mwiSubCols, owner, owner, now.UTC().UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("store: claim MWI subscriptions: %w", err)
+	}
+	out, err := collect(rows, scanMWISubscription)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim MWI subscriptions: %w", err)
+	}
+	slices.SortFunc(out, func(a, b MWISubscription) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (s *sqlStore) TakeMWISubscription(ctx context.Context, owner, callID, remoteTag, localTag, eventID string) (*MWISubscription, error) {
+	if owner == "" {
+		return nil, fmt.Errorf("store: take MWI subscription: empty owner")
+	}
+	m, err := scanMWISubscription(s.w.QueryRowContext(ctx, `UPDATE mwi_subscriptions SET owner = ?
+WHERE call_id = ? AND remote_tag = ? AND local_tag = ? AND event_id = ? RETURNING `+mwiSubCols,
+		owner, callID, remoteTag, localTag, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: take MWI subscription %s: %w", callID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: take MWI subscription %s: %w", callID, err)
+	}
+	return &m, nil
 }

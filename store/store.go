@@ -165,6 +165,8 @@ type Store interface {
 	// message rows, visible or GDPR-hidden, with those ids: what the
 	// orphan sweep keeps.
 	MediaKeysOf(ctx context.Context, ids []string) (map[string]bool, error)
+	// store/cluster.go: instance heartbeats and named leases (issue 13)
+	ClusterStore
 }
 
 // DefaultTenant is the tenant of requests whose host no tenant claims.

@@ -192,7 +192,8 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	if err != nil {
 		return err
 	}
-	notifier := mwi.New(mwi.Deps{Server: srv, Store: st, Changes: changes, Logger: log})
+	notifier := mwi.New(mwi.Deps{Server: srv, Store: st, Changes: changes, Logger: log,
+		Instance: cfg.ClusterInstanceID, Heartbeat: cfg.ClusterHeartbeat})
 	// Phones registered with digest get unsolicited NOTIFYs (mwi/registered.go).
 	registered := mwi.NewRegistered(srv, st, changes, log)
 	registered.Start()
