@@ -70,6 +70,10 @@ type Config struct {
 	// StrictRTPPackets: packets in sequence a new RTP source must send
 	// before it is learnt (docs/configuration.md); 0 = media's default.
 	StrictRTPPackets int
+	// SRTP is media.srtp: off, optional ("" = optional) or required;
+	// SRTPAllowInsecure accepts SDES keys over UDP and TCP (sdes.go).
+	SRTP              string
+	SRTPAllowInsecure bool
 }
 
 // Store is what signalling reads: the tenant of a domain and the mailbox a
@@ -131,6 +135,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.PublicIP == nil {
 		cfg.PublicIP = FirstNonLoopback()
+	}
+	if cfg.SRTP == "" {
+		cfg.SRTP = SRTPOptional
 	}
 	// NOTIFY and INVITE with big SDP must not be refused over UDP. The
 	// setting is sipgo's package variable: set it once.

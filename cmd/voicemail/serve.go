@@ -159,11 +159,16 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	for _, l := range cfg.SIPListen {
 		listeners = append(listeners, vsip.Listener{Transport: l.Transport, Addr: l.Addr})
 		if l.Transport == "tls" && tlsConf == nil {
-			cert, err := tls.LoadX509KeyPair(cfg.SIPTLSCert, cfg.SIPTLSKey)
+			cert, err := vsip.LoadCertificate(cfg.SIPTLSCert, cfg.SIPTLSKey, log)
 			if err != nil {
 				return fmt.Errorf("config key sip.tls_cert: %w", err)
 			}
-			tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			tlsConf = cert.Config()
+			// SIGHUP reloads the certificate (docs/sip.md): renewals need
+			// no restart.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			go reloadOnHUP(ctx, hup, cert)
 		}
 	}
 	// Free space of the media and database folders (media.min_free):
@@ -182,6 +187,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
 		TCPIdleTimeout: cfg.SIPTCPIdleTimeout, TCPMaxPerSource: cfg.SIPTCPMaxPerSource,
 		RTPTimeout: cfg.MediaRTPTimeout, StrictRTPPackets: cfg.MediaStrictRTPPackets,
+		SRTP: cfg.MediaSRTP, SRTPAllowInsecure: cfg.MediaSRTPAllowInsecureKeys,
 	}, vsip.Deps{Store: st, Engine: engine, Calls: calls, Logger: log})
 	if err != nil {
 		return err
@@ -428,4 +434,18 @@ func spacePaths(cfg *config.Config) map[string]string {
 		paths["database"] = filepath.Dir(p)
 	}
 	return paths
+}
+
+// reloadOnHUP reloads the SIP TLS certificate on each SIGHUP until ctx
+// ends; a pair that does not load keeps the current one (logged).
+func reloadOnHUP(ctx context.Context, hup chan os.Signal, cert *vsip.Certificate) {
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			_ = cert.Reload()
+		}
+	}
 }
