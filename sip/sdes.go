@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -285,4 +286,16 @@ func (d *Dialog) srtpSuite() string {
 		return ""
 	}
 	return d.crypto.Suite
+}
+
+// inlineKey matches the key of an a=crypto inline parameter.
+var inlineKey = regexp.MustCompile(`(?i)(inline:)[A-Za-z0-9+/=]+`)
+
+// redactKeys hides SDES keys in text bound for a log (a malformed
+// message is logged with its bytes).
+func redactKeys(s string) string {
+	if !strings.Contains(strings.ToLower(s), "inline:") {
+		return s
+	}
+	return inlineKey.ReplaceAllString(s, "${1}[redacted]")
 }
