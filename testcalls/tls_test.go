@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -253,4 +254,88 @@ func TestTLSCertificateReload(t *testing.T) {
 		t.Errorf("the server's RTP: %+v", st)
 	}
 	newestRecording(t, s, "1001", 1)
+}
+
+// readSIPStream reads one message framed by Content-Length from a stream.
+func readSIPStream(r *bufio.Reader) (string, error) {
+	var head strings.Builder
+	length := 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return head.String(), err
+		}
+		if strings.TrimSpace(line) == "" {
+			if head.Len() == 0 {
+				continue
+			}
+			break
+		}
+		head.WriteString(line)
+		if name, val, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(name), "content-length") {
+			fmt.Sscan(strings.TrimSpace(val), &length)
+		}
+	}
+	body := make([]byte, length)
+	_, err := io.ReadFull(r, body)
+	return head.String() + "\r\n" + string(body), err
+}
+
+// TestTLSSubscribeNotify: a SUBSCRIBE over TLS is answered, and its NOTIFY
+// comes back over the subscriber's own TLS connection.
+func TestTLSSubscribeNotify(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert := testCert(t, dir, "voicemail-test")
+	_, _, tlsAddr := tlsServer(t, dir)
+	conn, err := tls.Dial("tcp", tlsAddr, trusting(cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	local := conn.LocalAddr().String()
+	sub := "SUBSCRIBE sips:1001@" + tlsAddr + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/TLS " + local + ";branch=z9hG4bK" + siptest.RandHex(8) + ";rport\r\n" +
+		"From: <sips:1001@127.0.0.1>;tag=" + siptest.RandHex(4) + "\r\nTo: <sips:1001@127.0.0.1>\r\n" +
+		"Call-ID: " + siptest.RandHex(8) + "@tls\r\nCSeq: 1 SUBSCRIBE\r\nMax-Forwards: 70\r\n" +
+		"Contact: <sips:1001@" + local + ">\r\nEvent: message-summary\r\nExpires: 60\r\n" +
+		"Accept: application/simple-message-summary\r\nContent-Length: 0\r\n\r\n"
+	if _, err := conn.Write([]byte(sub)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	var answered, notified bool
+	for !answered || !notified {
+		m, err := readSIPStream(r)
+		if err != nil {
+			t.Fatalf("reading over TLS (answered %v, notified %v): %v", answered, notified, err)
+		}
+		first, _, _ := strings.Cut(m, "\r\n")
+		switch {
+		case strings.HasPrefix(first, "SIP/2.0 2"):
+			answered = true
+		case strings.HasPrefix(first, "SIP/2.0 "):
+			t.Fatalf("SUBSCRIBE over TLS answered %q", first)
+		case strings.HasPrefix(first, "NOTIFY "):
+			if !strings.Contains(m, "Messages-Waiting") {
+				t.Fatalf("NOTIFY without a message summary:\n%s", m)
+			}
+			notified = true
+			// 200 to the NOTIFY: its Via, From, To, Call-ID and CSeq.
+			var resp strings.Builder
+			resp.WriteString("SIP/2.0 200 OK\r\n")
+			for _, line := range strings.Split(m, "\r\n") {
+				name, _, _ := strings.Cut(line, ":")
+				switch strings.ToLower(strings.TrimSpace(name)) {
+				case "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq":
+					resp.WriteString(line + "\r\n")
+				}
+			}
+			resp.WriteString("Content-Length: 0\r\n\r\n")
+			if _, err := conn.Write([]byte(resp.String())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

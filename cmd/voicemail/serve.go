@@ -155,22 +155,22 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	defer engine.Close()
 
 	var tlsConf *tls.Config
+	var cert *vsip.Certificate
 	var listeners []vsip.Listener
 	for _, l := range cfg.SIPListen {
 		listeners = append(listeners, vsip.Listener{Transport: l.Transport, Addr: l.Addr})
 		if l.Transport == "tls" && tlsConf == nil {
-			cert, err := vsip.LoadCertificate(cfg.SIPTLSCert, cfg.SIPTLSKey, log)
-			if err != nil {
+			if cert, err = vsip.LoadCertificate(cfg.SIPTLSCert, cfg.SIPTLSKey, log); err != nil {
 				return fmt.Errorf("config key sip.tls_cert: %w", err)
 			}
 			tlsConf = cert.Config()
-			// SIGHUP reloads the certificate (docs/sip.md): renewals need
-			// no restart.
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			go reloadOnHUP(ctx, hup, cert)
 		}
 	}
+	// SIGHUP reloads the TLS certificate (docs/operations.md): renewals
+	// need no restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go reloadOnHUP(ctx, hup, cert, log)
 	// Free space of the media and database folders (media.min_free):
 	// /readyz, API writes (507) and new deposits (503).
 	space := diskspace.New(diskspace.Config{Paths: spacePaths(cfg), Min: cfg.MediaMinFree, Logger: log})
@@ -438,13 +438,18 @@ func spacePaths(cfg *config.Config) map[string]string {
 
 // reloadOnHUP reloads the SIP TLS certificate on each SIGHUP until ctx
 // ends; a pair that does not load keeps the current one (logged).
-func reloadOnHUP(ctx context.Context, hup chan os.Signal, cert *vsip.Certificate) {
+// Without a tls: listener SIGHUP is logged and ignored.
+func reloadOnHUP(ctx context.Context, hup chan os.Signal, cert *vsip.Certificate, log *slog.Logger) {
 	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if cert == nil {
+				log.Info("SIGHUP: nothing to reload (no tls: listener)")
+				continue
+			}
 			_ = cert.Reload()
 		}
 	}
