@@ -99,9 +99,9 @@ func TestTLSSRTPDeposit(t *testing.T) {
 	s, udpAddr, tlsAddr := tlsServer(t, dir, "--media-srtp", "required")
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	// The greeting and instructions take ~5.5 s before the beep: 9 s of
-	// audio leave ~3.5 s recorded (min_seconds is 2).
-	sent := source[:9*8000]
+	// The greeting and instructions take ~5.5-6 s before the beep: 10 s of
+	// audio leave ~4 s recorded (min_seconds is 2).
+	sent := source[:10*8000]
 	for i, suite := range []string{"AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_32"} {
 		scheme := "sip"
 		if i == 1 {
@@ -146,6 +146,26 @@ func TestTLSSRTPDeposit(t *testing.T) {
 		rec := newestRecording(t, s, "1002", i+1)
 		checkExactSuffix(t, rec.w.samples, siptest.PCMU, len(sent))
 	}
+
+	// An INVITE without SDP: in required mode our offer in the 200 is
+	// RTP/SAVP; the caller's answer in the ACK picks its key, and the
+	// server's media authenticates with the key of its offer.
+	c, err := siptest.Dial(ctx, siptest.Config{Server: tlsAddr, RequestURI: "sip:1001@" + tlsAddr,
+		TLS: trusting(cert), SRTP: "AES_CM_128_HMAC_SHA1_80", NoSDP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status() != 200 || !strings.Contains(string(c.Final().Body), "RTP/SAVP") {
+		t.Fatalf("INVITE without SDP: %d, offer\n%s", c.Status(), c.Final().Body)
+	}
+	waitFor(t, "SRTP from the server after our answer", 10*time.Second, func() bool { return c.SRTPStats().Authentic >= 10 })
+	if st := c.SRTPStats(); st.Clear != 0 {
+		t.Errorf("offer in the 200: %+v", st)
+	}
+	if _, err := c.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 
 	// Refused: plain RTP in required mode, SDES keys over UDP.
 	for _, tc := range []struct {
