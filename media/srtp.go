@@ -48,7 +48,7 @@ func (c *SRTPConfig) equal(o *SRTPConfig) bool {
 type srtpState struct {
 	cfg    *SRTPConfig
 	txRTP  *srtp.Context
-	rtcpMu sync.Mutex
+	rtcpMu *sync.Mutex // shared with txRTCP when a re-key keeps it
 	txRTCP *srtp.Context
 	rxRTP  *srtp.Context
 	rxRTCP *srtp.Context
@@ -81,7 +81,7 @@ func newSRTPState(c *SRTPConfig) (*srtpState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &srtpState{cfg: c}
+	st := &srtpState{cfg: c, rtcpMu: &sync.Mutex{}}
 	mk := func(k, s []byte, rx bool) (*srtp.Context, error) {
 		var opts []srtp.ContextOption
 		if rx {
@@ -207,6 +207,18 @@ func (s *Session) setSRTP(c *SRTPConfig) error {
 	st, err := newSRTPState(c)
 	if err != nil {
 		return err
+	}
+	if cur != nil && cur.cfg.Profile == c.Profile {
+		// A side whose key did not change keeps its contexts: a fresh one
+		// would restart the rollover counter under the same key and
+		// encrypt a second time with keystream already used (RFC 3711
+		// §9.1), or forget the replay window.
+		if bytes.Equal(cur.cfg.LocalKey, c.LocalKey) {
+			st.txRTP, st.txRTCP, st.rtcpMu = cur.txRTP, cur.txRTCP, cur.rtcpMu
+		}
+		if bytes.Equal(cur.cfg.RemoteKey, c.RemoteKey) {
+			st.rxRTP, st.rxRTCP = cur.rxRTP, cur.rxRTCP
+		}
 	}
 	s.txMu.Lock()
 	s.srtp.Store(st)

@@ -331,3 +331,30 @@ func BenchmarkEncryptRTP(b *testing.B) {
 		})
 	}
 }
+
+// TestSRTPRekeyKeepsUnchangedSide: a re-INVITE with the caller's new key
+// keeps our send context (its rollover counter: no keystream reused) and
+// replaces the receive one; the same keys again change nothing.
+func TestSRTPRekeyKeepsUnchangedSide(t *testing.T) {
+	checkGoroutines(t)
+	e := newTestEngine(t)
+	keys, _, _ := testSRTP(t, srtp.ProtectionProfileAes128CmHmacSha1_80)
+	s, _ := newCall(t, e, SessionConfig{Codec: PCMU, SRTP: keys})
+	old := s.srtp.Load()
+	same := *keys
+	if err := s.setSRTP(&same); err != nil || s.srtp.Load() != old {
+		t.Fatalf("same keys replaced the state: %v", err)
+	}
+	theirs, _, _ := testSRTP(t, srtp.ProtectionProfileAes128CmHmacSha1_80)
+	rekey := &SRTPConfig{Profile: keys.Profile, LocalKey: keys.LocalKey, RemoteKey: theirs.RemoteKey}
+	if err := s.setSRTP(rekey); err != nil {
+		t.Fatal(err)
+	}
+	cur := s.srtp.Load()
+	if cur.txRTP != old.txRTP || cur.txRTCP != old.txRTCP || cur.rtcpMu != old.rtcpMu {
+		t.Error("our unchanged key got fresh send contexts")
+	}
+	if cur.rxRTP == old.rxRTP || cur.rxRTCP == old.rxRTCP {
+		t.Error("the caller's new key kept the old receive contexts")
+	}
+}
