@@ -187,7 +187,8 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		offer = o
 	}
-	if err := s.srtpPolicy(offer, req); err != nil {
+	offer, err := s.srtpPolicy(offer, req)
+	if err != nil {
 		log.Info("rejecting offer: media.srtp", "err", err, "transport", req.Transport())
 		s.refuse(tx, req, err, "")
 		return

@@ -39,7 +39,7 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 func (d *Dialog) reinviteAnswer(req *sip.Request) *sip.Response {
 	o, err := ParseOffer(req.Body())
 	if err == nil {
-		err = d.checkReoffer(o, req)
+		o, err = d.checkReoffer(o, req)
 	} else {
 		err = Refuse(ErrNotAcceptableHere, Warning(305, err.Error()))
 	}

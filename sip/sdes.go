@@ -188,29 +188,40 @@ func checkSRTP(o *Offer, mode string, transport string, allowInsecure bool) erro
 	return nil
 }
 
-// srtpPolicy applies media.srtp to an initial INVITE (offer nil: the
-// INVITE had no SDP and we make the offer; in required mode it is RTP/SAVP
-// with our key, which needs TLS as well).
-func (s *Server) srtpPolicy(o *Offer, req *sip.Request) error {
+// srtpPolicy applies media.srtp to an INVITE's offer and returns the
+// stream to answer: the first audio stream, or the offer's stream of the
+// other kind (RTP/AVP beside RTP/SAVP, RFC 5939 §3.7 best-effort style)
+// when only that one is acceptable. Offer nil: the INVITE had no SDP and we
+// make the offer; in required mode it is RTP/SAVP with our key, which
+// needs TLS as well.
+func (s *Server) srtpPolicy(o *Offer, req *sip.Request) (*Offer, error) {
 	if o == nil {
 		if s.cfg.SRTP == SRTPRequired && !strings.EqualFold(req.Transport(), "tls") && !s.cfg.SRTPAllowInsecure {
-			return Refuse(ErrNotAcceptableHere, Warning(305, "SRTP is required and SDES keys go only over TLS"))
+			return nil, Refuse(ErrNotAcceptableHere, Warning(305, "SRTP is required and SDES keys go only over TLS"))
 		}
-		return nil
+		return nil, nil
 	}
-	return checkSRTP(o, s.cfg.SRTP, req.Transport(), s.cfg.SRTPAllowInsecure)
+	err := checkSRTP(o, s.cfg.SRTP, req.Transport(), s.cfg.SRTPAllowInsecure)
+	if err != nil && o.other != nil && checkSRTP(o.other, s.cfg.SRTP, req.Transport(), s.cfg.SRTPAllowInsecure) == nil {
+		return o.other, nil
+	}
+	return o, err
 }
 
 // checkReoffer refuses a re-INVITE offer that media.srtp refuses, or one
 // that would fall back to plain RTP in a call that is encrypted.
-func (d *Dialog) checkReoffer(o *Offer, req *sip.Request) error {
-	if err := d.s.srtpPolicy(o, req); err != nil {
-		return err
+func (d *Dialog) checkReoffer(o *Offer, req *sip.Request) (*Offer, error) {
+	if d.secure() && !o.Secure && o.other != nil {
+		o = o.other
+	}
+	o, err := d.s.srtpPolicy(o, req)
+	if err != nil {
+		return nil, err
 	}
 	if d.secure() && !o.Secure {
-		return Refuse(ErrNotAcceptableHere, Warning(305, "this call is SRTP: offer RTP/SAVP"))
+		return nil, Refuse(ErrNotAcceptableHere, Warning(305, "this call is SRTP: offer RTP/SAVP"))
 	}
-	return nil
+	return o, nil
 }
 
 // secure reports whether the call negotiated SRTP.

@@ -156,7 +156,7 @@ func TestSRTPPolicy(t *testing.T) {
 		s := &Server{cfg: Config{SRTP: c.mode, SRTPAllowInsecure: c.insecure}}
 		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "1001", Host: "h"})
 		req.SetTransport(c.tr)
-		err := s.srtpPolicy(c.o, req)
+		_, err := s.srtpPolicy(c.o, req)
 		if (err != nil) != c.refused {
 			t.Errorf("%s: err %v, want refused %v", c.name, err, c.refused)
 		}
@@ -183,4 +183,61 @@ func FuzzParseCrypto(f *testing.F) {
 			t.Fatalf("%q parsed to %+v, which writes back as %q: %+v %v", v, c, c.Attr(), back, err)
 		}
 	})
+}
+
+// TestBothStreams: an offer with an RTP/SAVP and an RTP/AVP audio stream
+// gets the one media.srtp and the transport allow; the other is rejected
+// with port 0 in the answer.
+func TestBothStreams(t *testing.T) {
+	sdp := offerSAVP + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "\r\n" +
+		"m=audio 4002 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+	cases := []struct {
+		mode, tr string
+		secure   bool
+		port     int
+		refused  bool
+	}{
+		{SRTPOptional, "TLS", true, 4000, false},
+		{SRTPOptional, "UDP", false, 4002, false}, // keys in clear: the plain stream
+		{SRTPOff, "TLS", false, 4002, false},
+		{SRTPRequired, "TLS", true, 4000, false},
+		{SRTPRequired, "UDP", false, 0, true},
+	}
+	for _, c := range cases {
+		o, err := ParseOffer([]byte(sdp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Server{cfg: Config{SRTP: c.mode}}
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "1001", Host: "h"})
+		req.SetTransport(c.tr)
+		got, err := s.srtpPolicy(o, req)
+		if (err != nil) != c.refused {
+			t.Errorf("%s over %s: %v", c.mode, c.tr, err)
+			continue
+		}
+		if c.refused {
+			continue
+		}
+		if got.Secure != c.secure || got.Remote.Port != c.port {
+			t.Errorf("%s over %s: chose secure %v port %d", c.mode, c.tr, got.Secure, got.Remote.Port)
+		}
+		var l Local
+		l.IP = net.ParseIP("192.0.2.1")
+		l.Port = 20000
+		if got.Secure {
+			cr, _ := newCrypto(got.Crypto.Tag, got.Crypto.Suite)
+			l.Crypto = &cr
+		}
+		ans := string(Answer(got, l))
+		want := []string{"m=audio 20000 RTP/SAVP 0 101", "m=audio 0 RTP/AVP 0"}
+		if !got.Secure {
+			want = []string{"m=audio 0 RTP/SAVP 0", "m=audio 20000 RTP/AVP 0 101"}
+		}
+		for _, w := range want {
+			if !strings.Contains(ans, w) {
+				t.Errorf("%s over %s: answer lacks %q:\n%s", c.mode, c.tr, w, ans)
+			}
+		}
+	}
 }

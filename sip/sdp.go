@@ -36,6 +36,9 @@ type Offer struct {
 	// a=crypto attributes we support (RFC 4568), with the caller's key.
 	Secure bool
 	Crypto *Crypto
+	// other is the first usable audio stream of the other kind (RTP/AVP
+	// for an RTP/SAVP offer, or the reverse), when the offer has both.
+	other *Offer
 }
 
 // Hold reports whether the remote asked us not to send (RFC 3264 §8.4).
@@ -50,6 +53,7 @@ func ParseOffer(body []byte) (*Offer, error) {
 	if err := d.UnmarshalString(string(body)); err != nil {
 		return nil, fmt.Errorf("sdp: %w", err)
 	}
+	var first *Offer
 	noCrypto := false
 	for i, m := range d.MediaDescriptions {
 		secure := isSAVP(m.MediaName.Protos)
@@ -111,6 +115,9 @@ func ParseOffer(body []byte) (*Offer, error) {
 		}
 		ip := net.ParseIP(addr)
 		if ip == nil {
+			if first != nil {
+				break // a broken alternative does not spoil the first stream
+			}
 			return nil, fmt.Errorf("sdp: connection address %q is not an IP address", addr)
 		}
 		o.Remote = &net.UDPAddr{IP: ip, Port: m.MediaName.Port.Value}
@@ -121,11 +128,24 @@ func ParseOffer(body []byte) (*Offer, error) {
 		} else if v, ok := m.Attribute("rtcp"); ok {
 			a, err := rtcpAttr(v, ip)
 			if err != nil {
+				if first != nil {
+					break
+				}
 				return nil, err
 			}
 			o.RTCP = a
 		}
-		return o, nil
+		if first == nil {
+			first = o
+			continue
+		}
+		if o.Secure != first.Secure {
+			first.other = o // an RTP/SAVP and an RTP/AVP stream: media.srtp picks (sdes.go)
+			break
+		}
+	}
+	if first != nil {
+		return first, nil
 	}
 	if noCrypto {
 		return nil, errNoCrypto

@@ -125,7 +125,7 @@ func TestReofferAndAnswerChecks(t *testing.T) {
 	plain, _ := ParseOffer([]byte(offerPCMU))
 
 	d := &Dialog{s: s}
-	if err := d.checkReoffer(plain, req); err != nil {
+	if _, err := d.checkReoffer(plain, req); err != nil {
 		t.Fatalf("plain re-offer in a plain call: %v", err)
 	}
 	keys, err := d.srtpFor(sav)
@@ -139,10 +139,10 @@ func TestReofferAndAnswerChecks(t *testing.T) {
 	if _, err := d.srtpFor(sav); err != nil || !bytes.Equal(d.crypto.Key, first) {
 		t.Fatal("our key changed on a re-INVITE of the same suite")
 	}
-	if err := d.checkReoffer(plain, req); err == nil {
+	if _, err := d.checkReoffer(plain, req); err == nil {
 		t.Fatal("an SRTP call fell back to plain RTP")
 	}
-	if err := d.checkReoffer(sav, req); err != nil {
+	if _, err := d.checkReoffer(sav, req); err != nil {
 		t.Fatalf("SRTP re-offer: %v", err)
 	}
 
