@@ -44,6 +44,10 @@ type srtpState struct {
 	tx    *srtp.Context
 	rx    *srtp.Context
 	stats SRTPStats
+	// early holds packets that arrived before the answer told the key
+	// (the server may send as soon as it has our address); they are
+	// checked when the key is known.
+	early [][]byte
 }
 
 func (c *Call) dialSIP(ctx context.Context, ip net.IP) error {
@@ -198,6 +202,10 @@ func (c *Call) srtpAnswer(body []byte) error {
 		}
 		c.srtp.mu.Lock()
 		c.srtp.remote, c.srtp.rx = key, rx
+		for _, b := range c.srtp.early {
+			c.srtp.check(b)
+		}
+		c.srtp.early = nil
 		c.srtp.mu.Unlock()
 		return nil
 	}
@@ -217,9 +225,16 @@ func (c *Call) decrypt(b []byte) ([]byte, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.rx == nil {
-		st.stats.Failed++
+		if len(st.early) < 100 {
+			st.early = append(st.early, bytes.Clone(b))
+		}
 		return nil, false
 	}
+	return st.check(b)
+}
+
+// check decrypts one packet and counts it. Called with mu.
+func (st *srtpState) check(b []byte) ([]byte, bool) {
 	out, err := st.rx.DecryptRTP(nil, b, nil)
 	if err != nil {
 		st.stats.Failed++
