@@ -102,6 +102,10 @@ type Config struct {
 	// MediaRTPTimeout (0 = off); packets a new RTP source must send in order.
 	MediaRTPTimeout       time.Duration
 	MediaStrictRTPPackets int
+	// SRTP (docs/srtp.md): off, optional or required; SDES keys accepted
+	// over UDP/TCP only with MediaSRTPAllowInsecureKeys.
+	MediaSRTP                  string
+	MediaSRTPAllowInsecureKeys bool
 	// RecordingTailMS is the trailing silence kept after the last voiced frame.
 	RecordingTailMS    int
 	WebhooksAllowHosts []string // host names, addresses or CIDRs webhooks may reach although not public
@@ -318,6 +322,21 @@ func options() []option {
 			return nil
 		}},
 		{"media.strict_rtp_packets", "4", "packets in sequence a new RTP source must send before it is accepted", intv(func(c *Config) *int { return &c.MediaStrictRTPPackets }, 1)},
+		{"media.srtp", "optional", "SRTP with SDES keys: off (RTP/SAVP offers get 488), optional (RTP/SAVP and RTP/AVP answered in kind) or required (RTP/AVP offers get 488)", func(c *Config, v string) error {
+			switch v {
+			case "off", "optional", "required":
+				c.MediaSRTP = v
+				return nil
+			}
+			return fmt.Errorf("want off, optional or required, got %q", v)
+		}},
+		{"media.srtp_allow_insecure_keys", "false", "accept RTP/SAVP offers over UDP and TCP, whose SDES keys anyone on the path can read (by default only over TLS; others get 488)", func(c *Config, v string) (err error) {
+			c.MediaSRTPAllowInsecureKeys, err = strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			return nil
+		}},
 		{"webhooks.allow_hosts", "", "host names, addresses or CIDR networks webhooks may reach although loopback, private, link-local or multicast", func(c *Config, v string) error {
 			c.WebhooksAllowHosts = splitList(v)
 			for _, h := range c.WebhooksAllowHosts {

@@ -73,6 +73,10 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
+	st, err := newSRTPState(cfg.SRTP)
+	if err != nil {
+		return nil, err
+	}
 	conn, rtcpConn, port, err := e.ports.bind()
 	if err != nil {
 		return nil, err
@@ -80,7 +84,7 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = e.log
 	}
-	s := newSession(e, conn, rtcpConn, port, cfg)
+	s := newSession(e, conn, rtcpConn, port, cfg, st)
 	e.sessions[s] = struct{}{}
 	e.clock.add(s)
 	return s, nil

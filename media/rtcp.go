@@ -163,6 +163,11 @@ func (r *rtcpState) stats(st *Stats) {
 // only (the accepted RTP source's or the SDP's); garbage is counted and
 // dropped.
 func (s *Session) handleRTCP(b []byte, from netip.AddrPort, now time.Time, viaRTP bool) {
+	b, plain := s.decryptRTCP(b, viaRTP)
+	if !plain {
+		s.rtcpDrops.Add(1)
+		return
+	}
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
 		s.rtcpDrops.Add(1)
@@ -238,6 +243,10 @@ func (s *Session) sendReport(now time.Time, bye bool) {
 	b, err := s.rtcp.build(s.ssrc, s.cname, q, s.sent.Load(), s.octets.Load(), ts, now, bye)
 	if err != nil {
 		s.log.Warn("rtcp report not built", "err", err)
+		return
+	}
+	b, ok := s.encryptRTCP(b)
+	if !ok {
 		return
 	}
 	if _, err := conn.WriteToUDPAddrPort(b, dst); err == nil {

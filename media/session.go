@@ -62,7 +62,10 @@ type SessionConfig struct {
 	// (2 s for another address, 60 ms for another SSRC from the accepted
 	// one), before it is learnt. 0 = DefaultStrictRTPPackets.
 	StrictRTPPackets int
-	Logger           *slog.Logger
+	// SRTP, when set, encrypts and authenticates RTP and RTCP both ways
+	// (RFC 3711); packets that fail are dropped. nil = plain RTP.
+	SRTP   *SRTPConfig
+	Logger *slog.Logger
 }
 
 func (c *SessionConfig) normalize() error {
@@ -114,6 +117,8 @@ type Stats struct {
 	// §6.4.1); RTTMax the largest. Zero when never measured.
 	RTT, RTTMax time.Duration
 	RemoteBye   bool // the caller sent an RTCP BYE
+
+	SRTPFailed uint64 // SRTP/SRTCP packets that failed authentication or the replay check
 }
 
 // Session is the media of one call: an RTP and an RTCP socket, receive
@@ -193,6 +198,9 @@ type Session struct {
 	cnCount                       atomic.Uint64
 	rtcpSent, rtcpRecv, rtcpDrops atomic.Uint64
 
+	srtp      atomic.Pointer[srtpState] // nil = plain RTP (srtp.go)
+	srtpFails atomic.Uint64
+
 	closeOnce  sync.Once
 	closeErr   error
 	done       chan struct{}
@@ -216,7 +224,7 @@ func (k sessionSink) WriteFrame(pcm []int16) {
 	}
 }
 
-func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionConfig) *Session {
+func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionConfig, st *srtpState) *Session {
 	now := time.Now()
 	s := &Session{
 		eng:      e,
@@ -253,6 +261,9 @@ func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionCon
 	s.gate.reset(remote, now)
 	s.lastHeard.Store(int64(now.Sub(s.epoch)))
 	s.rx = NewReceiver(ReceiverConfig{Codec: cfg.Codec}, sessionSink{s})
+	if st != nil {
+		s.srtp.Store(st)
+	}
 	go s.recvLoop()
 	go s.rtcpLoop()
 	return s
@@ -286,7 +297,9 @@ func (s *Session) SetRemote(a *net.UDPAddr, c Codec, dtmfPT uint8) {
 }
 
 // Update applies a re-INVITE's negotiated media: Codec, DTMFPayload,
-// CNPayload, Remote, RTCPRemote and RTCPMux (other fields are ignored).
+// CNPayload, Remote, RTCPRemote, RTCPMux and SRTP (other fields are
+// ignored; a nil SRTP keeps the current keys: signalling refuses to fall
+// back to plain RTP during a call).
 // A nil or unspecified Remote is hold: nothing is sent until the next
 // Update with an address. A new SDP address becomes the accepted source
 // at once (signalling is trusted, RTP is not); the same address again (a
@@ -297,6 +310,11 @@ func (s *Session) Update(cfg SessionConfig) error {
 	}
 	if cfg.CNPayload > 127 || (cfg.CNPayload != 0 && (cfg.CNPayload == uint8(cfg.Codec) || cfg.CNPayload == cfg.DTMFPayload)) {
 		cfg.CNPayload = 0
+	}
+	if cfg.SRTP != nil {
+		if err := s.setSRTP(cfg.SRTP); err != nil {
+			return err
+		}
 	}
 	now := time.Now()
 	a := sendAddr(cfg.Remote)
@@ -445,6 +463,7 @@ func (s *Session) Stats() Stats {
 		RTCPSent:         s.rtcpSent.Load(),
 		RTCPReceived:     s.rtcpRecv.Load(),
 		RTCPDropped:      s.rtcpDrops.Load(),
+		SRTPFailed:       s.srtpFails.Load(),
 	}
 	s.qMu.Lock()
 	st.Jitter, st.JitterMax = samplesToDuration(s.q.jitter>>4), samplesToDuration(s.q.jitterMax>>4)

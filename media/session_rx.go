@@ -154,6 +154,13 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time) {
 		s.handleRTCP(b, from, now, true)
 		return
 	}
+	// SRTP authenticates before anything else looks at the packet: an
+	// injector without the key never reaches strict RTP.
+	b, ok := s.decryptRTP(b)
+	if !ok {
+		s.dropped.Add(1)
+		return
+	}
 	p := &s.rxPkt
 	if err := p.Unmarshal(b); err != nil || p.Version != 2 {
 		s.dropped.Add(1)

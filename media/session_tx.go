@@ -115,11 +115,16 @@ func (s *Session) keepAlive() {
 // number. Called with txMu.
 func (s *Session) send(b []byte) bool {
 	s.pk.hdr.SequenceNumber++
+	octets := uint64(len(b) - rtpHeaderLen)
+	b, ok := s.encryptRTP(b)
+	if !ok {
+		return false
+	}
 	if _, err := s.conn.WriteToUDPAddrPort(b, s.remote); err != nil {
 		return false
 	}
 	s.sent.Add(1)
-	s.octets.Add(uint64(len(b) - rtpHeaderLen))
+	s.octets.Add(octets)
 	return true
 }
 

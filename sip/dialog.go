@@ -40,11 +40,12 @@ type Dialog struct {
 	hangOnce  sync.Once
 	hangCh    chan struct{} // closed when we must end the call (drain)
 	reinvite  sync.Mutex    // one re-INVITE at a time (RFC 3261 §14.2)
-	mu        sync.Mutex    // guards sess, offer and sdpVer
+	mu        sync.Mutex    // guards sess, offer, sdpVer and crypto
 	sess      *media.Session
 	offer     *Offer
 	sdpVer    uint64
 	sdpID     uint64
+	crypto    *Crypto // our SRTP key; nil = plain RTP (sdes.go)
 	tenant    string
 	mailbox   *store.Mailbox
 	target    Target
@@ -188,6 +189,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		offer = o
 	}
+	offer, err := s.srtpPolicy(offer, req)
+	if err != nil {
+		log.Info("rejecting offer: media.srtp", "err", err, "transport", req.Transport())
+		s.refuse(tx, req, err, "")
+		return
+	}
 	ctx := context.Background()
 	tenant, err := s.deps.Store.TenantForDomain(ctx, req.Recipient.Host)
 	if err != nil {
@@ -311,6 +318,19 @@ func (d *Dialog) run() {
 		if !o.Hold() {
 			cfg.Remote, cfg.RTCPRemote = o.Remote, o.RTCP
 		}
+		keys, err := d.srtpFor(o)
+		if err != nil {
+			d.log.Error("srtp key", "err", err)
+			result = strconv.Itoa(Reply(d.tx, d.invite, ErrInternal, d.localTag))
+			return
+		}
+		cfg.SRTP = keys
+	} else if s.cfg.SRTP == SRTPRequired {
+		if err := d.offerCrypto(); err != nil {
+			d.log.Error("srtp key", "err", err)
+			result = strconv.Itoa(Reply(d.tx, d.invite, ErrInternal, d.localTag))
+			return
+		}
 	}
 	sess, err := s.deps.Engine.NewSession(cfg)
 	if err != nil {
@@ -392,7 +412,7 @@ func (d *Dialog) answer() bool {
 	}
 	res := sip.NewResponseFromRequest(d.invite, 200, "OK", body)
 	res.To().Params.Add("tag", d.localTag)
-	res.AppendHeader(d.s.Contact(d.invite.Transport()))
+	res.AppendHeader(d.s.contactFor(d.invite))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	for _, h := range capabilityHeaders() {
 		if h.Name() != "Accept" {
@@ -409,7 +429,7 @@ func (d *Dialog) answer() bool {
 		return false
 	}
 	d.answered.Store(true)
-	d.log.Info("call answered", "transport", d.invite.Transport(), "codec", d.codecName())
+	d.log.Info("call answered", "transport", d.invite.Transport(), "codec", d.codecName(), "srtp", d.srtpSuite())
 
 	reliable := sip.IsReliable(d.invite.Transport())
 	interval := sip.T1
@@ -449,6 +469,9 @@ func (d *Dialog) confirm(ack *sip.Request) bool {
 		return true
 	}
 	o, err := ParseOffer(ack.Body())
+	if err == nil {
+		err = d.checkAnswer(o)
+	}
 	if err != nil {
 		d.log.Info("ACK without a usable SDP answer; ending the call", "err", err)
 		ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
@@ -477,6 +500,12 @@ func (d *Dialog) setOffer(o *Offer, bump bool) {
 	sess := d.sess
 	d.mu.Unlock()
 	upd := media.SessionConfig{Codec: o.Codec, DTMFPayload: o.DTMF, CNPayload: o.CN, RTCPMux: o.RTCPMux}
+	keys, err := d.srtpFor(o)
+	if err != nil {
+		d.log.Warn("srtp key for the new offer", "err", err)
+		return
+	}
+	upd.SRTP = keys
 	if !o.Hold() {
 		// On hold both stay nil: send nothing until the next offer.
 		upd.Remote, upd.RTCPRemote = o.Remote, o.RTCP
@@ -496,7 +525,7 @@ func (d *Dialog) codecName() string {
 func (d *Dialog) local() Local {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Local{IP: d.s.cfg.PublicIP, Port: d.sess.LocalPort(), SessionID: d.sdpID, Version: d.sdpVer}
+	return Local{IP: d.s.cfg.PublicIP, Port: d.sess.LocalPort(), SessionID: d.sdpID, Version: d.sdpVer, Crypto: d.crypto}
 }
 
 // onUpdate takes an UPDATE (RFC 3311): a session refresh (RFC 4028), with

@@ -107,6 +107,7 @@ func (m *malformedLog) handle(ctx context.Context, h slog.Handler, r slog.Record
 
 // clip cuts s to malformedBytes of valid UTF-8.
 func clip(s string) string {
+	s = redactKeys(s) // sdes.go: SDES keys never reach a log
 	if len(s) > malformedBytes {
 		s = s[:malformedBytes] + "…"
 	}

@@ -38,8 +38,13 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 // reinviteAnswer applies a re-INVITE's offer and returns our answer.
 func (d *Dialog) reinviteAnswer(req *sip.Request) *sip.Response {
 	o, err := ParseOffer(req.Body())
+	if err == nil {
+		o, err = d.checkReoffer(o, req)
+	} else {
+		err = Refuse(ErrNotAcceptableHere, Warning(305, err.Error()))
+	}
 	if err != nil {
-		code, reason, hdrs := Status(Refuse(ErrNotAcceptableHere, Warning(305, err.Error())))
+		code, reason, hdrs := Status(err)
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
 		for _, h := range hdrs {
 			res.AppendHeader(h)
@@ -48,7 +53,7 @@ func (d *Dialog) reinviteAnswer(req *sip.Request) *sip.Response {
 	}
 	d.setOffer(o, true)
 	res := sip.NewResponseFromRequest(req, 200, "OK", Answer(o, d.local()))
-	res.AppendHeader(d.s.Contact(req.Transport()))
+	res.AppendHeader(d.s.contactFor(req))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	d.log.Info("re-INVITE", "direction", o.Direction, "codec", o.Codec.String())
 	return res
@@ -71,7 +76,7 @@ func (d *Dialog) reinviteOffer(req *sip.Request) *sip.Response {
 		body = NewOffer(d.local())
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
-	res.AppendHeader(d.s.Contact(req.Transport()))
+	res.AppendHeader(d.s.contactFor(req))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	return res
 }
@@ -121,6 +126,9 @@ func (d *Dialog) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, res *si
 			continue // the ACK of an earlier INVITE, left in the channel
 		}
 		o, err := ParseOffer(ack.Body())
+		if err == nil {
+			err = d.checkAnswer(o)
+		}
 		if err != nil {
 			d.log.Info("ACK without a usable SDP answer; the session stays as it was", "err", err)
 			return

@@ -32,6 +32,13 @@ type Offer struct {
 	RTCPMux   bool // a=rtcp-mux (RFC 5761): RTCP on the RTP port; the answer says so too
 	Ptime     time.Duration
 	Direction string // sendrecv, sendonly, recvonly, inactive
+	// Secure is an RTP/SAVP stream (SRTP); Crypto is the first of its
+	// a=crypto attributes we support (RFC 4568), with the caller's key.
+	Secure bool
+	Crypto *Crypto
+	// other is the first usable audio stream of the other kind (RTP/AVP
+	// for an RTP/SAVP offer, or the reverse), when the offer has both.
+	other *Offer
 }
 
 // Hold reports whether the remote asked us not to send (RFC 3264 §8.4).
@@ -46,11 +53,28 @@ func ParseOffer(body []byte) (*Offer, error) {
 	if err := d.UnmarshalString(string(body)); err != nil {
 		return nil, fmt.Errorf("sdp: %w", err)
 	}
+	var first *Offer
+	noCrypto := false
 	for i, m := range d.MediaDescriptions {
-		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 || !isRTPAVP(m.MediaName.Protos) {
+		secure := isSAVP(m.MediaName.Protos)
+		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 || (!isRTPAVP(m.MediaName.Protos) && !secure) {
 			continue
 		}
-		o := &Offer{desc: &d, audio: i, Ptime: 20 * time.Millisecond, Direction: direction(d.Attributes, m.Attributes)}
+		o := &Offer{desc: &d, audio: i, Ptime: 20 * time.Millisecond, Direction: direction(d.Attributes, m.Attributes), Secure: secure}
+		if secure {
+			var values []string
+			for _, a := range m.Attributes {
+				if a.Key == "crypto" {
+					values = append(values, a.Value)
+				}
+			}
+			c, ok := pickCrypto(values)
+			if !ok {
+				noCrypto = true
+				continue
+			}
+			o.Crypto = &c
+		}
 		found := false
 		for _, f := range m.MediaName.Formats {
 			pt, err := strconv.Atoi(f)
@@ -91,6 +115,9 @@ func ParseOffer(body []byte) (*Offer, error) {
 		}
 		ip := net.ParseIP(addr)
 		if ip == nil {
+			if first != nil {
+				break // a broken alternative does not spoil the first stream
+			}
 			return nil, fmt.Errorf("sdp: connection address %q is not an IP address", addr)
 		}
 		o.Remote = &net.UDPAddr{IP: ip, Port: m.MediaName.Port.Value}
@@ -101,11 +128,27 @@ func ParseOffer(body []byte) (*Offer, error) {
 		} else if v, ok := m.Attribute("rtcp"); ok {
 			a, err := rtcpAttr(v, ip)
 			if err != nil {
+				if first != nil {
+					break
+				}
 				return nil, err
 			}
 			o.RTCP = a
 		}
-		return o, nil
+		if first == nil {
+			first = o
+			continue
+		}
+		if o.Secure != first.Secure {
+			first.other = o // an RTP/SAVP and an RTP/AVP stream: media.srtp picks (sdes.go)
+			break
+		}
+	}
+	if first != nil {
+		return first, nil
+	}
+	if noCrypto {
+		return nil, errNoCrypto
 	}
 	return nil, errNoCodec
 }
@@ -181,6 +224,8 @@ type Local struct {
 	Port      int
 	SessionID uint64
 	Version   uint64
+	// Crypto is our SRTP key for an RTP/SAVP stream (sdes.go); nil = RTP.
+	Crypto *Crypto
 }
 
 // Answer builds the SDP answer: the same m-lines in the same order, the
@@ -202,6 +247,7 @@ func Answer(o *Offer, l Local) []byte {
 		d.MediaDescriptions = append(d.MediaDescriptions, audioMedia(l, audioParams{
 			pt: o.CodecPT, codec: o.Codec, dtmf: o.DTMF, cn: o.CN, mux: o.RTCPMux,
 			ptime: o.Ptime, dir: answerDirection(o.Direction), protos: m.MediaName.Protos,
+			crypto: l.Crypto,
 		}))
 	}
 	b, _ := d.Marshal()
@@ -213,8 +259,12 @@ func Answer(o *Offer, l Local) []byte {
 // the RTP port + 1 too, so an answer without it works).
 func NewOffer(l Local) []byte {
 	d := baseSession(l)
+	protos := []string{"RTP", "AVP"}
+	if l.Crypto != nil {
+		protos = []string{"RTP", "SAVP"}
+	}
 	m := audioMedia(l, audioParams{pt: 0, codec: media.PCMU, dtmf: 101, cn: 13, mux: true,
-		ptime: 20 * time.Millisecond, dir: "sendrecv", protos: []string{"RTP", "AVP"}})
+		ptime: 20 * time.Millisecond, dir: "sendrecv", protos: protos, crypto: l.Crypto})
 	m.MediaName.Formats = []string{"0", "8", "101", "13"}
 	m.Attributes = append([]sdp.Attribute{sdp.NewAttribute("rtpmap", "0 PCMU/8000"), sdp.NewAttribute("rtpmap", "8 PCMA/8000")}, m.Attributes[1:]...)
 	d.MediaDescriptions = append(d.MediaDescriptions, m)
@@ -244,6 +294,7 @@ type audioParams struct {
 	ptime  time.Duration
 	dir    string
 	protos []string
+	crypto *Crypto // a=crypto with our key, for RTP/SAVP
 }
 
 func audioMedia(l Local, p audioParams) *sdp.MediaDescription {
@@ -263,6 +314,9 @@ func audioMedia(l Local, p audioParams) *sdp.MediaDescription {
 	attrs = append(attrs, sdp.NewAttribute("ptime", strconv.Itoa(int(p.ptime/time.Millisecond))), sdp.NewPropertyAttribute(p.dir))
 	if p.mux {
 		attrs = append(attrs, sdp.NewPropertyAttribute("rtcp-mux"))
+	}
+	if p.crypto != nil && isSAVP(p.protos) {
+		attrs = append(attrs, sdp.NewAttribute("crypto", p.crypto.Attr()))
 	}
 	return &sdp.MediaDescription{
 		MediaName:  sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: l.Port}, Protos: p.protos, Formats: formats},

@@ -88,6 +88,10 @@ type Config struct {
 	SubscribeAuth  bool
 	// RegisterMaxExpires caps a REGISTER's expiry (0 = 3600 s).
 	RegisterMaxExpires time.Duration
+	// SRTP is media.srtp: off, optional ("" = optional) or required;
+	// SRTPAllowInsecure accepts SDES keys over UDP and TCP (sdes.go).
+	SRTP              string
+	SRTPAllowInsecure bool
 }
 
 // Store is what signalling reads: the tenant of a domain and the mailbox a
@@ -157,6 +161,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.PublicIP == nil {
 		cfg.PublicIP = FirstNonLoopback()
+	}
+	if cfg.SRTP == "" {
+		cfg.SRTP = SRTPOptional
 	}
 	// NOTIFY and INVITE with big SDP must not be refused over UDP. The
 	// setting is sipgo's package variable: set it once.

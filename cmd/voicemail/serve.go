@@ -156,17 +156,22 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	defer engine.Close()
 
 	var tlsConf *tls.Config
+	var cert *vsip.Certificate
 	var listeners []vsip.Listener
 	for _, l := range cfg.SIPListen {
 		listeners = append(listeners, vsip.Listener{Transport: l.Transport, Addr: l.Addr})
 		if l.Transport == "tls" && tlsConf == nil {
-			cert, err := tls.LoadX509KeyPair(cfg.SIPTLSCert, cfg.SIPTLSKey)
-			if err != nil {
+			if cert, err = vsip.LoadCertificate(cfg.SIPTLSCert, cfg.SIPTLSKey, log); err != nil {
 				return fmt.Errorf("config key sip.tls_cert: %w", err)
 			}
-			tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			tlsConf = cert.Config()
 		}
 	}
+	// SIGHUP reloads the TLS certificate (docs/operations.md): renewals
+	// need no restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go reloadOnHUP(ctx, hup, cert, log)
 	// Free space of the media and database folders (media.min_free):
 	// /readyz, API writes (507) and new deposits (503).
 	space := diskspace.New(diskspace.Config{Paths: spacePaths(cfg), Min: cfg.MediaMinFree, Logger: log})
@@ -183,6 +188,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
 		TCPIdleTimeout: cfg.SIPTCPIdleTimeout, TCPMaxPerSource: cfg.SIPTCPMaxPerSource,
 		RTPTimeout: cfg.MediaRTPTimeout, StrictRTPPackets: cfg.MediaStrictRTPPackets,
+		SRTP: cfg.MediaSRTP, SRTPAllowInsecure: cfg.MediaSRTPAllowInsecureKeys,
 	}
 	if err := sipTrust(ctx, cfg, st, &sipCfg); err != nil {
 		return err
@@ -454,4 +460,23 @@ func spacePaths(cfg *config.Config) map[string]string {
 		paths["database"] = filepath.Dir(p)
 	}
 	return paths
+}
+
+// reloadOnHUP reloads the SIP TLS certificate on each SIGHUP until ctx
+// ends; a pair that does not load keeps the current one (logged).
+// Without a tls: listener SIGHUP is logged and ignored.
+func reloadOnHUP(ctx context.Context, hup chan os.Signal, cert *vsip.Certificate, log *slog.Logger) {
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if cert == nil {
+				log.Info("SIGHUP: nothing to reload (no tls: listener)")
+				continue
+			}
+			_ = cert.Reload()
+		}
+	}
 }

@@ -8,6 +8,7 @@ package siptest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -50,6 +51,13 @@ type Config struct {
 	Timeout time.Duration
 	// Logf, if set, receives every SIP message sent and received.
 	Logf func(format string, args ...any)
+	// TLS, when set, sends SIP over one TLS connection to Server (a tls:
+	// listener) instead of UDP (secure.go).
+	TLS *tls.Config
+	// SRTP, when set, offers RTP/SAVP with one a=crypto of this suite
+	// (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM)
+	// and encrypts and decrypts the media (secure.go).
+	SRTP string
 }
 
 // Call is one INVITE dialog with its RTP endpoint.
@@ -57,11 +65,15 @@ type Call struct {
 	cfg     Config
 	server  *net.UDPAddr
 	sip     *net.UDPConn
-	rtpConn *net.UDPConn
-	callID  string
-	fromTag string
-	branch  string // of the INVITE
-	sessID  int64
+	tlsConn *tls.Conn // with Config.TLS, instead of sip
+	// sendMuTLS keeps messages whole on the TLS stream.
+	sendMuTLS sync.Mutex
+	rtpConn   *net.UDPConn
+	srtp      *srtpState // with Config.SRTP
+	callID    string
+	fromTag   string
+	branch    string // of the INVITE
+	sessID    int64
 
 	respCh chan *Message
 	done   chan struct{} // closed when the dialog ends (BYE either way)
@@ -158,14 +170,17 @@ func Dial(ctx context.Context, cfg Config) (*Call, error) {
 		remoteURI:   cfg.RequestURI,
 	}
 	ip := net.ParseIP(cfg.LocalIP)
-	if c.sip, err = net.ListenUDP("udp", &net.UDPAddr{IP: ip}); err != nil {
+	if err := c.dialSIP(ctx, ip); err != nil {
+		return nil, err
+	}
+	if err := c.newSRTP(); err != nil {
 		return nil, err
 	}
 	// An even RTP port, as RFC 3550 asks.
 	for i := 0; i < 20; i++ {
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 		if err != nil {
-			c.sip.Close()
+			c.closeSIP()
 			return nil, err
 		}
 		if conn.LocalAddr().(*net.UDPAddr).Port%2 == 0 || i == 19 {
@@ -186,7 +201,7 @@ func Dial(ctx context.Context, cfg Config) (*Call, error) {
 	}
 	if !cfg.NoSDP {
 		inv.Headers = append(inv.Headers, Header{"Content-Type", "application/sdp"})
-		inv.Body = c.sdp(cfg.LocalIP, c.RTPPort(), cfg.Codecs, cfg.DTMF, c.sessID)
+		inv.Body = c.secureSDP(c.sdp(cfg.LocalIP, c.RTPPort(), cfg.Codecs, cfg.DTMF, c.sessID))
 	}
 	tctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -227,6 +242,9 @@ func (c *Call) onAnswer(final *Message) error {
 	if err != nil {
 		return err
 	}
+	if err := c.srtpAnswer(final.Body); err != nil {
+		return err
+	}
 	codec, ok := uint8(255), false
 	if c.cfg.NoSDP {
 		// the 200 holds the offer: pick our first codec it offers
@@ -252,7 +270,7 @@ func (c *Call) onAnswer(final *Message) error {
 		dtmf = 0
 	}
 	if c.cfg.NoSDP {
-		ackBody = c.sdp(c.cfg.LocalIP, c.RTPPort(), []uint8{codec}, dtmf, c.sessID)
+		ackBody = c.secureSDP(c.sdp(c.cfg.LocalIP, c.RTPPort(), []uint8{codec}, dtmf, c.sessID))
 	}
 	c.mu.Lock()
 	c.codec, c.dtmfPT = codec, dtmf
@@ -281,17 +299,16 @@ func (c *Call) setTo(m *Message, to string) {
 }
 
 func (c *Call) newRequest(method, ruri, branch string, cseq uint32) *Message {
-	local := c.sip.LocalAddr().(*net.UDPAddr)
 	return &Message{
 		Method: method, RequestURI: ruri,
 		Headers: []Header{
-			{"Via", fmt.Sprintf("SIP/2.0/UDP %s:%d;branch=%s;rport", c.cfg.LocalIP, local.Port, branch)},
+			{"Via", fmt.Sprintf("SIP/2.0/%s %s:%d;branch=%s;rport", c.viaTransport(), c.cfg.LocalIP, c.sipPort(), branch)},
 			{"Max-Forwards", "70"},
 			{"From", c.cfg.From + ";tag=" + c.fromTag},
 			{"To", c.toHeader},
 			{"Call-ID", c.callID},
 			{"CSeq", fmt.Sprintf("%d %s", cseq, method)},
-			{"Contact", fmt.Sprintf("<sip:siptest@%s:%d>", c.cfg.LocalIP, local.Port)},
+			{"Contact", c.contact()},
 			{"User-Agent", "siptest"},
 		},
 	}
@@ -306,7 +323,7 @@ func (c *Call) logf(format string, args ...any) {
 func (c *Call) send(m *Message) {
 	s := m.String()
 	c.logf("siptest >>> %s", s)
-	_, _ = c.sip.WriteToUDP([]byte(s), c.server)
+	c.write([]byte(s), c.server)
 }
 
 // transaction sends a request (retransmitting as UDP requires) and returns its
@@ -324,7 +341,7 @@ func (c *Call) transaction(ctx context.Context, req *Message, invite bool) (*Mes
 		case <-ctx.Done():
 			return nil, fmt.Errorf("siptest: no final response to %s: %w", method, ctx.Err())
 		case <-timer.C:
-			if retransmit {
+			if retransmit && c.tlsConn == nil { // no retransmissions over TLS (RFC 3261 §17.1.1.2)
 				c.send(req)
 				interval *= 2
 				if !invite && interval > 4*time.Second {
@@ -352,35 +369,44 @@ func (c *Call) transaction(ctx context.Context, req *Message, invite bool) (*Mes
 }
 
 func (c *Call) readSIP() {
+	if c.tlsConn != nil {
+		c.readTLS()
+		return
+	}
 	buf := make([]byte, 65535)
 	for {
 		n, from, err := c.sip.ReadFromUDP(buf)
 		if err != nil {
 			return
 		}
-		m, err := Parse(buf[:n])
-		if err != nil {
-			c.logf("siptest: unparsable message from %v: %v", from, err)
-			continue
-		}
-		c.logf("siptest <<< %s", buf[:n])
-		if m.IsResponse() {
-			num, method := m.CSeq()
-			c.mu.Lock()
-			acked, ack := c.acked, c.ackMsg
-			c.mu.Unlock()
-			if method == "INVITE" && num == 1 && m.StatusCode/100 == 2 && acked {
-				c.send(ack) // 2xx retransmission: ACK again
-				continue
-			}
-			select {
-			case c.respCh <- m:
-			default:
-			}
-			continue
-		}
-		c.handleRequest(m, from)
+		c.dispatch(buf[:n], from)
 	}
+}
+
+// dispatch handles one SIP message received from `from`.
+func (c *Call) dispatch(b []byte, from *net.UDPAddr) {
+	m, err := Parse(b)
+	if err != nil {
+		c.logf("siptest: unparsable message from %v: %v", from, err)
+		return
+	}
+	c.logf("siptest <<< %s", b)
+	if m.IsResponse() {
+		num, method := m.CSeq()
+		c.mu.Lock()
+		acked, ack := c.acked, c.ackMsg
+		c.mu.Unlock()
+		if method == "INVITE" && num == 1 && m.StatusCode/100 == 2 && acked {
+			c.send(ack) // 2xx retransmission: ACK again
+			return
+		}
+		select {
+		case c.respCh <- m:
+		default:
+		}
+		return
+	}
+	c.handleRequest(m, from)
 }
 
 func (c *Call) handleRequest(m *Message, from *net.UDPAddr) {
@@ -415,13 +441,13 @@ func (c *Call) handleRequest(m *Message, from *net.UDPAddr) {
 		c.mu.Lock()
 		codec, dtmf := c.codec, c.dtmfPT
 		c.mu.Unlock()
-		resp.Headers = append(resp.Headers, Header{"Contact", fmt.Sprintf("<sip:siptest@%s:%d>", c.cfg.LocalIP, c.sip.LocalAddr().(*net.UDPAddr).Port)},
+		resp.Headers = append(resp.Headers, Header{"Contact", c.contact()},
 			Header{"Content-Type", "application/sdp"})
-		resp.Body = c.sdp(c.cfg.LocalIP, c.RTPPort(), []uint8{codec}, dtmf, c.sessID)
+		resp.Body = c.secureSDP(c.sdp(c.cfg.LocalIP, c.RTPPort(), []uint8{codec}, dtmf, c.sessID))
 	}
 	s := resp.String()
 	c.logf("siptest >>> %s", s)
-	_, _ = c.sip.WriteToUDP([]byte(s), from)
+	c.write([]byte(s), from)
 }
 
 func (c *Call) end() { c.doneMu.Do(func() { close(c.done) }) }
@@ -433,8 +459,12 @@ func (c *Call) readRTP() {
 		if err != nil {
 			return
 		}
+		b, ok := c.decrypt(buf[:n])
+		if !ok {
+			continue
+		}
 		var p rtp.Packet
-		if err := p.Unmarshal(buf[:n]); err != nil || p.Version != 2 {
+		if err := p.Unmarshal(b); err != nil || p.Version != 2 {
 			continue
 		}
 		c.mu.Lock()
@@ -522,6 +552,9 @@ func (c *Call) sendRTP(pt uint8, marker bool, ts uint32, payload []byte) error {
 	c.seq++
 	b, err := p.Marshal()
 	if err != nil {
+		return err
+	}
+	if b, err = c.encrypt(b); err != nil {
 		return err
 	}
 	_, err = c.rtpConn.WriteToUDP(b, dst)
@@ -640,6 +673,6 @@ func (c *Call) Close() {
 	}
 	close(c.closed)
 	c.end()
-	c.sip.Close()
+	c.closeSIP()
 	c.rtpConn.Close()
 }
