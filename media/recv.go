@@ -46,6 +46,7 @@ type rxSlot struct {
 	ts   uint32
 	n    int
 	used bool
+	skip bool // a telephone-event or CN packet: its number is taken, no audio
 	buf  []byte
 }
 
@@ -167,8 +168,38 @@ func (r *Receiver) Push(ssrc uint32, seq uint16, timestamp uint32, payload []byt
 		r.dup.Add(1) // the window holds one packet per sequence number
 		return
 	}
-	s.ext, s.ts, s.n, s.used = ext, timestamp, copy(s.buf, payload), true
+	s.ext, s.ts, s.n, s.used, s.skip = ext, timestamp, copy(s.buf, payload), true, false
 	r.buffered++
+	r.drain()
+}
+
+// Skip takes the sequence number of a packet of the same stream that
+// carries no audio (RFC 4733 telephone-event, RFC 3389 comfort noise):
+// they share the audio's numbering (RFC 4733 §2.1), so without this every
+// digit would count as lost audio. The time it covers is filled by the
+// next audio packet's timestamp, as for any gap.
+func (r *Receiver) Skip(ssrc uint32, seq uint16) {
+	if !r.started || ssrc != r.ssrc {
+		return // another stream's numbers say nothing of this one's losses
+	}
+	ext, ok := r.updateSeq(seq)
+	if !ok || ext < r.next {
+		return
+	}
+	if ext-r.next >= r.depth {
+		r.advanceTo(ext - r.depth + 1)
+	}
+	s := &r.slots[ext%r.depth]
+	if s.used {
+		return
+	}
+	s.ext, s.n, s.used, s.skip = ext, 0, true, true
+	r.buffered++
+	r.drain()
+}
+
+// drain plays out the packets that are now in order.
+func (r *Receiver) drain() {
 	for r.buffered > 0 {
 		s := &r.slots[r.next%r.depth]
 		if !s.used || s.ext != r.next {
@@ -252,6 +283,9 @@ func (r *Receiver) play(s *rxSlot) {
 	s.used = false
 	r.buffered--
 	r.hist = r.hist<<1 | 1
+	if s.skip {
+		return
+	}
 	if r.haveTS {
 		if gap := s.ts - r.nextTS; int32(gap) > 0 && gap <= r.maxGap {
 			r.silence(int(gap))

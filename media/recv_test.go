@@ -176,3 +176,33 @@ func TestReceiverNoAlloc(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteFrame([]int16) {}
+
+// TestReceiverSkip: telephone-event and CN packets take their sequence
+// numbers in the audio's numbering; they are neither lost audio nor audio.
+func TestReceiverSkip(t *testing.T) {
+	audio := func(id int) []byte {
+		p := make([]byte, 160)
+		for i := range p {
+			p[i] = idCode(id)
+		}
+		return p
+	}
+	var out recorder
+	r := NewReceiver(ReceiverConfig{Codec: PCMU}, &out)
+	r.Skip(0xA, 1) // before the first audio packet: nothing to count against
+	r.Push(0xA, 2, 0, audio(1))
+	r.Push(0xA, 3, 160, audio(2))
+	r.Skip(0xA, 5) // a digit's packets, one reordered
+	r.Skip(0xA, 4)
+	r.Skip(0xA, 6)
+	r.Push(0xA, 7, 800, audio(3))
+	r.Skip(0xB, 8) // another source's numbers are not this stream's
+	r.Push(0xA, 9, 1120, audio(4))
+	r.Flush()
+	if got, want := runs(out.pcm), "1x160 2x160 _x480 3x160 _x160 4x160"; got != want {
+		t.Errorf("output\n got %s\nwant %s", got, want)
+	}
+	if got, want := r.Stats(), (ReceiverStats{Received: 4, Lost: 1}); got != want {
+		t.Errorf("stats %+v, want %+v", got, want)
+	}
+}

@@ -224,6 +224,7 @@ func (s *Session) deliver(p *rtp.Packet, kind int, now time.Time) {
 	switch kind {
 	case pktDTMF:
 		s.dtmfCount.Add(1)
+		s.rx.Skip(p.SSRC, p.SequenceNumber)
 		if d, ok := s.dtmf.Feed(p.SSRC, p.Timestamp, p.Payload, now); ok {
 			s.pushEvent(Event{Kind: EventDigit, Digit: d})
 		}
@@ -231,6 +232,7 @@ func (s *Session) deliver(p *rtp.Packet, kind int, now time.Time) {
 		// The caller is in a silence period: the next audio packet's
 		// timestamp fills it in the recording.
 		s.cnCount.Add(1)
+		s.rx.Skip(p.SSRC, p.SequenceNumber)
 	default:
 		s.rx.Push(p.SSRC, p.SequenceNumber, p.Timestamp, p.Payload)
 	}
