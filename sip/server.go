@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,12 @@ type Config struct {
 	// StrictRTPPackets: packets in sequence a new RTP source must send
 	// before it is learnt (docs/configuration.md); 0 = media's default.
 	StrictRTPPackets int
+	// Flood: per-source rate limits and the authentication lock-out
+	// (ratelimit.go, blocklist.go).
+	Flood FloodConfig
+	// TrustedSource reports whether a source IP is a trusted proxy: it
+	// carries many phones and is exempt from per-source rate limits.
+	TrustedSource func(netip.Addr) bool
 }
 
 // Store is what signalling reads: the tenant of a domain and the mailbox a
@@ -122,6 +129,7 @@ type Server struct {
 
 	metrics   *callMetrics                     // calls, RTP, panics (metrics.go)
 	subscribe atomic.Pointer[SubscribeHandler] // SUBSCRIBE (package mwi)
+	flood     *flood                           // rate limits and lock-out (ratelimit.go)
 }
 
 // New builds the server; Serve starts it.
@@ -155,6 +163,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
 		dialogs: map[string]*Dialog{}, ports: map[string]int{}, metrics: m}
+	s.flood = newFlood(cfg.Flood, cfg.TrustedSource, deps.Logger)
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
 	srv.OnBye(s.guard(s.onBye))
