@@ -182,6 +182,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
 		TCPIdleTimeout: cfg.SIPTCPIdleTimeout, TCPMaxPerSource: cfg.SIPTCPMaxPerSource,
 		RTPTimeout: cfg.MediaRTPTimeout, StrictRTPPackets: cfg.MediaStrictRTPPackets,
+		Flood: floodConfig(cfg),
 	}, vsip.Deps{Store: st, Engine: engine, Calls: calls, Logger: log})
 	if err != nil {
 		return err
