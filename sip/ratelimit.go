@@ -43,6 +43,10 @@ type FloodConfig struct {
 	// Lockout: a source with this many authentication failures within
 	// Window is refused (403) for Duration. Failures 0 = off.
 	Lockout LockoutConfig
+	// Caps on live MWI subscriptions (package mwi asks through
+	// SubscriptionCaps): per source IP, trusted sources exempt, and per
+	// mailbox; 0 = no cap.
+	MaxSubscriptionsPerSource, MaxSubscriptionsPerMailbox int
 }
 
 // verdict is what flood control decided for one request.
@@ -230,6 +234,27 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 		return false
 	}
 	return true
+}
+
+// SubscriptionCaps are the caps on live subscriptions per source IP and
+// per mailbox (0 = no cap).
+func (s *Server) SubscriptionCaps() (perSource, perMailbox int) {
+	return s.cfg.Flood.MaxSubscriptionsPerSource, s.cfg.Flood.MaxSubscriptionsPerMailbox
+}
+
+// Trusted reports whether a request's network source ("ip:port") is a
+// trusted proxy (Config.TrustedSource).
+func (s *Server) Trusted(source string) bool {
+	addr, ok := sourceAddr(source)
+	return ok && s.cfg.TrustedSource != nil && s.cfg.TrustedSource(addr)
+}
+
+// SourceIP is the IP of a request's network source ("ip:port"), or "".
+func SourceIP(source string) string {
+	if a, ok := sourceAddr(source); ok {
+		return a.String()
+	}
+	return ""
 }
 
 // sourceAddr is the IP of a request's network source ("ip:port").

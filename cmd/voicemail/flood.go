@@ -21,5 +21,7 @@ func floodConfig(cfg *config.Config) vsip.FloodConfig {
 			Failures: cfg.SIPLockoutFailures, Window: cfg.SIPLockoutWindow, Duration: cfg.SIPLockoutDuration,
 			MaxSources: cfg.SIPRateMaxSources,
 		},
+		MaxSubscriptionsPerSource:  cfg.MWIMaxSubsPerSource,
+		MaxSubscriptionsPerMailbox: cfg.MWIMaxSubsPerMailbox,
 	}
 }
