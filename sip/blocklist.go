@@ -107,7 +107,7 @@ func (b *Lockout) Failed(addr netip.Addr) {
 	f.until = now.Add(b.cfg.Duration)
 	b.lockouts.Inc()
 	b.log.Warn("source locked out after repeated authentication failures",
-		"source", addr.String(), "failures", b.cfg.Failures, "window", b.cfg.Window, "until", f.until.UTC())
+		"source", addr.String(), "failures", b.cfg.Failures, "window", b.cfg.Window.String(), "until", f.until.UTC())
 }
 
 // Blocked reports whether addr is locked out now.
@@ -167,21 +167,39 @@ func (b *Lockout) prune(now time.Time) {
 }
 
 // Blocklist is the server's lock-out, for authentication code in this
-// package (digest) and elsewhere.
+// package (digest) and elsewhere. Trusted proxies are never locked out:
+// they carry the failures of many phones, and locking one out would
+// lock out all of them (the per-mailbox lock still applies).
 func (s *Server) Blocklist() Blocklist {
 	if s.flood == nil {
 		return (*Lockout)(nil)
 	}
-	return s.flood.block
+	return trustedExempt{s.flood}
+}
+
+type trustedExempt struct{ f *flood }
+
+func (b trustedExempt) trusted(addr netip.Addr) bool {
+	return b.f.trusted != nil && b.f.trusted(addr.Unmap())
+}
+
+func (b trustedExempt) Failed(addr netip.Addr) {
+	if !b.trusted(addr) {
+		b.f.block.Failed(addr)
+	}
+}
+
+func (b trustedExempt) Blocked(addr netip.Addr) (time.Time, bool) {
+	if b.trusted(addr) {
+		return time.Time{}, false
+	}
+	return b.f.block.Blocked(addr)
 }
 
 // AuthFailed records a failed authentication (a wrong PIN) from the
 // caller's network source: repeated failures lock the source out.
 func (d *Dialog) AuthFailed() {
-	if d.s.flood == nil {
-		return
-	}
 	if addr, ok := sourceAddr(d.invite.Source()); ok {
-		d.s.flood.block.Failed(addr)
+		d.s.Blocklist().Failed(addr)
 	}
 }

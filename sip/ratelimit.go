@@ -178,20 +178,19 @@ type flood struct {
 
 func newFlood(cfg FloodConfig, trusted func(netip.Addr) bool, log *slog.Logger) *flood {
 	now := time.Now
-	f := &flood{lim: newLimiter(cfg, now), block: NewLockout(cfg.Lockout, now, log), trusted: trusted,
+	return &flood{lim: newLimiter(cfg, now), block: NewLockout(cfg.Lockout, now, log), trusted: trusted,
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voicemail_sip_rate_limited_total",
 			Help: "SIP requests refused by flood control, by method and action: refused (503 + Retry-After), dropped (no answer), blocked (403: the source is locked out after repeated authentication failures).",
 		}, []string{"method", "action"}),
 	}
-	return f
 }
 
 func (f *flood) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{f.limited}, f.block.collectors()...)
 }
 
-// limited reports whether method is subject to flood control: the
+// limitedMethod reports whether m is subject to flood control: the
 // out-of-dialog requests that start something.
 func limitedMethod(m sip.RequestMethod) bool {
 	switch m {

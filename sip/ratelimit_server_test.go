@@ -64,11 +64,20 @@ func TestFloodControlTrustedSource(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, func(c *vsip.Config) {
 		c.Flood = vsip.FloodConfig{Limits: map[string]vsip.RateLimit{"OPTIONS": {Rate: 0.01, Burst: 1}}}
+		c.Flood.Lockout = vsip.LockoutConfig{Failures: 2, Window: time.Minute, Duration: time.Minute}
 		c.TrustedSource = func(a netip.Addr) bool { return a.IsLoopback() }
 	})
 	for range 5 {
 		p := newPhone(t, ts.addr)
 		p.send("OPTIONS", 1, "")
 		p.expect("SIP/2.0 200", 5*time.Second)
+	}
+	// Nor locked out: it carries the failures of many phones.
+	bl, lo := ts.srv.Blocklist(), netip.MustParseAddr("127.0.0.1")
+	for range 100 {
+		bl.Failed(lo)
+	}
+	if _, blocked := bl.Blocked(lo); blocked {
+		t.Fatal("a trusted proxy was locked out")
 	}
 }
