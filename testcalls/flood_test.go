@@ -148,8 +148,10 @@ func metric(t *testing.T, s *server, sample string) float64 {
 func TestFloodRateLimit(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "",
-		"--sip-rate-limit-invite", "1/s burst 5",
-		"--sip-rate-limit-subscribe", "1/s burst 5",
+		// 6/m: no token comes back while the flood is read, even on a
+		// busy machine.
+		"--sip-rate-limit-invite", "6/m burst 5",
+		"--sip-rate-limit-subscribe", "6/m burst 5",
 		"--sip-rate-limit-drop-after", "10")
 	for _, method := range []string{"INVITE", "SUBSCRIBE"} {
 		t.Run(method, func(t *testing.T) {
@@ -179,18 +181,18 @@ func TestFloodRateLimit(t *testing.T) {
 				count[status[id]]++
 				if status[id] == "503" {
 					ra, err := strconv.Atoi(header(msgs[id], "Retry-After"))
-					if err != nil || ra < 1 || ra > 30 {
+					if err != nil || ra < 10 || ra > 110 { // (1 + debt ≤ 10) / 0.1 per s
 						t.Errorf("503 with Retry-After %q", header(msgs[id], "Retry-After"))
 					}
 				}
 			}
 			t.Logf("%s flood: %v (\"\" = no answer)", method, count)
-			// Burst 5 (and maybe a token refilled while the packets were
-			// read), then 503s up to the drop threshold of 10, then silence.
-			if count["404"] < 5 || count["404"] > 7 {
+			// The burst of 5, then 503s up to the drop threshold of 10,
+			// then silence.
+			if count["404"] < 5 || count["404"] > 6 {
 				t.Errorf("%d admitted (404), want the burst of 5 (+ a refill)", count["404"])
 			}
-			if count["503"] < 9 || count["503"] > 12 {
+			if count["503"] < 9 || count["503"] > 11 {
 				t.Errorf("%d answered 503, want about drop_after (10)", count["503"])
 			}
 			if count[""] < 20 {
@@ -265,22 +267,31 @@ func TestFloodSubscribeCaps(t *testing.T) {
 	s := startServer(t, "", "--sip-rate-limit-subscribe", "0",
 		"--mwi-max-subscriptions-per-source", "50", "--mwi-max-subscriptions-per-mailbox", "30")
 	flood := newRawSIP(t, "127.0.0.1", s.sipAddr())
-	mbOf := map[string]string{}
+	mbOf, sent := map[string]string{}, map[string]string{}
 	for i := range 1000 {
 		mb := []string{"1001", "1002"}[i%2]
 		id := fmt.Sprintf("cap-%d-%s", i, randToken()[:6])
 		mbOf[id] = mb
-		flood.send(t, flood.request("SUBSCRIBE", mb, id))
+		sent[id] = flood.request("SUBSCRIBE", mb, id)
+		flood.send(t, sent[id])
 		if i%20 == 19 {
 			time.Sleep(10 * time.Millisecond) // UDP: keep within the socket buffers
 		}
 	}
+	// A UAC retransmits what got no answer (RFC 3261 Timer E): a busy
+	// machine may drop a datagram.
 	deadline := time.Now().Add(60 * time.Second)
 	for st, _ := flood.finals(); len(st) < 1000; st, _ = flood.finals() {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of 1,000 SUBSCRIBEs answered in 60 s", len(st))
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(2 * time.Second)
+		st, _ = flood.finals()
+		for id, msg := range sent {
+			if st[id] == "" {
+				flood.send(t, msg)
+			}
+		}
 	}
 	status, _ := flood.finals()
 	count := map[string]int{}
