@@ -181,7 +181,7 @@ func TestFloodRateLimit(t *testing.T) {
 				count[status[id]]++
 				if status[id] == "503" {
 					ra, err := strconv.Atoi(header(msgs[id], "Retry-After"))
-					if err != nil || ra < 10 || ra > 110 { // (1 + debt ≤ 10) / 0.1 per s
+					if err != nil || ra < 10 || ra > 120 { // (1 + debt ≤ 11) / 0.1 per s
 						t.Errorf("503 with Retry-After %q", header(msgs[id], "Retry-After"))
 					}
 				}
