@@ -170,46 +170,46 @@ func (c *accessCall) messageAudio(id string) ([]int16, error) {
 }
 
 // authenticate checks a login (docs/ivr.md): lock first, then the PIN; the
-// failure is counted per mailbox across calls. The PIN is never logged.
+// failure is counted per mailbox across calls and per source IP (the SIP
+// lock-out, docs/sip.md). Whether the mailbox exists does not change the
+// work done (login.go). The PIN is never logged.
 func (c *accessCall) authenticate(a ivr.Authenticate) ivr.Event {
 	d := c.d
 	st := c.r.deps.Store
 	ctx, cancel := storeCtx()
 	defer cancel()
 	fail := ivr.LoginResult{Status: ivr.LoginFailed}
-	mb, err := st.GetMailbox(ctx, d.Tenant(), a.Mailbox)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			c.log.Error("login: mailbox lookup", "err", err)
-		}
-		c.log.Info("login failed", "mailbox", a.Mailbox, "reason", "unknown mailbox")
-		return fail
-	}
-	if !a.NoPIN {
-		now := time.Now()
-		until, err := st.LoginLockedUntil(ctx, d.Tenant(), mb.Number)
-		if err != nil {
-			c.log.Error("login: lock lookup", "err", err)
+	var mb *store.Mailbox
+	if a.NoPIN {
+		var err error
+		if mb, err = st.GetMailbox(ctx, d.Tenant(), a.Mailbox); err != nil {
+			c.log.Info("login failed", "mailbox", a.Mailbox, "reason", "unknown mailbox")
 			return fail
 		}
-		if now.Before(until) {
-			c.log.Warn("login refused: mailbox locked", "mailbox", mb.Number, "until", until)
+	} else {
+		res := checkLogin(ctx, st, store.CheckPIN, d.Tenant(), a.Mailbox, a.PIN, time.Now(), c.r.cfg.LoginLockout)
+		switch res.status {
+		case loginLocked:
+			c.log.Warn("login refused: mailbox locked", "mailbox", a.Mailbox, "until", res.lockedUntil)
 			return ivr.LoginResult{Status: ivr.LoginLocked}
-		}
-		if !store.CheckPIN(mb.PINHash, a.PIN) {
-			until, err := store.FailLogin(ctx, st, d.Tenant(), mb.Number, now, c.r.cfg.LoginLockout)
-			if err != nil {
-				c.log.Error("login: record failure", "err", err)
+		case loginError:
+			c.log.Error("login: "+res.reason, "err", res.err)
+			return fail
+		case loginWrong:
+			if res.err != nil {
+				c.log.Error("login: record failure", "err", res.err)
 			}
-			if !until.IsZero() {
-				c.log.Warn("mailbox locked after repeated login failures", "mailbox", mb.Number, "until", until)
+			if !res.lockedUntil.IsZero() {
+				c.log.Warn("mailbox locked after repeated login failures", "mailbox", a.Mailbox, "until", res.lockedUntil)
 			}
-			c.log.Info("login failed", "mailbox", mb.Number, "reason", "wrong PIN")
+			d.AuthFailed()
+			c.log.Info("login failed", "mailbox", a.Mailbox, "reason", res.reason)
 			return fail
 		}
-		if err := st.ClearLoginFailures(ctx, d.Tenant(), mb.Number); err != nil {
-			c.log.Warn("login: clear failures", "err", err)
+		if res.err != nil {
+			c.log.Warn("login: clear failures", "err", res.err)
 		}
+		mb = res.mb
 	}
 	c.login = mb
 	var groups []string

@@ -34,16 +34,25 @@ type Config struct {
 	SIPOverloadLateness time.Duration
 	SIPTCPIdleTimeout   time.Duration
 	SIPTCPMaxPerSource  int
-	RTPPortMin          int
-	RTPPortMax          int
-	HTTPListen          string
-	DataDir             string
-	DB                  string
-	DBMaxConns          int           // PostgreSQL pool size (0 = store default)
-	DBMaxIdleConns      int           // PostgreSQL idle connections kept (0 = store default)
-	DBConnMaxLifetime   time.Duration // PostgreSQL: recycle connections after this (0 = never)
-	Media               string
-	AccessNumbers       []string
+	// Flood control (docs/sip.md): per-source rate limits by method and
+	// the lock-out of sources failing authentication.
+	SIPRateInvite, SIPRateSubscribe, SIPRateRegister, SIPRateOptions RateLimit
+	SIPRateDropAfter                                                 int
+	SIPRateMaxSources                                                int
+	SIPLockoutFailures                                               int
+	SIPLockoutWindow, SIPLockoutDuration                             time.Duration
+	// MWI subscription caps (docs/mwi.md).
+	MWIMaxSubsPerSource, MWIMaxSubsPerMailbox int
+	RTPPortMin                                int
+	RTPPortMax                                int
+	HTTPListen                                string
+	DataDir                                   string
+	DB                                        string
+	DBMaxConns                                int           // PostgreSQL pool size (0 = store default)
+	DBMaxIdleConns                            int           // PostgreSQL idle connections kept (0 = store default)
+	DBConnMaxLifetime                         time.Duration // PostgreSQL: recycle connections after this (0 = never)
+	Media                                     string
+	AccessNumbers                             []string
 
 	// Object store credentials (docs/object-storage.md); empty ones fall
 	// back to the standard AWS_* and AZURE_STORAGE_* variables.
@@ -208,6 +217,17 @@ func options() []option {
 			c.MWISubscribeAuth = b
 			return nil
 		}},
+		{"sip.rate_limit.invite", "20/s burst 100", "new INVITEs per source IP (then 503 + Retry-After; 0 = no limit)", rateLimit(func(c *Config) *RateLimit { return &c.SIPRateInvite })},
+		{"sip.rate_limit.subscribe", "10/s burst 100", "new SUBSCRIBEs per source IP (then 503 + Retry-After; 0 = no limit)", rateLimit(func(c *Config) *RateLimit { return &c.SIPRateSubscribe })},
+		{"sip.rate_limit.register", "5/s burst 20", "REGISTERs per source IP (then 503 + Retry-After; 0 = no limit)", rateLimit(func(c *Config) *RateLimit { return &c.SIPRateRegister })},
+		{"sip.rate_limit.options", "20/s burst 100", "OPTIONS per source IP (then 503 + Retry-After; 0 = no limit)", rateLimit(func(c *Config) *RateLimit { return &c.SIPRateOptions })},
+		{"sip.rate_limit.drop_after", "100", "requests over its rate a source may send (each answered 503) before the next are dropped without an answer (0 = never drop)", intv(func(c *Config) *int { return &c.SIPRateDropAfter }, 0)},
+		{"sip.rate_limit.max_sources", "100000", "source IPs tracked by the rate limits and the lock-out (least recently seen forgotten first)", intv(func(c *Config) *int { return &c.SIPRateMaxSources }, 1)},
+		{"sip.lockout.failures", "10", "failed authentications (PIN or digest) from one source IP within sip.lockout.window that lock it out (0 = off)", intv(func(c *Config) *int { return &c.SIPLockoutFailures }, 0)},
+		{"sip.lockout.window", "5m", "window in which sip.lockout.failures are counted", dur(func(c *Config) *time.Duration { return &c.SIPLockoutWindow })},
+		{"sip.lockout.duration", "15m", "how long a locked-out source gets 403 to INVITE, SUBSCRIBE and REGISTER", dur(func(c *Config) *time.Duration { return &c.SIPLockoutDuration })},
+		{"mwi.max_subscriptions_per_source", "50", "live MWI subscriptions one source IP may hold (more: 403; 0 = no cap)", intv(func(c *Config) *int { return &c.MWIMaxSubsPerSource }, 0)},
+		{"mwi.max_subscriptions_per_mailbox", "20", "live MWI subscriptions one mailbox may have (more: 403; 0 = no cap)", intv(func(c *Config) *int { return &c.MWIMaxSubsPerMailbox }, 0)},
 		{"rtp.ports", "10000-20000", "UDP port range for media", func(c *Config, v string) error {
 			lo, hi, ok := strings.Cut(v, "-")
 			a, err1 := strconv.Atoi(strings.TrimSpace(lo))

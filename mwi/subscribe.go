@@ -103,11 +103,30 @@ func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteT
 		sub.RouteSet = append(sub.RouteSet, rr.Value())
 	}
 	e := &mwiEntry{mb: mbKey{tenant, number}, sub: sub, hidx: -1, key: subKey(sub.CallID, remoteTag, localTag, eventID)}
+	// The caps are checked and the entry added in one step, so that
+	// concurrent SUBSCRIBEs cannot all pass the check. inflight keeps a
+	// count change from sending a NOTIFY before our 200 (kickLocked).
+	m.mu.Lock()
+	if which := m.overCapLocked(e.mb, sub.Source); which != "" {
+		m.mu.Unlock()
+		log.Info("mwi subscribe refused: too many subscriptions", "tenant", tenant, "mailbox", number,
+			"cap", which, "source", vsip.SourceIP(sub.Source))
+		return refuseCap(tx, req, localTag, which)
+	}
+	if old := m.subs[e.key]; old != nil {
+		m.removeLocked(old)
+	}
+	e.inflight = true
+	m.addLocked(e)
+	m.mu.Unlock()
 	if grant == 0 {
 		// A fetch: one NOTIFY with the state, terminated (RFC 6665 §4.4.3).
 		e.term, e.endReason = reasonTimeout, "fetch"
 	} else if err := st.SaveMWISubscription(ctx, sub); err != nil {
 		log.Error("saving an MWI subscription", "err", err)
+		m.mu.Lock()
+		m.removeLocked(e)
+		m.mu.Unlock()
 		return vsip.Reply(tx, req, vsip.ErrInternal, localTag)
 	}
 	if err := m.okResponse(tx, req, localTag, grant); err != nil {
@@ -118,12 +137,13 @@ func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteT
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.stopped {
+		m.removeLocked(e)
 		return 200 // stored: the next start notifies it
 	}
-	if old := m.subs[e.key]; old != nil {
-		m.removeLocked(old)
+	e.inflight = false
+	if e.gone {
+		return 200 // ended meanwhile (a stop and start, a mailbox deletion)
 	}
-	m.addLocked(e)
 	m.kickLocked(e, true, time.Time{})
 	// A phone that subscribes itself no longer needs unsolicited NOTIFYs.
 	// Checked against the mailbox's list, not this instance's entries: the

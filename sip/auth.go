@@ -111,6 +111,10 @@ const unknownHA1 = "-"
 func (s *Server) authFailed(req *sip.Request, tenant, user string) {
 	s.log.Info("sip digest authentication failed", "source", req.Source(), "tenant", tenant,
 		"user", user, "method", string(req.Method))
+	// Repeated failures lock the source out (blocklist.go).
+	if a, ok := sourceAddr(req); ok {
+		s.Blocklist().Failed(a)
+	}
 	if s.deps.AuthObserver != nil {
 		s.deps.AuthObserver.AuthFailed(sourceIP(req), tenant, user)
 	}

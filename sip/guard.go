@@ -30,6 +30,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 			_ = safeRespond(tx, req, err)
 			return
 		}
+		if !s.admit(req, tx) {
+			return // refused or dropped by flood control (ratelimit.go)
+		}
 		h(req, tx)
 	}
 }

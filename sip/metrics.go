@@ -72,7 +72,8 @@ func newCallMetrics() *callMetrics {
 // packets of ended calls, recovered panics.
 func (s *Server) Collectors() []prometheus.Collector {
 	m := s.metrics
-	return []prometheus.Collector{m.calls, m.rtp, m.panics, m.malformed.count, m.tcpRefused, m.rejected, m.rtcp, m.jitter, m.rtt, m.loss}
+	cs := []prometheus.Collector{m.calls, m.rtp, m.panics, m.malformed.count, m.tcpRefused, m.rejected, m.rtcp, m.jitter, m.rtt, m.loss}
+	return append(cs, s.flood.collectors()...)
 }
 
 func (m *callMetrics) call(access bool, result string) {

@@ -92,6 +92,12 @@ type Config struct {
 	// SRTPAllowInsecure accepts SDES keys over UDP and TCP (sdes.go).
 	SRTP              string
 	SRTPAllowInsecure bool
+	// Flood: per-source rate limits and the authentication lock-out
+	// (ratelimit.go, blocklist.go).
+	Flood FloodConfig
+	// TrustedSource reports whether a source IP is a trusted proxy: it
+	// carries many phones and is exempt from per-source rate limits.
+	TrustedSource func(netip.Addr) bool
 }
 
 // Store is what signalling reads: the tenant of a domain and the mailbox a
@@ -152,6 +158,7 @@ type Server struct {
 	subscribe atomic.Pointer[SubscribeHandler] // SUBSCRIBE (package mwi)
 	nonces    *sipauth.Nonces                  // nil: no digest authentication
 	onReg     atomic.Pointer[func(store.SIPRegistration)]
+	flood     *flood // rate limits and lock-out (ratelimit.go)
 }
 
 // New builds the server; Serve starts it.
@@ -195,6 +202,21 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.nonces = sipauth.NewNonces(cfg.NonceKey, ttl)
 	}
+	trusted := cfg.TrustedSource
+	if trusted == nil && len(cfg.TrustedProxies) > 0 {
+		// A trusted proxy carries many phones: no per-source limit or
+		// lock-out applies to it.
+		trusted = func(a netip.Addr) bool {
+			for _, p := range cfg.TrustedProxies {
+				if p.Contains(a) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	s.cfg.TrustedSource = trusted
+	s.flood = newFlood(cfg.Flood, trusted, deps.Logger)
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
 	srv.OnBye(s.guard(s.onBye))

@@ -188,7 +188,8 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		AnswerDelay: cfg.SIPAnswerDelay, MaxCalls: cfg.SIPMaxCalls, OverloadLateness: cfg.SIPOverloadLateness,
 		TCPIdleTimeout: cfg.SIPTCPIdleTimeout, TCPMaxPerSource: cfg.SIPTCPMaxPerSource,
 		RTPTimeout: cfg.MediaRTPTimeout, StrictRTPPackets: cfg.MediaStrictRTPPackets,
-		SRTP: cfg.MediaSRTP, SRTPAllowInsecure: cfg.MediaSRTPAllowInsecureKeys,
+		Flood: floodConfig(cfg),
+		SRTP:  cfg.MediaSRTP, SRTPAllowInsecure: cfg.MediaSRTPAllowInsecureKeys,
 	}
 	if err := sipTrust(ctx, cfg, st, &sipCfg); err != nil {
 		return err

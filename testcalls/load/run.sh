@@ -67,7 +67,8 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# start_server NAME [extra serve flags]: a fresh data folder, pinned.
+# start_server NAME [extra serve flags]: a fresh data folder, pinned. The
+# generator is one source standing for a proxy: no per-source rate limits.
 start_server() {
 	local name=$1
 	shift
@@ -76,7 +77,8 @@ start_server() {
 	taskset -c "$SERVER_CPU" "$BIN/voicemail" serve --demo --data-dir "$DATA" \
 		--sip-listen "udp:127.0.0.1:$SIP_PORT" --sip-public-addr 127.0.0.1 \
 		--http-listen "127.0.0.1:$HTTP_PORT" --rtp-ports "$RTP_PORTS" \
-		--sip-max-calls "$MAX_CALLS" $LOG_FLAG $SERVER_FLAGS "$@" \
+		--sip-max-calls "$MAX_CALLS" $LOG_FLAG \
+		--sip-rate-limit-invite 0 --sip-rate-limit-subscribe 0 $SERVER_FLAGS "$@" \
 		>"$OUT/server-$name.log" 2>&1 &
 	SERVER_PID=$!
 	for _ in $(seq 1 100); do
