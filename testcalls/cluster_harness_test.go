@@ -80,8 +80,17 @@ func startCluster(t *testing.T, mode clusterMedia, n int, extra ...string) *clus
 		t.Fatalf("unknown media mode %q", mode)
 	}
 	c.flags = append(c.flags, extra...)
+	// One set of keys for every instance, as in deploy/local/cluster.sh: what one
+	// seals (webhook secrets, GDPR audit), the others open.
+	keys := map[string]string{"webhook_key": randToken() + randToken(), "gdpr_key": randToken() + randToken()}
 	for i := 0; i < n; i++ {
-		c.dirs = append(c.dirs, t.TempDir())
+		dir := t.TempDir()
+		for name, k := range keys {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(k+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.dirs = append(c.dirs, dir)
 		c.inst = append(c.inst, nil)
 		c.start(i, 0)
 	}
@@ -370,19 +379,25 @@ func checkStretch(t *testing.T, what string, wav []byte) {
 
 // signedHooks is a webhook receiver (signature checked) registered on s for
 // message_created.
-func signedHooks(t *testing.T, s *server) *hookReceiver {
+func signedHooks(t *testing.T, s *server) (*hookReceiver, string) {
 	t.Helper()
 	secret := "cluster-" + randToken()
 	h := startHookReceiver(t, "127.0.0.1:0", secret)
-	s.addWebhook(t, "http://"+h.ln.Addr().String()+"/hook", secret, "message_created")
-	return h
+	id := s.addWebhook(t, "http://"+h.ln.Addr().String()+"/hook", secret, "message_created")
+	return h, id
 }
 
 // checkOncePerMessage: every message id got a message_created, one event id
 // per message (redeliveries of the same event id are allowed and reported).
 // ids maps each message id to a description for the report.
-func checkOncePerMessage(t *testing.T, h *hookReceiver, ids map[string]string, timeout time.Duration) {
+func checkOncePerMessage(t *testing.T, h *hookReceiver, ids map[string]string, timeout time.Duration) (ok bool) {
 	t.Helper()
+	ok = true
+	fail := func(format string, args ...any) {
+		t.Helper()
+		ok = false
+		t.Errorf(format, args...)
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		h.mu.Lock()
@@ -407,15 +422,18 @@ func checkOncePerMessage(t *testing.T, h *hookReceiver, ids map[string]string, t
 		}
 		if len(absent) == 0 || time.Now().After(deadline) {
 			if len(absent) > 0 {
-				t.Errorf("webhook: no message_created for %d of %d messages within %v: %v", len(absent), len(ids), timeout, absent)
+				fail("webhook: no message_created for %d of %d messages within %v: %v", len(absent), len(ids), timeout, absent)
 			}
 			if len(bad) > 0 {
-				t.Errorf("webhook receiver refused deliveries: %v", bad)
+				fail("webhook receiver refused deliveries: %v", bad)
 			}
 			dups := 0
 			for id, evs := range byMsg {
+				if _, known := ids[id]; !known {
+					fail("webhook: message_created for %s, which has no row (events %v)", id, evs)
+				}
 				if len(evs) > 1 {
-					t.Errorf("webhook: message %s created by %d different events %v (want one event id per message)", id, len(evs), evs)
+					fail("webhook: message %s created by %d different events %v (want one event id per message)", id, len(evs), evs)
 				}
 				for ev, n := range evs {
 					if n > 1 {
@@ -425,7 +443,7 @@ func checkOncePerMessage(t *testing.T, h *hookReceiver, ids map[string]string, t
 				}
 			}
 			t.Logf("webhook: %d distinct messages created, %d redeliveries", len(byMsg), dups)
-			return
+			return ok
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
