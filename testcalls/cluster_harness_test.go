@@ -50,7 +50,12 @@ type cluster struct {
 	token    string
 	inst     []*server
 	dirs     []string // each instance's own data (spool) folder
+	rtp      []string // each instance's --rtp-ports, kept across restarts
 }
+
+// rtpPortsPerInstance is each instance's RTP range: two ports a call, room
+// for the failover tests' calls on the two instances left.
+const rtpPortsPerInstance = 400
 
 // startCluster starts PostgreSQL, the media store and n instances, one after
 // the other (the first creates the demo mailboxes).
@@ -91,6 +96,8 @@ func startCluster(t *testing.T, mode clusterMedia, n int, extra ...string) *clus
 			}
 		}
 		c.dirs = append(c.dirs, dir)
+		base := portBlock(t, rtpPortsPerInstance)
+		c.rtp = append(c.rtp, fmt.Sprintf("%d-%d", base, base+rtpPortsPerInstance-1))
 		c.inst = append(c.inst, nil)
 		c.start(i, 0)
 	}
@@ -105,7 +112,7 @@ func startCluster(t *testing.T, mode clusterMedia, n int, extra ...string) *clus
 // port, else the instance listens there again (after a kill).
 func (c *cluster) start(i, sipPort int) *server {
 	c.t.Helper()
-	flags := append([]string{"--auth-admin-token", c.token}, c.flags...)
+	flags := append([]string{"--auth-admin-token", c.token, "--rtp-ports", c.rtp[i]}, c.flags...)
 	if sipPort != 0 {
 		flags = append(flags, "--sip-listen", fmt.Sprintf("udp:127.0.0.1:%d,tcp:127.0.0.1:%d", sipPort, sipPort))
 	}
