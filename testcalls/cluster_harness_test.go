@@ -51,6 +51,7 @@ type cluster struct {
 	inst     []*server
 	dirs     []string // each instance's own data (spool) folder
 	rtp      []string // each instance's --rtp-ports, kept across restarts
+	procs    []*server // every process started, restarts included
 }
 
 // rtpPortsPerInstance is each instance's RTP range: two ports a call, room
@@ -122,6 +123,7 @@ func (c *cluster) start(i, sipPort int) *server {
 		s.sipPort = sipPort
 	}
 	c.inst[i] = s
+	c.procs = append(c.procs, s)
 	return s
 }
 
