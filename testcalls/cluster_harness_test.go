@@ -49,8 +49,8 @@ type cluster struct {
 	flags    []string // --db, --media and keys, shared by every instance
 	token    string
 	inst     []*server
-	dirs     []string // each instance's own data (spool) folder
-	rtp      []string // each instance's --rtp-ports, kept across restarts
+	dirs     []string  // each instance's own data (spool) folder
+	rtp      []string  // each instance's --rtp-ports, kept across restarts
 	procs    []*server // every process started, restarts included
 }
 
