@@ -472,3 +472,34 @@ func waitFile(path string, timeout time.Duration) bool {
 	}
 	return false
 }
+
+// webhookJobs describes the queued webhook jobs whose body names id (for a
+// report: an event never queued differs from one held by a dead claimer).
+func (c *cluster) webhookJobs(id string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.dsn)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close(ctx)
+	r, err := conn.Query(ctx, `SELECT event_id, attempts, next_at FROM webhook_jobs WHERE position($1 in convert_from(body, 'UTF8')) > 0`, id)
+	if err != nil {
+		return err.Error()
+	}
+	defer r.Close()
+	var out []string
+	for r.Next() {
+		var ev string
+		var attempts, next int64
+		if err := r.Scan(&ev, &attempts, &next); err != nil {
+			return err.Error()
+		}
+		out = append(out, fmt.Sprintf("job for event %s, %d attempts, next_at %d (now %d)", ev, attempts, next, time.Now().UnixMilli()))
+	}
+	if len(out) == 0 {
+		return "no queued job"
+	}
+	return strings.Join(out, "; ")
+}

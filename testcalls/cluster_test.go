@@ -162,6 +162,17 @@ func clusterThreeInstances(t *testing.T, mode clusterMedia) {
 		t.Errorf("B lists %d messages, the table holds %d", len(listed), len(rows))
 	}
 	if !checkOncePerMessage(t, hooks, ids, 30*time.Second) {
+		seen := map[string]bool{}
+		hooks.mu.Lock()
+		for _, e := range hooks.events {
+			seen[e.objectID()] = true
+		}
+		hooks.mu.Unlock()
+		for id := range ids {
+			if !seen[id] {
+				t.Logf("webhook: message %s: %s", id, c.webhookJobs(id))
+			}
+		}
 		t.Logf("webhook deliveries recorded by the server: %+v", b.deliveries(t, hookID))
 	}
 	_ = a

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -66,6 +67,12 @@ func startProxy(t *testing.T, instances []*server) *proxy {
 		"-P", filepath.Join(p.dir, "kamailio.pid"), "-m", "64", "-M", "8"}
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "nobody", "-g", "nogroup")
+		// Its control socket lives in the folder: nobody creates and removes it.
+		if u, err := user.Lookup("nobody"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			_ = os.Chown(p.dir, uid, gid)
+		}
 	}
 	if out, err := exec.Command(bin, append([]string{"-c"}, args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("kamailio -c rejects the rendered config: %v\n%s", err, tail(string(out), 40))
