@@ -79,9 +79,12 @@ instance_up() { # N
   local n=$1
   alive "vm$n" && return 0
   mkdir -p "$DIR/vm$n"
-  # One key for every instance: what one encrypts, the others read.
-  cp "$DIR/gdpr_key" "$DIR/vm$n/gdpr_key"
-  chmod 600 "$DIR/vm$n/gdpr_key"
+  # One key of each kind for every instance: what one seals (GDPR audit,
+  # webhook secrets), the others open.
+  for key in gdpr_key webhook_key; do
+    cp "$DIR/$key" "$DIR/vm$n/$key"
+    chmod 600 "$DIR/vm$n/$key"
+  done
   "$BIN" serve \
     --data-dir "$DIR/vm$n" \
     --db "postgres://voicemail@127.0.0.1:$PGPORT/voicemail?sslmode=disable" \
@@ -118,8 +121,10 @@ up() {
   mkdir -p "$DIR"; chmod 755 "$DIR"
   [ -x "$BIN" ] || make -s build
   [ -f "$DIR/admin_token" ] || head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/admin_token"
-  [ -f "$DIR/gdpr_key" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/gdpr_key"
-  chmod 600 "$DIR/admin_token" "$DIR/gdpr_key"
+  for key in gdpr_key webhook_key; do
+    [ -f "$DIR/$key" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/$key"
+  done
+  chmod 600 "$DIR/admin_token" "$DIR/gdpr_key" "$DIR/webhook_key"
   pg_up
   s3_up
   for n in 1 2 3; do instance_up "$n"; done
