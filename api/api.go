@@ -61,9 +61,13 @@ type Config struct {
 	// Webhook delivery: the client (nil = 10 s timeout), the first retry
 	// delay (doubling up to an hour; 0 = 1 s) and the attempts before a
 	// job is given up (0 = 15).
-	WebhookClient      *http.Client
-	WebhookBackoff     time.Duration
-	WebhookMaxAttempts int
+	// WebhookConsumerLease is how long the instance that queues webhook
+	// jobs from the change log holds that role without renewing it: after
+	// its death another takes over within it (0 = store.DefaultLease).
+	WebhookConsumerLease time.Duration
+	WebhookClient        *http.Client
+	WebhookBackoff       time.Duration
+	WebhookMaxAttempts   int
 	// WebhookPolicy refuses webhook URLs on loopback, private, link-local
 	// and multicast addresses unless webhooks.allow_hosts permits them, at
 	// creation and (with the default client) on every delivery; nil = no

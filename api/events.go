@@ -78,7 +78,7 @@ func (s *Server) onChange(c store.Change) {
 // when the API was built), so that history (a migration's copies) is not
 // sent.
 func (s *Server) consumeWebhooks(ctx context.Context, log store.ChangeLog, start store.Cursor) {
-	store.ConsumeFrom(ctx, log, "webhooks", store.DefaultLease, start, func(ctx context.Context, c store.Change) error {
+	store.ConsumeFrom(ctx, log, "webhooks", s.cfg.WebhookConsumerLease, start, func(ctx context.Context, c store.Change) error {
 		if err := s.events.persist([]event{buildEvent(c)}); err != nil {
 			return err
 		}

@@ -373,7 +373,7 @@ func options() []option {
 			c.ClusterInstanceID = v
 			return nil
 		}},
-		{"cluster.heartbeat", "2s", "how often an instance renews its liveness and claims the MWI subscriptions of instances dead for 3 heartbeats", func(c *Config, v string) error {
+		{"cluster.heartbeat", "2s", "how often an instance renews its liveness; after 3 missed heartbeats another instance takes its MWI subscriptions and its role of queueing webhook jobs", func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 100*time.Millisecond || d > time.Minute {
 				return fmt.Errorf("want a duration from 100ms to 1m, got %q", v)

@@ -72,7 +72,9 @@ func startCluster(t *testing.T, mode clusterMedia, n int, extra ...string) *clus
 	}
 	t.Cleanup(pg.Stop)
 	c := &cluster{t: t, pg: pg, dsn: pg.NewDatabase(t), mode: mode, token: randToken()}
-	c.flags = []string{"--db", c.dsn, "--recording-min-seconds", "1", "--log-level", "info"}
+	c.flags = []string{"--db", c.dsn, "--recording-min-seconds", "1", "--log-level", "info",
+		// Takeover of a dead instance's subscriptions within ~3 s (docs/mwi.md).
+		"--cluster-heartbeat", "1s"}
 	switch mode {
 	case mediaS3:
 		c.s3 = s3test.Start(t)

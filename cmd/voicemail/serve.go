@@ -263,7 +263,9 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		GreetingFormat: format, LoginLockout: cfg.LoginLockout, ActiveCalls: srv.ActiveCalls, GDPR: gdprSvc,
 		Collectors:         slices.Concat(srv.Collectors(), calls.Collectors(), notifier.Collectors(), mailer.Collectors(), space.Collectors(), orphans.Collectors()),
 		MaxGreetingSeconds: cfg.GreetingMaxSeconds, Space: space, WebhookPolicy: webhookPolicy, WebhookKey: webhookKey,
-		Web: web.Handler()})
+		Web: web.Handler(),
+		// Dead after three missed heartbeats, as for MWI (docs/mwi.md).
+		WebhookConsumerLease: 3 * cfg.ClusterHeartbeat})
 	defer apiSrv.Close()
 	stopFollow := store.Follow(st, head, changes)
 	defer stopFollow()
