@@ -195,6 +195,20 @@ func checkVoicemailPod(t *testing.T, v string, dep *appsv1.Deployment) {
 	if cfg == nil {
 		return
 	}
+	// Replicas share the keys: a webhook secret one sealed, another opens;
+	// the GDPR audit one signed, another verifies.
+	mounted := map[string]bool{}
+	for _, m := range c.VolumeMounts {
+		mounted[m.MountPath] = true
+	}
+	for _, k := range []string{"gdpr_key", "webhook_key"} {
+		if !mounted[cfg.DataDir+"/"+k] {
+			t.Errorf("%s: %s is not mounted from the Secret at %s/%s: each replica would make its own", v, k, cfg.DataDir, k)
+		}
+	}
+	if strings.Contains(v, "kamailio") && len(cfg.SIPTrustedProxies) == 0 {
+		t.Errorf("%s: with Kamailio in front, sip.trusted_proxies must name its network", v)
+	}
 	// The drain must outlast the longest message, and the grace the drain.
 	if cfg.ShutdownDrainTimeout.Seconds() <= float64(cfg.RecordingMaxSeconds) {
 		t.Errorf("%s: drain %s is not longer than recording.max_seconds %d", v, cfg.ShutdownDrainTimeout, cfg.RecordingMaxSeconds)
