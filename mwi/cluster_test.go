@@ -49,7 +49,7 @@ type clusterInstance struct {
 
 // newClusterDB creates a database with the default tenant and the
 // mailboxes 1001 (whose unsolicited targets are targets) and 1002.
-func newClusterDB(t *testing.T, targets ...string) string {
+func newClusterDB(t testing.TB, targets ...string) string {
 	t.Helper()
 	dsn := pgtest.Require(t, pgServer).NewDatabase(t)
 	ctx := context.Background()
@@ -73,7 +73,7 @@ func newClusterDB(t *testing.T, targets ...string) string {
 }
 
 // startInstance starts an instance named name on dsn.
-func startInstance(t *testing.T, dsn, name string) *clusterInstance {
+func startInstance(t testing.TB, dsn, name string) *clusterInstance {
 	t.Helper()
 	ctx := context.Background()
 	raw, err := store.Open(ctx, dsn)

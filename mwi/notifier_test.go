@@ -141,7 +141,7 @@ func (e *mwiEnv) deposit(mailbox string, urgent bool) *store.Message {
 
 // mwiPeer is a UDP phone: it sends SUBSCRIBEs by hand and answers NOTIFYs.
 type mwiPeer struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *net.UDPConn
 	server *net.UDPAddr
 	reqs   chan *sip.Request
@@ -150,7 +150,7 @@ type mwiPeer struct {
 	done   chan struct{}
 }
 
-func newMWIPeer(t *testing.T, server *net.UDPAddr) *mwiPeer {
+func newMWIPeer(t testing.TB, server *net.UDPAddr) *mwiPeer {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
