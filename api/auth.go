@@ -228,8 +228,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ principal) erro
 			Message: "mailbox locked after too many failed logins until " + until.UTC().Format(time.RFC3339)}
 	}
 	mb, err := s.cfg.Store.GetMailbox(ctx, in.Tenant, in.Mailbox)
-	if errors.Is(err, store.ErrNotFound) {
-		return bad // no hint whether the mailbox exists
+	if errors.Is(err, store.ErrNotFound) || (err == nil && mb.PINHash == "") {
+		// No hint whether the mailbox exists, not even in the time taken:
+		// the same bcrypt work as a wrong PIN.
+		store.CheckPIN(store.DummyPINHash, in.PIN)
+		s.metrics.logins.WithLabelValues("failed").Inc()
+		return bad
 	}
 	if err != nil {
 		return err

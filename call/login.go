@@ -8,12 +8,8 @@ import (
 	"github.com/vmserver/voicemail/store"
 )
 
-// dummyPINHash is a bcrypt hash, at the cost store.HashPIN uses, of a PIN
-// no keypad can type. A login for an unknown mailbox, or for one without
-// a PIN, is checked against it so that it takes as long as a wrong PIN
-// for a real mailbox: the time must not tell which mailboxes exist
-// (docs/ivr.md).
-const dummyPINHash = "$2a$10$hxNeWK44cotzGeWH.te13e9OKA.TTz5mikwU5j8dq.Vbv9yI92SDW"
+// dummyPINHash: see store.DummyPINHash.
+const dummyPINHash = store.DummyPINHash
 
 // loginStore is what a PIN check reads and writes.
 type loginStore interface {

@@ -74,6 +74,13 @@ func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteT
 	}
 	tenant, mb, err := m.srv.SubscriberMailbox(ctx, req)
 	if errors.Is(err, vsip.ErrUnknownMailbox) {
+		// Who may not watch learns nothing of which mailboxes exist: the
+		// same challenge (then 403) as for a real one; 404 only to those
+		// who may.
+		ghost := &store.Mailbox{Tenant: tenant, Number: req.Recipient.User}
+		if ok, code := m.srv.AuthorizeSubscribe(ctx, tx, req, ghost, localTag); !ok {
+			return code
+		}
 		log.Info("mwi subscribe: unknown mailbox", "tenant", tenant, "err", err)
 	} else if err != nil {
 		log.Error("mwi subscribe: mailbox lookup", "err", err)

@@ -206,6 +206,12 @@ func HashPIN(pin string) (string, error) {
 	return string(h), nil
 }
 
+// DummyPINHash is a bcrypt hash, at HashPIN's cost, of a PIN no keypad
+// can type: a login for an unknown mailbox, or one without a PIN, is
+// checked against it, so that its time does not tell which mailboxes
+// exist (docs/ivr.md).
+const DummyPINHash = "$2a$10$hxNeWK44cotzGeWH.te13e9OKA.TTz5mikwU5j8dq.Vbv9yI92SDW"
+
 // CheckPIN reports whether pin matches the bcrypt hash. An empty hash never matches.
 func CheckPIN(hash, pin string) bool {
 	if hash == "" {

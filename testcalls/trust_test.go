@@ -368,10 +368,21 @@ func TestTrustSubscribeNeedsDigest(t *testing.T) {
 	}
 	waitFor(t, "the first NOTIFY", 5*time.Second, func() bool { return len(u.notifies()) > 0 })
 
-	// The trusted proxy may subscribe without credentials.
+	// A mailbox that does not exist is challenged like one that does: an
+	// untrusted source learns nothing of which exist.
+	ghost := fmt.Sprintf("sip:9876@%s", s.sipAddr())
+	if r := u.do("SUBSCRIBE", ghost, "9876", "sub6-"+siptest.RandHex(4), 1, sub...); r.StatusCode != 401 {
+		t.Fatalf("unauthenticated SUBSCRIBE to an unknown mailbox: %d, want 401 as for a real one", r.StatusCode)
+	}
+
+	// The trusted proxy may subscribe without credentials, and learns
+	// that an unknown mailbox is unknown.
 	p := newUDPUA(t, "127.0.0.1", s.sipAddr())
 	if r := p.do("SUBSCRIBE", ruri, "1001", "sub5-"+siptest.RandHex(4), 1, sub...); r.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE from the trusted proxy: %d, want 200", r.StatusCode)
+	}
+	if r := p.do("SUBSCRIBE", ghost, "9876", "sub7-"+siptest.RandHex(4), 1, sub...); r.StatusCode != 404 {
+		t.Fatalf("SUBSCRIBE from the trusted proxy to an unknown mailbox: %d, want 404", r.StatusCode)
 	}
 }
 
