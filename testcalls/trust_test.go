@@ -474,3 +474,28 @@ func TestTrustDepositAuth(t *testing.T) {
 		t.Fatalf("authenticated deposit: %d, want 200", c.Status())
 	}
 }
+
+// TestTrustDemoSecrets: `make run` (--demo) gives 1001 and 1002 the SIP
+// passwords it prints, so a softphone pointed at it subscribes with digest.
+func TestTrustDemoSecrets(t *testing.T) {
+	s := startServer(t, "")
+	ruri := fmt.Sprintf("sip:1002@%s", s.sipAddr())
+	sub := []string{"Event: message-summary", "Accept: application/simple-message-summary", "Expires: 600"}
+	u := newUDPUA(t, untrustedIP, s.sipAddr())
+	r := u.do("SUBSCRIBE", ruri, "1002", "demo1-"+siptest.RandHex(4), 1, sub...)
+	if r.StatusCode != 401 {
+		t.Fatalf("unauthenticated SUBSCRIBE: %d, want 401", r.StatusCode)
+	}
+	r = u.do("SUBSCRIBE", ruri, "1002", "demo2-"+siptest.RandHex(4), 1,
+		append(sub, authorization(pick(t, parseChallenges(t, r), "MD5"), "1002", "bob-demo", "SUBSCRIBE", ruri))...)
+	if r.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE with the demo password: %d, want 200", r.StatusCode)
+	}
+	// Printed once in the welcome text (a demo value, like its PIN 1234),
+	// never logged.
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		if strings.Contains(line, "bob-demo") && !strings.HasPrefix(line, "A softphone may register") {
+			t.Errorf("the demo password is in a log line: %s", line)
+		}
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/vmserver/voicemail/prompts"
 	"github.com/vmserver/voicemail/reconcile"
 	vsip "github.com/vmserver/voicemail/sip"
+	"github.com/vmserver/voicemail/sipauth"
 	"github.com/vmserver/voicemail/store"
 	"github.com/vmserver/voicemail/web"
 )
@@ -115,7 +116,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 		return fmt.Errorf("default tenant: %w", err)
 	}
 	if demo {
-		if err := seedDemo(ctx, st); err != nil {
+		if err := seedDemo(ctx, st, cfg.SIPAuthRealm); err != nil {
 			return err
 		}
 	}
@@ -358,7 +359,11 @@ func adminToken(cfg *config.Config) (token string, generated bool, err error) {
 }
 
 // seedDemo creates the demo mailboxes when absent (docs/configuration.md, key demo).
-func seedDemo(ctx context.Context, st store.Store) error {
+// demoSIPSecrets are the demo phones' digest secrets (docs/sip.md): a
+// softphone pointed at `make run` registers and subscribes with them.
+var demoSIPSecrets = map[string]string{"1001": "alice-demo", "1002": "bob-demo"}
+
+func seedDemo(ctx context.Context, st store.Store, realmConfig string) error {
 	pin, err := store.HashPIN("1234")
 	if err != nil {
 		return err
@@ -371,6 +376,28 @@ func seedDemo(ctx context.Context, st store.Store) error {
 		m.Tenant, m.PINHash, m.AskPassword, m.AttachAudio = store.DefaultTenant, pin, true, true
 		if err := st.CreateMailbox(ctx, &m); err != nil && !errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("demo mailbox %s: %w", m.Number, err)
+		}
+		secret, ok := demoSIPSecrets[m.Number]
+		if !ok {
+			continue
+		}
+		if _, err := st.GetSIPCredentials(ctx, store.DefaultTenant, m.Number); err == nil {
+			continue // set before (perhaps changed since): kept
+		}
+		var domains []string
+		if t, err := st.GetTenant(ctx, store.DefaultTenant); err == nil {
+			domains = t.Domains
+		}
+		realm := sipauth.Realm(realmConfig, domains, store.DefaultTenant) // as the SIP server challenges
+		c := &store.SIPCredentials{Tenant: store.DefaultTenant, Mailbox: m.Number, Realm: realm}
+		if c.HA1MD5, err = sipauth.HA1(sipauth.MD5, m.Number, realm, secret); err != nil {
+			return err
+		}
+		if c.HA1SHA256, err = sipauth.HA1(sipauth.SHA256, m.Number, realm, secret); err != nil {
+			return err
+		}
+		if err := st.SetSIPCredentials(ctx, c); err != nil {
+			return fmt.Errorf("demo mailbox %s: SIP secret: %w", m.Number, err)
 		}
 	}
 	return nil
@@ -398,6 +425,7 @@ func printWelcome(cfg *config.Config, token string, generated, demo bool, public
 		sipAddr = net.JoinHostPort(public.String(), port)
 	}
 	fmt.Printf("Demo tenant \"default\": mailboxes 1001 (Alice, PIN 1234), 1002 (Bob, PIN 1234), group 8000 (Alice and Bob).\n")
+	fmt.Printf("A softphone may register and subscribe as 1001 (SIP password %s) or 1002 (%s).\n", demoSIPSecrets["1001"], demoSIPSecrets["1002"])
 	fmt.Printf("Leave a message for 1001%s:\n  sipp -sf %s -s 1001 -m 1 -nostdin -i 127.0.0.1 -p 5070 -mp 16000 %s\n", scenarioWhere, scenario, sipAddr)
 	fmt.Printf("List the messages:\n  curl -s -H 'Authorization: Bearer %s' http://%s/api/v1/mailboxes/1001/messages\n", token, cfg.HTTPListen)
 }

@@ -39,6 +39,9 @@ RAMP=${RAMP:-50}          # new calls per second while ramping to a level
 MAX_CALLS=${MAX_CALLS:-5000}
 SERVER_FLAGS=${SERVER_FLAGS:-}
 VMLOAD_FLAGS=${VMLOAD_FLAGS:-}
+# Where the server's recordings land as files, when not in its data folder
+# (e.g. the folder of the versitygw bucket with SERVER_FLAGS="--media s3://…").
+MEDIA_DIR=${MEDIA_DIR:-}
 # The one-wave suites ran the server at warn; the churn suites run it at
 # its default level (info) unless LOG_LEVEL says otherwise.
 LOG_FLAG="--log-level ${LOG_LEVEL:-warn}"
@@ -95,7 +98,7 @@ gen() { taskset -c "$GEN_CPU" "$BIN/vmload" run -server "127.0.0.1:$SIP_PORT" -s
 suite_deposit() {
 	for n in "$@"; do
 		start_server "deposit-$n"
-		gen -label "deposit-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -data "$DATA/media"
+		gen -label "deposit-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -data "${MEDIA_DIR:-$DATA/media}"
 		stop_server
 	done
 }
@@ -103,7 +106,7 @@ suite_deposit() {
 suite_dtmf() {
 	for n in "$@"; do
 		start_server "dtmf-$n"
-		gen -label "dtmf-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -dtmf-probe 5 -data "$DATA/media"
+		gen -label "dtmf-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -dtmf-probe 5 -data "${MEDIA_DIR:-$DATA/media}"
 		stop_server
 	done
 }
@@ -112,7 +115,7 @@ suite_plain() {
 	for n in "$@"; do
 		start_server "plain-$n" --prompts-dir "$WORK/silent-prompts"
 		# Ramp within ~8 s so that all n calls (20.4 s each) are up at once.
-		gen -label "plain-$n" -mode plain -concurrent "$n" -calls "$n" -rate "$(((n + 7) / 8 > RAMP ? (n + 7) / 8 : RAMP))" -data "$DATA/media"
+		gen -label "plain-$n" -mode plain -concurrent "$n" -calls "$n" -rate "$(((n + 7) / 8 > RAMP ? (n + 7) / 8 : RAMP))" -data "${MEDIA_DIR:-$DATA/media}"
 		stop_server
 	done
 }
@@ -173,7 +176,7 @@ suite_sipp() {
 		wait "$sp" || true
 		"$BIN/vmload" sippreport -label "sipp-$n" -level "$n" -seconds "$SECONDS_AUDIO" -audio "$WORK/speech.ulaw" \
 			-stat "$d/stat.csv" -rtt "$(ls "$d"/*_rtt.csv 2>/dev/null | head -1)" \
-			-sample "$d/sample.json" -data "$DATA/media" -json "$OUT/results.jsonl"
+			-sample "$d/sample.json" -data "${MEDIA_DIR:-$DATA/media}" -json "$OUT/results.jsonl"
 		stop_server
 	done
 }
@@ -196,7 +199,7 @@ suite_churn() {
 			pp=$!
 		fi
 		gen -label "churn-$n" -mode churn -concurrent "$n" -calls "$((2 * n))" -rate "$(awk "BEGIN{print $n/10}")" \
-			-data "$DATA/media" -metrics "$METRICS_URL"
+			-data "${MEDIA_DIR:-$DATA/media}" -metrics "$METRICS_URL"
 		[ -z "$pp" ] || wait "$pp" || true
 		stop_server
 	done
@@ -245,7 +248,7 @@ suite_sippchurn() {
 		"$BIN/vmload" sippreport -label "sippchurn-$n" -mode sipp-churn -level "$n" -seconds "$SECONDS_AUDIO" \
 			-audio "$WORK/speech.ulaw" -window-from "$from" -window-to "$to" \
 			-stat "$d/stat.csv" -rtt "$(ls "$d"/*_rtt.csv 2>/dev/null | head -1)" \
-			-sample "$d/sample.json" -gen-sample "$d/sipp-sample.json" -data "$DATA/media" \
+			-sample "$d/sample.json" -gen-sample "$d/sipp-sample.json" -data "${MEDIA_DIR:-$DATA/media}" \
 			-metrics-before "$d/metrics-before.json" -metrics "$METRICS_URL" -json "$OUT/results.jsonl"
 		stop_server
 	done
@@ -265,7 +268,7 @@ suite_mwi() {
 	(cd "$ROOT" && go test -c -o "$WORK/testcalls.test" ./testcalls/)
 	for n in "$@"; do
 		start_server "mwi-$n" --recording-min-seconds 1
-		gen -label "mwi-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -data "$DATA/media" &
+		gen -label "mwi-$n" -mode deposit -concurrent "$n" -calls "$n" -rate "$RAMP" -data "${MEDIA_DIR:-$DATA/media}" &
 		local gen_pid=$!
 		sleep $(( n / RAMP + 12 ))  # ramp, then the greetings of the last calls
 		(cd "$ROOT/testcalls" && VOICEMAIL_MWI_BENCH=${MWI_DEPOSITS:-4} VOICEMAIL_BIN="$BIN/voicemail" \
