@@ -40,11 +40,23 @@ func (s *Server) URL(prefix string) string {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := toolproc.Find(t, "AZURITE_BLOB", "azurite-blob", Hint)
-	port := toolproc.FreePort(t)
-	addr := toolproc.Addr(port)
-	toolproc.Start(t, addr, bin,
-		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
-		"--location", t.TempDir(), "--skipApiVersionCheck", "--loose", "--silent")
+	// On a loaded 2-core CI machine Node has been seen not to listen within
+	// a minute (it starts in ~3 s otherwise): one more try, on a new port.
+	var addr string
+	for try := 1; ; try++ {
+		port := toolproc.FreePort(t)
+		addr = toolproc.Addr(port)
+		err := toolproc.TryStart(t, 45*time.Second, addr, bin,
+			"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
+			"--location", t.TempDir(), "--skipApiVersionCheck", "--loose")
+		if err == nil {
+			break
+		}
+		if try == 2 {
+			t.Fatal(err)
+		}
+		t.Logf("azurite: %v; trying again", err)
+	}
 	s := &Server{Endpoint: "http://" + addr + "/" + Account, Container: "media"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -59,32 +59,47 @@ func FreePort(t testing.TB) int {
 // accepts TCP connections. The tool's output is shown if it fails.
 func Start(t testing.TB, addr string, name string, args ...string) {
 	t.Helper()
+	if err := TryStart(t, 60*time.Second, addr, name, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TryStart is Start that returns the failure (the process is then killed)
+// instead of failing the test, so that a caller may try again.
+func TryStart(t testing.TB, wait time.Duration, addr string, name string, args ...string) error {
+	t.Helper()
 	var out syncBuffer
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			err := <-exited
+			exited <- err
+		})
+	}
+	t.Cleanup(stop)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		select {
 		case err := <-exited:
 			exited <- err // for the cleanup
-			t.Fatalf("%s exited before listening on %s: %v\n%s", name, addr, err, out.String())
+			return fmt.Errorf("%s exited before listening on %s: %v\n%s", name, addr, err, out.String())
 		case <-ctx.Done():
-			t.Fatalf("%s does not listen on %s after 60 s\n%s", name, addr, out.String())
+			stop()
+			return fmt.Errorf("%s does not listen on %s after %s\n%s", name, addr, wait, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
