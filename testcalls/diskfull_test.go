@@ -223,7 +223,9 @@ func TestDiskFullMidRecording(t *testing.T) {
 	if left := s.mediaFiles(t, ".part"); len(left) > 0 {
 		t.Errorf("parts left: %v", left)
 	}
-	waitFor(t, "readyz 503 after the full write", 12*time.Second, func() bool {
+	// The space monitor runs every 5 s; two dozen parallel call tests on two
+	// cores may delay a round or two.
+	waitFor(t, "readyz 503 after the full write", 30*time.Second, func() bool {
 		res, _ := s.call(t, "GET", "/readyz", "", nil)
 		return res.StatusCode == 503
 	})

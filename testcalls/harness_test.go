@@ -29,6 +29,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
+	"github.com/vmserver/voicemail/internal/azuritetest"
 	"github.com/vmserver/voicemail/internal/siptest"
 	"github.com/vmserver/voicemail/internal/testlog"
 )
@@ -115,7 +116,14 @@ func TestMain(m *testing.M) {
 			buildErr = fmt.Errorf("go build ./cmd/voicemail: %v", err)
 		}
 	}
+	// The Azure emulator starts before the call tests load the machine
+	// (objectstore_test.go).
+	var stopAzurite func()
+	azurite, stopAzurite, azuriteErr = azuritetest.StartProcess(tmp)
 	code := m.Run()
+	if stopAzurite != nil {
+		stopAzurite()
+	}
 	os.RemoveAll(tmp)
 	os.Exit(code)
 }

@@ -3,6 +3,7 @@ package testcalls
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -81,7 +82,7 @@ func TestObjectStoreS3(t *testing.T) {
 func TestObjectStoreAzure(t *testing.T) {
 	requireSipp(t)
 	t.Parallel()
-	srv := azuritetest.Start(t)
+	srv := sharedAzurite(t)
 	objectStoreDeposit(t, azureBucket{srv}, azuritetest.AccountKey, "--media", srv.URL("vm"), "--azure-account-key", azuritetest.AccountKey)
 }
 
@@ -299,4 +300,21 @@ func TestObjectStoreCrashRecovery(t *testing.T) {
 	} else if n, first := mismatches(rec, dec, off, 0, len(rec), nil); n > 0 {
 		t.Errorf("%d recovered samples differ from the sent audio, first at %d", n, first)
 	}
+}
+
+// azurite is the Azure emulator of the package, started by TestMain
+// before the call tests run; azuriteErr says why there is none.
+var (
+	azurite    *azuritetest.Server
+	azuriteErr error
+)
+
+// sharedAzurite returns the package's emulator, or fails the test in CI
+// (skips it elsewhere) with the reason and the install hint.
+func sharedAzurite(t *testing.T) *azuritetest.Server {
+	t.Helper()
+	if azurite == nil {
+		skipOrFail(t, fmt.Sprint(azuriteErr))
+	}
+	return azurite
 }

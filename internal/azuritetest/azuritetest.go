@@ -4,7 +4,12 @@
 package azuritetest
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -78,4 +83,60 @@ func (s *Server) Client(t testing.TB) *container.Client {
 		t.Fatal(err)
 	}
 	return cl
+}
+
+// StartProcess starts an emulator for a whole test binary (from TestMain,
+// before the tests load the machine: Node takes seconds of CPU to start,
+// and under two dozen parallel call tests on two cores it was seen not to
+// listen within a minute). stop kills it. The folder is the caller's.
+func StartProcess(dir string) (s *Server, stop func(), err error) {
+	bin := os.Getenv("AZURITE_BLOB")
+	if bin == "" {
+		if bin, err = exec.LookPath("azurite-blob"); err != nil {
+			return nil, nil, fmt.Errorf("azurite-blob not found (set AZURITE_BLOB or put it on PATH); install: %s", Hint)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("azurite: free port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
+		"--location", dir, "--skipApiVersionCheck", "--loose")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("azurite: %w", err)
+	}
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, nil, fmt.Errorf("azurite does not listen on %s after 2 min\n%s", addr, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s = &Server{Endpoint: "http://" + addr + "/" + Account, Container: "media"}
+	cred, err := container.NewSharedKeyCredential(Account, AccountKey)
+	if err == nil {
+		var cl *container.Client
+		if cl, err = container.NewClientWithSharedKeyCredential(s.Endpoint+"/"+s.Container, cred, nil); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err = cl.Create(ctx, nil)
+			cancel()
+		}
+	}
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("azurite: create container: %w", err)
+	}
+	return s, stop, nil
 }
