@@ -18,7 +18,9 @@ import (
 // TestClusterThreeInstances runs once with the media in a versitygw bucket
 // and once in one folder shared by the three instances.
 func TestClusterThreeInstances(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a heavy test runs before the two dozen parallel call
+	// tests, alone, so that real phones and proxies are not starved on a
+	// 2-core machine (testcalls/README.md).
 	for _, mode := range []clusterMedia{mediaS3, mediaFile} {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()

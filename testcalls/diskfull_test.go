@@ -178,7 +178,9 @@ func fillUp(t *testing.T, dir string) string {
 // sample the one sent), no part is left, the server ends the call itself,
 // and the free space is measured again at once (/readyz 503).
 func TestDiskFullMidRecording(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a heavy test runs before the two dozen parallel call
+	// tests, alone, so that real phones and proxies are not starved on a
+	// 2-core machine (testcalls/README.md).
 	requireSipp(t)
 	dir := mountTmpfs(t)
 	s := startServer(t, "", "--media", "file://"+dir, "--media-min-free", "1KiB", "--recording-min-seconds", "1")

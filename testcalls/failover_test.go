@@ -12,7 +12,9 @@ import (
 )
 
 func TestClusterFailoverKamailio(t *testing.T) {
-	t.Parallel()
+	// Not parallel: a heavy test runs before the two dozen parallel call
+	// tests, alone, so that real phones and proxies are not starved on a
+	// 2-core machine (testcalls/README.md).
 	c := startCluster(t, mediaS3, 3)
 	p := startProxy(t, c.inst)
 

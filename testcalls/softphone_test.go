@@ -60,7 +60,9 @@ func requireWhole(t *testing.T, what string, rec, src []int16) int {
 // greeting and the beep, speaks 8.7 s and hangs up when its file ends.
 func TestSoftphoneBaresipDeposit(t *testing.T) {
 	requireTool(t, "baresip", "baresip-core")
-	t.Parallel()
+	// Not parallel: a heavy test runs before the two dozen parallel call
+	// tests, alone, so that real phones and proxies are not starved on a
+	// 2-core machine (testcalls/README.md).
 	s := startServer(t, "")
 	speech := speechSamples(t)
 	b := startBaresip(t, "tester")
@@ -90,7 +92,9 @@ func TestSoftphoneBaresipDeposit(t *testing.T) {
 // recording goes on, and the hold period is kept as silence, not lost.
 func TestSoftphoneBaresipHold(t *testing.T) {
 	requireTool(t, "baresip", "baresip-core")
-	t.Parallel()
+	// Not parallel: a heavy test runs before the two dozen parallel call
+	// tests, alone, so that real phones and proxies are not starved on a
+	// 2-core machine (testcalls/README.md).
 	s := startServer(t, "")
 	speech := speechSamples(t)
 	b := startBaresip(t, "tester")
@@ -151,7 +155,9 @@ func TestSoftphoneBaresipHold(t *testing.T) {
 // number is the mailbox: only the PIN), hears the message and deletes it.
 func TestSoftphoneBaresipAccess(t *testing.T) {
 	requireTool(t, "baresip", "baresip-core")
-	t.Parallel()
+	// Not parallel: a heavy test runs before the two dozen parallel call
+	// tests, alone, so that real phones and proxies are not starved on a
+	// 2-core machine (testcalls/README.md).
 	s := startServer(t, "")
 	speech := speechSamples(t)
 	deposit(t, s, "1001", speech)
