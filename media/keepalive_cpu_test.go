@@ -1,8 +1,9 @@
+//go:build keepalivebench
+
 package media
 
 import (
 	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -13,11 +14,8 @@ import (
 // behaviour while recording), with comfort noise and with silence frames.
 // It only reports figures (BENCHMARKS.md):
 //
-//	VOICEMAIL_BENCH_KEEPALIVE=1 go test -count=1 -run TestKeepAliveCPU -v ./media/
+//	go test -tags keepalivebench -count=1 -run TestKeepAliveCPU -v ./media/
 func TestKeepAliveCPU(t *testing.T) {
-	if os.Getenv("VOICEMAIL_BENCH_KEEPALIVE") == "" {
-		t.Skip("set VOICEMAIL_BENCH_KEEPALIVE=1 to measure")
-	}
 	const calls, seconds = 200, 5
 	// One socket nobody reads stands for the callers: the kernel drops
 	// what overflows its buffer, as the far end's NIC would take it.

@@ -38,7 +38,7 @@ func BenchmarkMigrateSQLiteToPostgresS3(b *testing.B) {
 	}
 	pg, err := pgtest.Start()
 	if err != nil {
-		b.Skip(err)
+		b.Fatalf("PostgreSQL: %v (%s)", err, pgtest.InstallHint)
 	}
 	defer pg.Stop()
 	ctx := b.Context()

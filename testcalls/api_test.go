@@ -593,9 +593,9 @@ func TestAPIGreetings(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("sox"); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("sox is not installed")
+			t.Fatal("sox is not installed: apt-get install sox (.ci/run does)")
 		}
-		t.Skip("sox is not installed")
+		t.Skip("sox is not installed: apt-get install sox")
 	}
 	s := startServer(t, "")
 	dir := t.TempDir()
