@@ -1,10 +1,11 @@
+//go:build mwibench
+
 package mwi
 
 import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,11 +18,8 @@ import (
 // TestMWIFanout10k measures, for BENCHMARKS.md, how long the notifier takes
 // to NOTIFY 10,000 subscriptions of one mailbox: at start-up (every stored
 // subscription gets the state) and after one change. The subscribers are 16
-// UDP sockets on loopback answering 200. Run with VOICEMAIL_MWI_BENCH=1.
+// UDP sockets on loopback answering 200. Run with go test -tags mwibench.
 func TestMWIFanout10k(t *testing.T) {
-	if os.Getenv("VOICEMAIL_MWI_BENCH") == "" {
-		t.Skip("set VOICEMAIL_MWI_BENCH=1")
-	}
 	const n, socks = 10000, 16
 	env := newMWIEnv(t)
 	env.stop()
@@ -127,11 +125,8 @@ func okFor(req string) string {
 // committed change (CreateMessage returning; the bus is synchronous) to its
 // NOTIFY reaching the subscriber, outside the coalescing window: 100
 // mailboxes with one subscriber each, 3 rounds of one deposit per mailbox.
-// Run with VOICEMAIL_MWI_BENCH=1.
+// Run with go test -tags mwibench.
 func TestMWIChangeLatency(t *testing.T) {
-	if os.Getenv("VOICEMAIL_MWI_BENCH") == "" {
-		t.Skip("set VOICEMAIL_MWI_BENCH=1")
-	}
 	env := newMWIEnv(t)
 	ctx := context.Background()
 	const boxes = 100
