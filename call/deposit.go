@@ -132,12 +132,18 @@ func (c *depositCall) startRecording(a ivr.StartRecording) error {
 		CallerID: number, CallerName: name, ReceivedAt: time.Now().UTC(),
 		Format: rc.Format.String(),
 	}
+	// The caller speaks from the end of the beep: take the audio at once,
+	// in memory, while the file is created (under load, creating it takes
+	// longer than a word).
+	early := &handoffSink{}
+	c.record(early, a.MaxSeconds)
 	rec, err := newRecorder(c.r.deps.Blobs, meta, rc.Format, a.MaxSeconds, a.SilenceSeconds, rc.TailMS)
 	if err != nil {
+		c.stopRecord()
 		return err
 	}
+	early.handOver(rec)
 	c.rec = rec
-	c.record(rec, a.MaxSeconds)
 	c.log.Info("recording", "message_id", meta.ID)
 	return nil
 }

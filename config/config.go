@@ -46,6 +46,7 @@ type Config struct {
 	RTPPortMin                                int
 	RTPPortMax                                int
 	HTTPListen                                string
+	DebugPprofListen                          string // Go's profiler; loopback only, empty = off
 	DataDir                                   string
 	DB                                        string
 	DBMaxConns                                int           // PostgreSQL pool size (0 = store default)
@@ -115,6 +116,8 @@ type Config struct {
 	// over UDP/TCP only with MediaSRTPAllowInsecureKeys.
 	MediaSRTP                  string
 	MediaSRTPAllowInsecureKeys bool
+	// MediaRTPMux puts every call on one RTP port (docs/performance.md).
+	MediaRTPMux bool
 	// RecordingTailMS is the trailing silence kept after the last voiced frame.
 	RecordingTailMS    int
 	WebhooksAllowHosts []string // host names, addresses or CIDRs webhooks may reach although not public
@@ -245,6 +248,18 @@ func options() []option {
 			c.HTTPListen = v
 			return nil
 		}},
+		{"debug.pprof_listen", "", "address of Go's profiler (/debug/pprof/), for performance work; empty = off. It shows memory and stack contents: loopback only (docs/performance.md)", func(c *Config, v string) error {
+			if v == "" {
+				c.DebugPprofListen = ""
+				return nil
+			}
+			host, _, err := net.SplitHostPort(v)
+			if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+				return fmt.Errorf("want a loopback host:port such as 127.0.0.1:6061, got %q", v)
+			}
+			c.DebugPprofListen = v
+			return nil
+		}},
 		{"data_dir", "./data", "the local state folder", str(func(c *Config) *string { return &c.DataDir })},
 		{"db", "", "database: sqlite://<path> (default sqlite://<data_dir>/voicemail.db) or postgres://user:pass@host/db", str(func(c *Config) *string { return &c.DB })},
 		{"db_max_conns", "0", "PostgreSQL connection pool size (0 = 4 per core, at least 10)", intv(func(c *Config) *int { return &c.DBMaxConns }, 0)},
@@ -352,6 +367,13 @@ func options() []option {
 		}},
 		{"media.srtp_allow_insecure_keys", "false", "accept RTP/SAVP offers over UDP and TCP, whose SDES keys anyone on the path can read (by default only over TLS; others get 488)", func(c *Config, v string) (err error) {
 			c.MediaSRTPAllowInsecureKeys, err = strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			return nil
+		}},
+		{"media.rtp_mux", "false", "every call on one shared RTP port (the first even port of rtp.ports; RTCP on the next), many packets per system call: far less CPU per call, but a caller's RTP must come from the address in its SDP or carry the SSRC of its a=ssrc (docs/performance.md)", func(c *Config, v string) (err error) {
+			c.MediaRTPMux, err = strconv.ParseBool(v)
 			if err != nil {
 				return fmt.Errorf("want true or false, got %q", v)
 			}

@@ -23,14 +23,17 @@ type clock struct {
 	start time.Time
 	stop  chan struct{}
 	done  chan struct{}
+	// flush, when set, runs after every tick's round (the shared port's
+	// batched send).
+	flush func()
 	// late is a moving average (1/16 per tick) of how long after its
 	// ideal time each tick finished sending, in nanoseconds: the media
 	// engine's own measure of overload.
 	late atomic.Int64
 }
 
-func newClock() *clock {
-	c := &clock{start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+func newClock(flush func()) *clock {
+	c := &clock{start: time.Now(), stop: make(chan struct{}), done: make(chan struct{}), flush: flush}
 	go c.run()
 	return c
 }
@@ -51,6 +54,9 @@ func (c *clock) run() {
 			for i, s := range c.snap {
 				s.tick(idx)
 				c.snap[i] = nil
+			}
+			if c.flush != nil {
+				c.flush()
 			}
 			late := int64(time.Since(c.start.Add(time.Duration(idx) * clockTick)))
 			avg := c.late.Load()

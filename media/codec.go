@@ -44,15 +44,28 @@ func (c Codec) Decode(dst []int16, src []byte) {
 // len(dst) must be >= len(src). Any codec other than PCMA encodes as PCMU.
 func (c Codec) Encode(dst []byte, src []int16) {
 	dst = dst[:len(src)]
+	t := &ulawTable
 	if c == PCMA {
-		for i, s := range src {
-			dst[i] = g711.EncodeAlawFrame(s)
-		}
-		return
+		t = &alawTable
 	}
 	for i, s := range src {
-		dst[i] = g711.EncodeUlawFrame(s)
+		dst[i] = t[uint16(s)]
 	}
+}
+
+// The encoders as tables of every 16-bit sample (64 KiB each, built once
+// and never written): a prompt is encoded for every call that plays it,
+// and a lookup is several times cheaper than the arithmetic.
+var (
+	ulawTable = encodeTable(g711.EncodeUlawFrame)
+	alawTable = encodeTable(g711.EncodeAlawFrame)
+)
+
+func encodeTable(enc func(int16) byte) (t [1 << 16]byte) {
+	for i := range t {
+		t[i] = enc(int16(uint16(i)))
+	}
+	return t
 }
 
 // SilenceByte is the code for a zero sample (0xFF in µ-law, 0xD5 in A-law).

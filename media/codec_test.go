@@ -2,6 +2,8 @@ package media
 
 import (
 	"testing"
+
+	"github.com/zaf/g711"
 )
 
 func TestCodecString(t *testing.T) {
@@ -74,4 +76,25 @@ func abs16(v int16) int32 {
 		return -int32(v)
 	}
 	return int32(v)
+}
+
+// TestEncodeTables: the table encoders give the reference encoder's byte
+// for every 16-bit sample.
+func TestEncodeTables(t *testing.T) {
+	src := make([]int16, 1<<16)
+	for i := range src {
+		src[i] = int16(uint16(i))
+	}
+	dst := make([]byte, len(src))
+	for _, c := range []struct {
+		codec Codec
+		ref   func(int16) byte
+	}{{PCMU, g711.EncodeUlawFrame}, {PCMA, g711.EncodeAlawFrame}} {
+		c.codec.Encode(dst, src)
+		for i, s := range src {
+			if want := c.ref(s); dst[i] != want {
+				t.Fatalf("%s: sample %d encodes to %#x, want %#x", c.codec, s, dst[i], want)
+			}
+		}
+	}
 }

@@ -21,7 +21,11 @@ const (
 type EngineConfig struct {
 	IP               net.IP // address to bind RTP sockets on; nil = all
 	PortMin, PortMax int    // RTP on even ports, RTCP on the next, in [PortMin, PortMax]; 0,0 = 10000-20000
-	Logger           *slog.Logger
+	// Mux puts every session on one shared RTP port (PortMin, rounded up
+	// to even) and RTCP port (the next), read and written many datagrams
+	// per system call (media.rtp_mux, docs/performance.md).
+	Mux    bool
+	Logger *slog.Logger
 }
 
 // Engine owns the RTP port pool and the single pacing clock shared by the
@@ -29,6 +33,7 @@ type EngineConfig struct {
 type Engine struct {
 	log   *slog.Logger
 	ports *portPool
+	mux   *mux // nil = a port pair per session
 	clock *clock
 	// rtcpMean is the mean RTCP report interval of new sessions
 	// (rtcpInterval; tests shorten it).
@@ -52,18 +57,26 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{
+	e := &Engine{
 		log:      log,
 		ports:    ports,
-		clock:    newClock(),
 		rtcpMean: rtcpInterval,
 		sessions: map[*Session]struct{}{},
-	}, nil
+	}
+	var flush func()
+	if cfg.Mux {
+		if e.mux, err = newMux(cfg.IP, cfg.PortMin, log); err != nil {
+			return nil, err
+		}
+		flush = e.mux.flush
+	}
+	e.clock = newClock(flush)
+	return e, nil
 }
 
 // NewSession binds a random even port and the next one (RTP, RTCP) from
 // the pool and starts the session's receive goroutines and its player on
-// the shared clock.
+// the shared clock; with Mux, the session joins the shared port instead.
 func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -77,8 +90,11 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, rtcpConn, port, err := e.ports.bind()
-	if err != nil {
+	var conn, rtcpConn *net.UDPConn
+	var port int
+	if e.mux != nil {
+		conn, rtcpConn, port = e.mux.conn, e.mux.rtcpConn, e.mux.port
+	} else if conn, rtcpConn, port, err = e.ports.bind(); err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {
@@ -104,7 +120,9 @@ func (e *Engine) release(s *Session) {
 	e.mu.Lock()
 	delete(e.sessions, s)
 	e.mu.Unlock()
-	e.ports.release(s.port)
+	if e.mux == nil {
+		e.ports.release(s.port)
+	}
 }
 
 // Close closes every session and stops the clock.
@@ -125,5 +143,8 @@ func (e *Engine) Close() error {
 		errs = append(errs, s.Close())
 	}
 	e.clock.close()
+	if e.mux != nil {
+		errs = append(errs, e.mux.close())
+	}
 	return errors.Join(errs...)
 }

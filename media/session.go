@@ -62,6 +62,10 @@ type SessionConfig struct {
 	// (2 s for another address, 60 ms for another SSRC from the accepted
 	// one), before it is learnt. 0 = DefaultStrictRTPPackets.
 	StrictRTPPackets int
+	// RemoteSSRC is the caller's SSRC from its SDP (a=ssrc, RFC 5576),
+	// 0 = not given. On the shared port (Engine Mux) it finds the
+	// caller's packets when several calls come from one address.
+	RemoteSSRC uint32
 	// SRTP, when set, encrypts and authenticates RTP and RTCP both ways
 	// (RFC 3711); packets that fail are dropped. nil = plain RTP.
 	SRTP   *SRTPConfig
@@ -201,6 +205,16 @@ type Session struct {
 	srtp      atomic.Pointer[srtpState] // nil = plain RTP (srtp.go)
 	srtpFails atomic.Uint64
 
+	// The shared port (Engine Mux): nil with a port pair of our own.
+	// muxAddrs, muxSSRC and muxHaveSSRC are guarded by mux.mu; muxBound
+	// by rxMu.
+	mux         *mux
+	muxAddrs    []netip.AddrPort
+	muxSSRC     uint32
+	muxHaveSSRC bool
+	muxBound    uint32
+	muxBoundOK  bool
+
 	closeOnce  sync.Once
 	closeErr   error
 	done       chan struct{}
@@ -264,6 +278,19 @@ func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionCon
 	if st != nil {
 		s.srtp.Store(st)
 	}
+	if e.mux != nil {
+		s.mux = e.mux
+		close(s.done)
+		close(s.rtcpDone)
+		s.rxMu.Lock()
+		s.muxTrack()
+		if cfg.RemoteSSRC != 0 {
+			s.muxBound, s.muxBoundOK = cfg.RemoteSSRC, true
+			s.mux.bindSSRC(s, cfg.RemoteSSRC)
+		}
+		s.rxMu.Unlock()
+		return s
+	}
 	go s.recvLoop()
 	go s.rtcpLoop()
 	return s
@@ -282,6 +309,15 @@ func sendAddr(a *net.UDPAddr) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(ip, ap.Port())
 }
+
+// SSRC is the SSRC of what we send; CNAME our RTCP CNAME.
+func (s *Session) SSRC() uint32 { return s.ssrc }
+
+// CNAME is our RTCP canonical name for this session.
+func (s *Session) CNAME() string { return s.cname }
+
+// Shared reports whether the session is on the engine's shared RTP port.
+func (s *Session) Shared() bool { return s.mux != nil }
 
 // LocalPort returns the RTP port the session is bound to (RTCP is on the
 // next port, or on this one with rtcp-mux).
@@ -338,6 +374,7 @@ func (s *Session) Update(cfg SessionConfig) error {
 		s.qMu.Lock()
 		s.q = rxQuality{}
 		s.qMu.Unlock()
+		s.muxTrack()
 	}
 	if a.IsValid() {
 		s.rtcpSDP = rtcpAddr
@@ -438,7 +475,17 @@ func (s *Session) Record(sink FrameSink) {
 }
 
 // StopRecord flushes the reorder buffer into the sink, then detaches it.
+// On the shared port it first lets the reader handle what already
+// arrived (mux.drain), so a BYE never cuts the caller's last words.
 func (s *Session) StopRecord() {
+	if s.mux != nil {
+		s.rxMu.Lock()
+		recording := s.rec != nil
+		s.rxMu.Unlock()
+		if recording {
+			s.mux.drain()
+		}
+	}
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
 	if s.rec == nil {
@@ -484,7 +531,14 @@ func (s *Session) Close() error {
 		s.txMu.Unlock()
 		s.sendReport(time.Now(), true)
 		s.closedFlag.Store(true)
-		s.closeErr = errors.Join(s.conn.Close(), s.rtcpConn.Close())
+		if s.mux != nil {
+			// A datagram being handled finishes; later ones see closedFlag.
+			s.rxMu.Lock()
+			s.rxMu.Unlock()
+			s.mux.remove(s)
+		} else {
+			s.closeErr = errors.Join(s.conn.Close(), s.rtcpConn.Close())
+		}
 		<-s.done
 		<-s.rtcpDone
 		s.eng.release(s)

@@ -169,6 +169,9 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time) {
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
+	if s.mux != nil && s.closedFlag.Load() {
+		return // Close ran: the shared reader must not reach the sink any more
+	}
 	kind := s.kindOf(p.PayloadType)
 	if kind == pktUnknown {
 		s.dropped.Add(1) // an unnegotiated payload type
@@ -183,9 +186,22 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time) {
 		return
 	case gateLearnt:
 		s.learnt(from, p.SSRC)
+		s.muxTrack()
 		s.replay(now)
 	}
+	if s.mux != nil && s.gate.haveSSRC && (!s.muxBoundOK || s.muxBound != s.gate.ssrc) {
+		s.muxBound, s.muxBoundOK = s.gate.ssrc, true
+		s.mux.bindSSRC(s, s.gate.ssrc)
+	}
 	s.deliver(p, kind, now)
+}
+
+// muxTrack tells the shared port where this session's packets come from:
+// the SDP address and the accepted source. Called with rxMu.
+func (s *Session) muxTrack() {
+	if s.mux != nil && !s.closedFlag.Load() {
+		s.mux.track(s, s.sdpAddr, s.gate.acc)
+	}
 }
 
 // Kinds of RTP packets by payload type.

@@ -120,7 +120,9 @@ func (s *Session) send(b []byte) bool {
 	if !ok {
 		return false
 	}
-	if _, err := s.conn.WriteToUDPAddrPort(b, s.remote); err != nil {
+	if s.mux != nil {
+		s.mux.queue(b, s.remote) // sent with the tick's batch
+	} else if _, err := s.conn.WriteToUDPAddrPort(b, s.remote); err != nil {
 		return false
 	}
 	s.sent.Add(1)

@@ -314,7 +314,7 @@ func (d *Dialog) run() {
 		RTPTimeout: s.cfg.RTPTimeout, StrictRTPPackets: s.cfg.StrictRTPPackets}
 	if o := d.currentOffer(); o != nil {
 		cfg.Codec, cfg.DTMFPayload, cfg.Ptime = o.Codec, o.DTMF, o.Ptime
-		cfg.CNPayload, cfg.RTCPMux = o.CN, o.RTCPMux
+		cfg.CNPayload, cfg.RTCPMux, cfg.RemoteSSRC = o.CN, o.RTCPMux, o.SSRC
 		if !o.Hold() {
 			cfg.Remote, cfg.RTCPRemote = o.Remote, o.RTCP
 		}
@@ -525,7 +525,11 @@ func (d *Dialog) codecName() string {
 func (d *Dialog) local() Local {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Local{IP: d.s.cfg.PublicIP, Port: d.sess.LocalPort(), SessionID: d.sdpID, Version: d.sdpVer, Crypto: d.crypto}
+	l := Local{IP: d.s.cfg.PublicIP, Port: d.sess.LocalPort(), SessionID: d.sdpID, Version: d.sdpVer, Crypto: d.crypto}
+	if d.sess.Shared() {
+		l.SSRC, l.CNAME = d.sess.SSRC(), d.sess.CNAME()
+	}
+	return l
 }
 
 // onUpdate takes an UPDATE (RFC 3311): a session refresh (RFC 4028), with

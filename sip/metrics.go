@@ -73,7 +73,33 @@ func newCallMetrics() *callMetrics {
 func (s *Server) Collectors() []prometheus.Collector {
 	m := s.metrics
 	cs := []prometheus.Collector{m.calls, m.rtp, m.panics, m.malformed.count, m.tcpRefused, m.rejected, m.rtcp, m.jitter, m.rtt, m.loss}
+	if eng := s.deps.Engine; eng != nil {
+		if _, ok := eng.SharedPortStats(); ok {
+			cs = append(cs, sharedPortCollectors(eng)...)
+		}
+	}
 	return append(cs, s.flood.collectors()...)
+}
+
+// sharedPortCollectors count what the shared RTP port (media.rtp_mux)
+// lost outside any call: a growing "dropped" means the kernel buffer is
+// too small for the load (docs/performance.md).
+func sharedPortCollectors(eng *media.Engine) []prometheus.Collector {
+	fate := func(name string, get func(media.SharedPortStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "voicemail_rtp_shared_port_datagrams_total",
+			Help:        "Datagrams the shared RTP port (media.rtp_mux) lost outside any call: unmatched (no call's address or SSRC), dropped (kernel receive buffer full), send_failed.",
+			ConstLabels: prometheus.Labels{"fate": name},
+		}, func() float64 {
+			st, _ := eng.SharedPortStats()
+			return float64(get(st))
+		})
+	}
+	return []prometheus.Collector{
+		fate("unmatched", func(st media.SharedPortStats) uint64 { return st.Unmatched }),
+		fate("dropped", func(st media.SharedPortStats) uint64 { return st.Dropped }),
+		fate("send_failed", func(st media.SharedPortStats) uint64 { return st.SendFailed }),
+	}
 }
 
 func (m *callMetrics) call(access bool, result string) {

@@ -36,6 +36,8 @@ type Offer struct {
 	// a=crypto attributes we support (RFC 4568), with the caller's key.
 	Secure bool
 	Crypto *Crypto
+	// SSRC is the remote's first a=ssrc (RFC 5576) of the stream, 0 = none.
+	SSRC uint32
 	// other is the first usable audio stream of the other kind (RTP/AVP
 	// for an RTP/SAVP offer, or the reverse), when the offer has both.
 	other *Offer
@@ -122,6 +124,12 @@ func ParseOffer(body []byte) (*Offer, error) {
 		}
 		o.Remote = &net.UDPAddr{IP: ip, Port: m.MediaName.Port.Value}
 		_, o.RTCPMux = m.Attribute("rtcp-mux")
+		if v, ok := m.Attribute("ssrc"); ok {
+			id, _, _ := strings.Cut(v, " ")
+			if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+				o.SSRC = uint32(n)
+			}
+		}
 		o.RTCP = &net.UDPAddr{IP: ip, Port: o.Remote.Port + 1}
 		if o.RTCPMux {
 			o.RTCP.Port = o.Remote.Port
@@ -226,6 +234,12 @@ type Local struct {
 	Version   uint64
 	// Crypto is our SRTP key for an RTP/SAVP stream (sdes.go); nil = RTP.
 	Crypto *Crypto
+	// SSRC and CNAME, when SSRC is not 0, are announced with a=ssrc
+	// (RFC 5576): on the shared RTP port (media.rtp_mux) they tell a
+	// peer that sends several calls from one socket which stream is
+	// which call's.
+	SSRC  uint32
+	CNAME string
 }
 
 // Answer builds the SDP answer: the same m-lines in the same order, the
@@ -317,6 +331,9 @@ func audioMedia(l Local, p audioParams) *sdp.MediaDescription {
 	}
 	if p.crypto != nil && isSAVP(p.protos) {
 		attrs = append(attrs, sdp.NewAttribute("crypto", p.crypto.Attr()))
+	}
+	if l.SSRC != 0 {
+		attrs = append(attrs, sdp.NewAttribute("ssrc", fmt.Sprintf("%d cname:%s", l.SSRC, l.CNAME)))
 	}
 	return &sdp.MediaDescription{
 		MediaName:  sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: l.Port}, Protos: p.protos, Formats: formats},

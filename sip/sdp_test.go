@@ -151,3 +151,37 @@ func TestNewOfferCNAndMux(t *testing.T) {
 		}
 	}
 }
+
+// TestOfferSSRC: the caller's a=ssrc (RFC 5576) is read; our answer
+// announces ours only when asked (the shared RTP port).
+func TestOfferSSRC(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+	for _, c := range []struct {
+		name, attrs string
+		want        uint32
+	}{
+		{"none", "", 0},
+		{"with cname", "a=ssrc:4294967295 cname:x@y\r\n", 4294967295},
+		{"first of two", "a=ssrc:12 cname:a\r\na=ssrc:13 cname:a\r\n", 12},
+		{"not a number", "a=ssrc:abc cname:a\r\n", 0},
+		{"too big", "a=ssrc:4294967296 cname:a\r\n", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := ParseOffer([]byte(head + "m=audio 4000 RTP/AVP 0\r\n" + c.attrs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.SSRC != c.want {
+				t.Fatalf("SSRC = %d, want %d", o.SSRC, c.want)
+			}
+			plain := string(Answer(o, Local{IP: net.ParseIP("192.0.2.1"), Port: 20000}))
+			if strings.Contains(plain, "a=ssrc") {
+				t.Fatalf("answer announces an SSRC unasked:\n%s", plain)
+			}
+			shared := string(Answer(o, Local{IP: net.ParseIP("192.0.2.1"), Port: 20000, SSRC: 77, CNAME: "vm@1"}))
+			if !strings.Contains(shared, "a=ssrc:77 cname:vm@1\r\n") {
+				t.Fatalf("answer lacks a=ssrc:\n%s", shared)
+			}
+		})
+	}
+}

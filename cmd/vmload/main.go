@@ -432,6 +432,9 @@ func printReport(r *report) {
 	if r.RTP != nil {
 		fmt.Printf("  server RTP: received %d lost %d late %d duplicate %d dropped %d rejected %d",
 			r.RTP.Received, r.RTP.Lost, r.RTP.Late, r.RTP.Duplicate, r.RTP.Dropped, r.RTP.Rejected)
+		if r.RTP.KernelDropped != 0 || r.RTP.Unmatched != 0 {
+			fmt.Printf(" shared port: kernel dropped %d unmatched %d", r.RTP.KernelDropped, r.RTP.Unmatched)
+		}
 	}
 	if len(r.FailedWhy) > 0 {
 		keys := make([]string, 0, len(r.FailedWhy))

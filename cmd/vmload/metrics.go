@@ -22,11 +22,16 @@ type rtpCounters struct {
 	Duplicate int64 `json:"duplicate"`
 	Dropped   int64 `json:"dropped"`
 	Rejected  int64 `json:"rejected"`
+	// The shared RTP port (media.rtp_mux): datagrams the kernel dropped
+	// (receive buffer full) and those no call claimed.
+	KernelDropped int64 `json:"kernel_dropped,omitempty"`
+	Unmatched     int64 `json:"unmatched,omitempty"`
 }
 
 func (a rtpCounters) sub(b rtpCounters) rtpCounters {
 	return rtpCounters{a.Received - b.Received, a.Lost - b.Lost, a.Late - b.Late,
-		a.Duplicate - b.Duplicate, a.Dropped - b.Dropped, a.Rejected - b.Rejected}
+		a.Duplicate - b.Duplicate, a.Dropped - b.Dropped, a.Rejected - b.Rejected,
+		a.KernelDropped - b.KernelDropped, a.Unmatched - b.Unmatched}
 }
 
 // parseRTPCounters reads the RTP counters from a Prometheus text
@@ -61,6 +66,10 @@ func parseRTPCounters(r io.Reader) (rtpCounters, error) {
 			dst = &c.Dropped
 		case "voicemail_rtp_rejected_total":
 			dst = &c.Rejected
+		case `voicemail_rtp_shared_port_datagrams_total{fate="dropped"}`:
+			dst = &c.KernelDropped
+		case `voicemail_rtp_shared_port_datagrams_total{fate="unmatched"}`:
+			dst = &c.Unmatched
 		default:
 			continue
 		}

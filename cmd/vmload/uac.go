@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/vmserver/voicemail/internal/siptest"
+	"github.com/vmserver/voicemail/internal/udpbatch"
 )
 
 // Timing of the generator. One shared ticker drives every call: RTP
@@ -62,6 +64,8 @@ type call struct {
 	toHdr      string
 	target     string // Contact of the 200
 	remote     netip.AddrPort
+	srvSSRC    uint32 // the server's a=ssrc, when its answer has one
+	srvSSRCOK  bool
 	dtmfPT     uint8
 	byeSent    time.Time
 	byeBranch  string
@@ -124,6 +128,7 @@ type gen struct {
 	calls  map[string]*call // by Call-ID
 	rtpMu  sync.RWMutex
 	byRTP  map[netip.AddrPort]*call // by the server's RTP address (rtpMu)
+	bySSRC map[uint32]*call         // by the server's SSRC, when its answer has a=ssrc (rtpMu)
 	active []*call
 	bucket [phases][]*call
 
@@ -135,7 +140,12 @@ type gen struct {
 	filledAt           atomic.Int64 // unix ns of the launch that made the level full (churn window start)
 	lastLaunchAt       atomic.Int64 // unix ns of the last launch (churn window end)
 
-	pkt [12 + frameBytes]byte // the one RTP send buffer (clock goroutine)
+	pkt [12 + frameBytes]byte // the one RTP packet buffer (clock goroutine)
+	// RTP goes out in batches: per socket, what a clock tick sends, in one
+	// system call (clock goroutine).
+	rtpB []*udpbatch.Conn
+	outq [][]udpbatch.Message
+	outn []int
 }
 
 func newGen(cfg runConfig, frames [][]byte) (*gen, error) {
@@ -146,7 +156,7 @@ func newGen(cfg runConfig, frames [][]byte) (*gen, error) {
 	ip := net.ParseIP(cfg.local)
 	g := &gen{cfg: cfg, frames: frames, server: srv,
 		res:   &results{failed: map[string]int{}},
-		calls: map[string]*call{}, byRTP: map[netip.AddrPort]*call{}}
+		calls: map[string]*call{}, byRTP: map[netip.AddrPort]*call{}, bySSRC: map[uint32]*call{}}
 	g.sip, err = net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: cfg.sipPort})
 	if err != nil {
 		return nil, fmt.Errorf("sip socket: %w", err)
@@ -155,14 +165,25 @@ func newGen(cfg runConfig, frames [][]byte) (*gen, error) {
 	_ = g.sip.SetWriteBuffer(4 << 20)
 	g.sipAP = g.sip.LocalAddr().(*net.UDPAddr).AddrPort()
 	for i := 0; i < cfg.rtpSockets; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: cfg.rtpBase + 2*i})
+		port := 0 // any
+		if cfg.rtpBase != 0 {
+			port = cfg.rtpBase + 2*i
+		}
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port})
 		if err != nil {
-			return nil, fmt.Errorf("rtp socket %d: %w", cfg.rtpBase+2*i, err)
+			return nil, fmt.Errorf("rtp socket %d: %w", port, err)
 		}
 		_ = c.SetReadBuffer(4 << 20)
 		_ = c.SetWriteBuffer(4 << 20)
+		b, err := udpbatch.New(c)
+		if err != nil {
+			return nil, err
+		}
 		g.rtps = append(g.rtps, c)
+		g.rtpB = append(g.rtpB, b)
 	}
+	g.outq = make([][]udpbatch.Message, len(g.rtps))
+	g.outn = make([]int, len(g.rtps))
 	return g, nil
 }
 
@@ -191,6 +212,9 @@ func (c *call) inviteMsg() []byte {
 	g := c.g
 	port := g.rtps[c.rtp].LocalAddr().(*net.UDPAddr).Port
 	sdp := siptest.BuildSDP(g.cfg.local, port, []uint8{siptest.PCMU}, 101, int64(c.ssrc))
+	// a=ssrc (RFC 5576): calls share our RTP sockets, so a server on one
+	// shared port (media.rtp_mux) tells them apart by SSRC.
+	sdp = fmt.Appendf(sdp, "a=ssrc:%d cname:vmload-%d\r\n", c.ssrc, c.n)
 	var b strings.Builder
 	fmt.Fprintf(&b, "INVITE %s SIP/2.0\r\n", c.ruri())
 	fmt.Fprintf(&b, "Via: %s\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: <%s>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\n",
@@ -250,6 +274,9 @@ func (g *gen) end(c *call, now time.Time) {
 	if c.remote.IsValid() && g.byRTP[c.remote] == c {
 		delete(g.byRTP, c.remote)
 	}
+	if c.srvSSRCOK && g.bySSRC[c.srvSSRC] == c {
+		delete(g.bySSRC, c.srvSSRC)
+	}
 	g.rtpMu.Unlock()
 	b := g.bucket[c.phase]
 	for i, x := range b {
@@ -299,6 +326,7 @@ func (g *gen) run(deadline time.Time) {
 				c.step(now, idx)
 			}
 		}
+		g.flushRTP()
 		last = idx
 		if int(g.launched.Load()) >= g.cfg.calls && g.live.Load() == 0 {
 			return
@@ -435,8 +463,30 @@ func (c *call) sendFrame(payload []byte, marker bool) {
 	copy(b[12:], payload)
 	c.seq++
 	c.ts += frameBytes
-	if _, err := g.rtps[c.rtp].WriteToUDPAddrPort(b, c.remote); err == nil {
-		g.res.rtpSent.Add(1)
+	g.queueRTP(c.rtp, b, c.remote)
+}
+
+// queueRTP copies a packet into its socket's batch (clock goroutine).
+func (g *gen) queueRTP(sock int, b []byte, to netip.AddrPort) {
+	q, n := g.outq[sock], g.outn[sock]
+	if n == len(q) {
+		q = append(q, udpbatch.Message{Buf: make([]byte, 0, len(g.pkt))})
+		g.outq[sock] = q
+	}
+	q[n].Buf = append(q[n].Buf[:0], b...)
+	q[n].Addr = to
+	g.outn[sock] = n + 1
+}
+
+// flushRTP sends every socket's batch (clock goroutine, once per tick).
+func (g *gen) flushRTP() {
+	for i, n := range g.outn {
+		if n == 0 {
+			continue
+		}
+		sent, _ := g.rtpB[i].WriteBatch(g.outq[i][:n])
+		g.res.rtpSent.Add(int64(sent))
+		g.outn[i] = 0
 	}
 }
 
@@ -469,9 +519,7 @@ func (c *call) sendDTMF(now time.Time) {
 	}
 	binary.BigEndian.PutUint16(b[14:], dur)
 	c.seq++
-	if _, err := g.rtps[c.rtp].WriteToUDPAddrPort(b, c.remote); err == nil {
-		g.res.rtpSent.Add(1)
-	}
+	g.queueRTP(c.rtp, b, c.remote)
 	if c.dtmfStep == 6 {
 		c.ts = c.dtmfTS + 3*frameBytes
 	}
@@ -513,37 +561,50 @@ func (c *call) doneLocked(now time.Time) {
 // ---- receive loops ----
 
 func (g *gen) readRTP(i int) {
-	conn := g.rtps[i]
-	buf := make([]byte, 2048)
+	ms := make([]udpbatch.Message, 64)
+	for k := range ms {
+		ms[k].Buf = make([]byte, 2048)
+	}
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, err := g.rtpB[i].ReadBatch(ms)
 		if err != nil {
 			return
 		}
-		if n < 12 {
-			continue
+		for k := range n {
+			g.onRTP(ms[k].Buf[:ms[k].N], ms[k].Addr)
 		}
-		g.res.rtpRecv.Add(1)
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		g.rtpMu.RLock()
-		c := g.byRTP[from]
-		g.rtpMu.RUnlock()
-		if c == nil {
-			g.res.rtpUnknown.Add(1)
-			continue
-		}
-		if pt := buf[1] & 0x7f; pt == siptest.CN || (buf[1] >= 192 && buf[1] <= 223) {
-			// Comfort noise is the server's keep-alive while it is silent
-			// (and RTCP is not audio): neither ends the quiet.
-			continue
-		}
-		now := time.Now().UnixNano()
-		c.rxPackets.Add(1)
-		c.lastRx.Store(now)
-		if buf[1]&0x80 != 0 && c.dtmfAt.Load() != 0 && c.markerAfter.Load() == 0 {
-			c.rxAtMarker.Store(c.rxPackets.Load())
-			c.markerAfter.Store(now)
-		}
+	}
+}
+
+// onRTP counts one packet from the server for its call: found by the
+// server's SSRC when it announced one (a shared server port), else by the
+// server's address.
+func (g *gen) onRTP(buf []byte, from netip.AddrPort) {
+	if len(buf) < 12 {
+		return
+	}
+	g.res.rtpRecv.Add(1)
+	g.rtpMu.RLock()
+	c := g.bySSRC[binary.BigEndian.Uint32(buf[8:12])]
+	if c == nil {
+		c = g.byRTP[from]
+	}
+	g.rtpMu.RUnlock()
+	if c == nil {
+		g.res.rtpUnknown.Add(1)
+		return
+	}
+	if pt := buf[1] & 0x7f; pt == siptest.CN || (buf[1] >= 192 && buf[1] <= 223) {
+		// Comfort noise is the server's keep-alive while it is silent
+		// (and RTCP is not audio): neither ends the quiet.
+		return
+	}
+	now := time.Now().UnixNano()
+	c.rxPackets.Add(1)
+	c.lastRx.Store(now)
+	if buf[1]&0x80 != 0 && c.dtmfAt.Load() != 0 && c.markerAfter.Load() == 0 {
+		c.rxAtMarker.Store(c.rxPackets.Load())
+		c.markerAfter.Store(now)
 	}
 }
 
@@ -643,7 +704,12 @@ func (c *call) onResponse(m *siptest.Message, now time.Time) {
 			g.res.setup = append(g.res.setup, now.Sub(c.invSent))
 			g.res.mu.Unlock()
 			g.rtpMu.Lock()
-			g.byRTP[c.remote] = c
+			if ssrc, ok := answerSSRC(m.Body); ok {
+				c.srvSSRC, c.srvSSRCOK = ssrc, true
+				g.bySSRC[ssrc] = c
+			} else {
+				g.byRTP[c.remote] = c
+			}
 			g.rtpMu.Unlock()
 			c.ackMsg = c.inDialog("ACK", "z9hG4bK"+siptest.RandHex(8), 1)
 			g.sendSIP(c.ackMsg)
@@ -672,4 +738,18 @@ func (c *call) onResponse(m *siptest.Message, now time.Time) {
 			}
 		}
 	}
+}
+
+// answerSSRC is the first a=ssrc of an SDP body (RFC 5576).
+func answerSSRC(body []byte) (uint32, bool) {
+	for line := range strings.SplitSeq(string(body), "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=ssrc:")
+		if !ok {
+			continue
+		}
+		id, _, _ := strings.Cut(v, " ")
+		n, err := strconv.ParseUint(id, 10, 32)
+		return uint32(n), err == nil
+	}
+	return 0, false
 }

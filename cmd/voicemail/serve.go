@@ -150,7 +150,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	if err != nil {
 		return err
 	}
-	engine, err := media.NewEngine(media.EngineConfig{IP: bindIP, PortMin: cfg.RTPPortMin, PortMax: cfg.RTPPortMax, Logger: log})
+	engine, err := media.NewEngine(media.EngineConfig{IP: bindIP, PortMin: cfg.RTPPortMin, PortMax: cfg.RTPPortMax, Mux: cfg.MediaRTPMux, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -258,6 +258,13 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("config key http.listen: %w", err)
+	}
+	if cfg.DebugPprofListen != "" {
+		stopPprof, err := servePprof(cfg.DebugPprofListen, log)
+		if err != nil {
+			return fmt.Errorf("config key debug.pprof_listen: %w", err)
+		}
+		defer stopPprof()
 	}
 	// The API owns /metrics; SIP collectors go in api.Config.Collectors.
 	apiSrv := api.New(api.Config{SIPAuthRealm: cfg.SIPAuthRealm, Store: st, Changes: changes, Blobs: blobs, AdminToken: token, Logger: log,

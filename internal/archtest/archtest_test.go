@@ -20,7 +20,7 @@ const module = "github.com/vmserver/voicemail"
 // the test, so that a new one gets its place in the picture.
 var allowed = map[string][]string{
 	"cmd/voicemail":        {"api", "call", "config", "diskspace", "gdpr", "keyfile", "mail", "media", "migrate", "mwi", "prompts", "reconcile", "sip", "sipauth", "store", "store/mediastore", "web"},
-	"cmd/vmload":           {"internal/siptest", "ivr", "media"},
+	"cmd/vmload":           {"internal/siptest", "internal/udpbatch", "ivr", "media"},
 	"api":                  {"diskspace", "gdpr", "keyfile", "media", "sipauth", "store"},
 	"gdpr":                 {"keyfile", "phone", "store"},
 	"mail":                 {"store"},
@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"sipauth":              {},
 	"prompts":              {"media"},
 	"ivr":                  {},
-	"media":                {},
+	"media":                {"internal/udpbatch"},
 	"store":                {},
 	"phone":                {},
 	"config":               {"diskspace"},
@@ -49,6 +49,7 @@ var allowed = map[string][]string{
 	"internal/s3test":      {"internal/toolproc"},
 	"internal/azuritetest": {"internal/toolproc"},
 	"internal/siptest":     {},
+	"internal/udpbatch":    {},
 	"internal/archtest":    {},
 	"internal/testlog":     {},
 	"mail/smtptest":        {},
