@@ -123,7 +123,7 @@ func TestCommitWorkload(t *testing.T) {
 }
 
 type commitCounts struct {
-	creates, renames, unlinks                int
+	creates, renames, unlinks                 int
 	fsyncWAV, fsyncDir, fsyncSidecar, fsyncDB int
 }
 

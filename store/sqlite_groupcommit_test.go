@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func groupFixture(t *testing.T) *sqlStore {
+func groupFixture(t testing.TB) *sqlStore {
 	t.Helper()
 	st, err := Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "vm.db"))
 	if err != nil {
