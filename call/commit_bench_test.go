@@ -125,14 +125,17 @@ func TestCommitWorkload(t *testing.T) {
 type commitCounts struct {
 	creates, renames, unlinks                 int
 	fsyncWAV, fsyncDir, fsyncSidecar, fsyncDB int
+	walBytes                                  int64 // written to the SQLite WAL
 }
 
 var (
 	// A call interrupted by another thread's is logged twice, "name(args
 	// <unfinished ...>" then "<... name resumed>) = r": the first line
 	// counts (its result is taken as success), the second does not.
-	straceCall = regexp.MustCompile(`^(?:\d+\s+)?(openat|fsync|fdatasync|rename|renameat|renameat2|unlink|unlinkat)\((.*)$`)
-	stracePath = regexp.MustCompile(`"([^"]*)"|<([^>]*)>`)
+	straceCall = regexp.MustCompile(`^(?:\d+\s+)?(openat|fsync|fdatasync|rename|renameat|renameat2|unlink|unlinkat|pwrite64)\((.*)$`)
+	// pwrite64(fd, "…"..., count, offset) or "… count, offset <unfinished ...>".
+	pwriteCount = regexp.MustCompile(`, (\d+), \d+(?:\)| <unfinished)`)
+	stracePath  = regexp.MustCompile(`"([^"]*)"|<([^>]*)>`)
 )
 
 // countStrace reads an strace -f -y log of the timed part of the workload.
@@ -166,14 +169,21 @@ func countStrace(t *testing.T, path string) commitCounts {
 				paths = append(paths, p[1]+p[2])
 			}
 		}
-		last := "" // fsync: the file; openat: the name opened
+		first := "" // fsync, pwrite64: the file of the descriptor
 		if len(paths) > 0 {
-			last = paths[len(paths)-1]
+			first = paths[0]
 		}
 		switch m[1] {
 		case "openat":
 			if strings.Contains(args, "O_CREAT") && len(paths) > 0 {
 				c.creates++ // counted even when the file existed: an upper bound
+			}
+		case "pwrite64":
+			if strings.HasSuffix(first, "-wal>") || strings.HasSuffix(first, "-wal") {
+				if m := pwriteCount.FindStringSubmatch(args); m != nil {
+					n, _ := strconv.ParseInt(m[1], 10, 64)
+					c.walBytes += n
+				}
 			}
 		case "rename", "renameat", "renameat2":
 			c.renames++
@@ -181,11 +191,11 @@ func countStrace(t *testing.T, path string) commitCounts {
 			c.unlinks++
 		case "fsync", "fdatasync":
 			switch {
-			case strings.HasSuffix(last, ".db") || strings.HasSuffix(last, "-wal") || strings.HasSuffix(last, "-shm"):
+			case strings.HasSuffix(first, ".db") || strings.HasSuffix(first, "-wal") || strings.HasSuffix(first, "-shm"):
 				c.fsyncDB++
-			case strings.HasSuffix(last, ".wav.part") || strings.HasSuffix(last, ".wav"):
+			case strings.HasSuffix(first, ".wav.part") || strings.HasSuffix(first, ".wav"):
 				c.fsyncWAV++
-			case strings.Contains(last, ".part.json"):
+			case strings.Contains(first, ".part.json"):
 				c.fsyncSidecar++
 			default:
 				c.fsyncDir++
@@ -215,7 +225,7 @@ func runChild(t *testing.T, strace string, n int) (commits int, seconds float64)
 	var cmd *exec.Cmd
 	if strace != "" {
 		cmd = exec.Command("strace", append([]string{"-f", "-y", "-qq", "-o", strace,
-			"-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,write",
+			"-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,pwrite64,write",
 			os.Args[0]}, args...)...)
 	} else {
 		cmd = exec.Command(os.Args[0], args...)
@@ -252,6 +262,7 @@ func TestCommitCost(t *testing.T) {
 	commits, _ = runChild(t, log, sn)
 	k := countStrace(t, log)
 	per := func(v int) string { return strconv.FormatFloat(float64(v)/float64(commits), 'f', 2, 64) }
-	t.Logf("per commit (strace, %d commits): file creations %s, renames %s, unlinks %s; fsync: WAV %s, folder %s, sidecar %s, SQLite %s",
-		commits, per(k.creates), per(k.renames), per(k.unlinks), per(k.fsyncWAV), per(k.fsyncDir), per(k.fsyncSidecar), per(k.fsyncDB))
+	t.Logf("per commit (strace, %d commits): file creations %s, renames %s, unlinks %s; fsync: WAV %s, folder %s, sidecar %s, SQLite %s; WAL %.1f KiB",
+		commits, per(k.creates), per(k.renames), per(k.unlinks), per(k.fsyncWAV), per(k.fsyncDir), per(k.fsyncSidecar), per(k.fsyncDB),
+		float64(k.walBytes)/1024/float64(commits))
 }
