@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/vmserver/voicemail/diskspace"
 	"github.com/vmserver/voicemail/media"
@@ -261,19 +264,32 @@ func Recover(ctx context.Context, st MessageCreator, blobs store.Blobs, minSecon
 		return 0, 0, fmt.Errorf("recover: %w", err)
 	}
 	for _, key := range keys {
-		var meta partMeta
-		if err := blobs.ReadPartMeta(key, &meta); err != nil {
-			log.Warn("recover: part without metadata; removing", "key", key, "err", err)
-			_ = blobs.RemovePart(key)
-			removed++
-			continue
-		}
+		// The lock first: a live writer (another instance on a shared
+		// folder) may be between creating its part and writing its
+		// sidecar, which is then empty for a moment.
 		f, err := blobs.OpenPart(key)
 		if err != nil {
-			if errors.Is(err, store.ErrBusy) {
-				continue // another live instance is still recording it
+			if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrNotFound) {
+				continue // still being recorded, or committed meanwhile
 			}
 			log.Warn("recover: open part", "key", key, "err", err)
+			continue
+		}
+		meta, err := readPartMeta(blobs, key, log)
+		if errors.Is(err, store.ErrNotFound) {
+			// A crash between the part and its sidecar, or a power
+			// loss that kept the part's name but not the sidecar's.
+			var kerr error
+			if meta, kerr = metaFromKey(key); kerr == nil {
+				log.Warn("recover: part without sidecar; the recording is kept without its caller", "key", key)
+				err = nil
+			}
+		}
+		if err != nil {
+			log.Warn("recover: part without metadata; removing", "key", key, "err", err)
+			_ = blobs.RemovePart(key)
+			f.Close()
+			removed++
 			continue
 		}
 		// The open part holds the lock: keep it until commit or removal.
@@ -336,13 +352,14 @@ func RecoverUnsettled(ctx context.Context, st MessageCreator, blobs store.Blobs,
 			continue
 		}
 		key := sc.Key
-		var meta partMeta
-		if err := blobs.ReadPartMeta(key, &meta); err != nil || store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID) != key {
-			if !errors.Is(err, store.ErrNotFound) {
-				log.Warn("recover: unreadable sidecar; removing", "key", key, "err", err)
-				_ = blobs.SettlePart(key)
-				removed++
-			}
+		meta, err := readPartMeta(blobs, key, log)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // settled meanwhile by its writer
+		}
+		if err != nil {
+			log.Warn("recover: unreadable sidecar; removing", "key", key, "err", err)
+			_ = blobs.SettlePart(key)
+			removed++
 			continue
 		}
 		m, err := committedMessage(blobs, meta)
@@ -377,6 +394,52 @@ func RecoverUnsettled(ctx context.Context, st MessageCreator, blobs store.Blobs,
 		settle(blobs, key, log)
 	}
 	return recovered, removed, nil
+}
+
+// readPartMeta reads key's sidecar. The sidecar is written without fsync
+// (store.FSBlobs.WritePartMeta), so after a power loss it may be empty or
+// cut short: then the metadata is rebuilt from the key (tenant, mailbox,
+// id; the time from the UUIDv7 id), without the caller, so that the
+// recording is kept rather than lost or left an orphan (docs/storage.md).
+// store.ErrNotFound when the sidecar is gone.
+func readPartMeta(blobs store.Blobs, key string, log *slog.Logger) (partMeta, error) {
+	var meta partMeta
+	err := blobs.ReadPartMeta(key, &meta)
+	if errors.Is(err, store.ErrNotFound) {
+		return partMeta{}, err
+	}
+	if err == nil && store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID) == key {
+		return meta, nil
+	}
+	fromKey, kerr := metaFromKey(key)
+	if kerr != nil {
+		if err == nil {
+			err = fmt.Errorf("sidecar names another recording (%s/%s/%s)", meta.Tenant, meta.Mailbox, meta.ID)
+		}
+		return partMeta{}, fmt.Errorf("%w; %w", err, kerr)
+	}
+	log.Warn("recover: sidecar unreadable; the recording is kept without its caller", "key", key, "err", err)
+	return fromKey, nil
+}
+
+// metaFromKey is the metadata a message key carries:
+// "<tenant>/<mailbox>/<UUIDv7>.wav".
+func metaFromKey(key string) (partMeta, error) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 3 || !strings.HasSuffix(parts[2], ".wav") {
+		return partMeta{}, fmt.Errorf("key %q is not a message's", key)
+	}
+	id := strings.TrimSuffix(parts[2], ".wav")
+	u, err := uuid.Parse(id)
+	if err != nil || u.Version() != 7 || u.String() != id {
+		return partMeta{}, fmt.Errorf("key %q: %q is not a message id", key, id)
+	}
+	sec, nsec := u.Time().UnixTime()
+	meta := partMeta{Tenant: parts[0], Mailbox: parts[1], ID: id, ReceivedAt: time.Unix(sec, nsec).UTC()}
+	if store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID) != key {
+		return partMeta{}, fmt.Errorf("key %q is not a message's", key)
+	}
+	return meta, nil
 }
 
 // committedMessage builds the row of a committed recording from its

@@ -56,7 +56,7 @@ type Blobs interface {
 	Unsettled() ([]Sidecar, error)          // sidecars without a part: committed (or abandoned) recordings not yet settled
 	List(prefix string) ([]BlobInfo, error) // committed blobs whose key starts with prefix ("" = all), in key order
 	Put(key string, r io.Reader) error      // whole write: temp file, fsync, rename (greetings)
-	WritePartMeta(key string, v any) error  // write "<key>.part.json" atomically (recovery sidecar)
+	WritePartMeta(key string, v any) error  // write "<key>.part.json" (recovery sidecar; one plain write, see FSBlobs.WritePartMeta)
 	ReadPartMeta(key string, v any) error   // ErrNotFound if absent
 	Ping() error                            // the volume is reachable (readiness)
 }
@@ -380,6 +380,21 @@ func (b *FSBlobs) Put(key string, r io.Reader) error {
 
 // WritePartMeta stores v as JSON beside the part, for the recovery to know
 // what the part is (caller, mailbox, start time…).
+//
+// One plain write, no fsync and no temp file (docs/storage.md,
+// "Durability"): the sidecar is written when the recording starts, when
+// nothing depends on it yet, and the commit's folder fsync (after the
+// WAV's rename, in the same folder) makes its name durable with the
+// WAV's. What a crash can leave is covered by the recovery
+// (call.Recover): a process crash keeps the written bytes (they are in
+// the kernel), and after a power loss a sidecar that is empty or cut
+// short is read as missing, and the recording is kept under its key
+// (tenant, mailbox, id; the time from the UUIDv7 id) without its caller.
+// Readers never see a sidecar being written: other instances' recovery
+// looks at a part's sidecar only once it holds the part's lock, and at a
+// sidecar without a part only long after its part was committed. The part's
+// O_EXCL already makes its writer the only one of the key; O_TRUNC lets
+// the same writer replace the sidecar.
 func (b *FSBlobs) WritePartMeta(key string, v any) error {
 	p, err := b.path(key)
 	if err != nil {
@@ -389,11 +404,33 @@ func (b *FSBlobs) WritePartMeta(key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("store: part metadata %s: %w", key, err)
 	}
-	if err := writeAtomic(p+metaSuffix, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	}); err != nil {
+	if err := writePlain(p+metaSuffix, data); err != nil {
 		return fmt.Errorf("store: write part metadata %s: %w", key, err)
+	}
+	return nil
+}
+
+// writePlain writes data to name in one write, creating its folder when
+// needed (the part normally did). A failed write leaves no file.
+func writePlain(name string, data []byte) error {
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	f, err := os.OpenFile(name, flags, filePerm)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(name), dirPerm); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(name, flags, filePerm)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return err
 	}
 	return nil
 }

@@ -49,14 +49,42 @@ func (s *sqlStore) CreateMessage(ctx context.Context, m *Message) error {
 		return fmt.Errorf("store: create message: invalid folder %q", msg.Folder)
 	}
 	where := msg.Tenant + "/" + msg.Mailbox + "/" + msg.ID
+	var err error
+	if s.group != nil {
+		// SQLite: rows of deposits ending together share a transaction
+		// (store/sqlite_groupcommit.go).
+		err = s.group.submit(ctx, &msg, where)
+	} else {
+		err = s.createMessageTx(ctx, &msg, where)
+	}
+	if err != nil {
+		return err
+	}
+	*m = msg
+	return nil
+}
 
+// createMessageTx inserts one message in a transaction of its own.
+func (s *sqlStore) createMessageTx(ctx context.Context, msg *Message, where string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: create message %s: %w", where, err)
 	}
 	defer tx.Rollback()
+	if err := s.insertMessage(ctx, tx, msg, where); err != nil {
+		return err
+	}
+	if err := s.commitChanges(tx); err != nil {
+		return fmt.Errorf("store: create message %s: commit: %w", where, err)
+	}
+	return nil
+}
+
+// insertMessage writes the row and its change-log event in tx: the event
+// exists exactly when the row does (store/outbox.go).
+func (s *sqlStore) insertMessage(ctx context.Context, tx *sqlTx, msg *Message, where string) error {
 	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE tenant = ? AND number = ?`, msg.Tenant, msg.Mailbox).Scan(&one)
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM mailboxes WHERE tenant = ? AND number = ?`, msg.Tenant, msg.Mailbox).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("store: create message %s: mailbox %s/%s: %w", where, msg.Tenant, msg.Mailbox, ErrNotFound)
 	}
@@ -73,14 +101,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 	if err != nil {
 		return fmt.Errorf("store: create message %s: %w", where, err)
 	}
-	created := msg
+	created := *msg
 	if err := s.writeChange(ctx, tx, Change{Kind: MessageCreated, Tenant: msg.Tenant, Mailbox: msg.Mailbox, Message: &created}); err != nil {
 		return fmt.Errorf("store: create message %s: %w", where, err)
 	}
-	if err := s.commitChanges(tx); err != nil {
-		return fmt.Errorf("store: create message %s: commit: %w", where, err)
-	}
-	*m = msg
 	return nil
 }
 

@@ -113,6 +113,8 @@ type sqlStore struct {
 	stopListen func()
 	closed     atomic.Bool // followers stop when it is set
 	wal        *walKeeper  // bounds the SQLite WAL (sqlite_wal.go); nil on PostgreSQL
+	// group batches message inserts (sqlite_groupcommit.go); nil on PostgreSQL.
+	group *groupCommitter
 }
 
 // sqliteStore is the former name of sqlStore, kept so that code written
@@ -184,6 +186,7 @@ func openSQLite(ctx context.Context, p string) (*sqlStore, error) {
 		return nil, err
 	}
 	s.startWALKeeper()
+	s.startGroupCommit()
 	return s, nil
 }
 
@@ -249,6 +252,7 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 
 func (s *sqlStore) Close() error {
 	s.closed.Store(true)
+	s.stopGroupCommit()
 	s.stopWALKeeper()
 	s.outbox.signal() // followers notice at once
 	if s.stopListen != nil {
