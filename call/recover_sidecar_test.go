@@ -116,9 +116,8 @@ func TestRecoverPartDamagedSidecar(t *testing.T) {
 	}
 }
 
-// A power loss after the commit: the WAV is durable (fsync, rename,
-// folder fsync), the row may be lost with the last transactions, the
-// sidecar may be empty.
+// A power loss between the WAV's commit and its row's: the WAV is there,
+// the row is not, the sidecar may be empty.
 func TestRecoverCommittedDamagedSidecar(t *testing.T) {
 	for _, how := range []string{"empty", "cut"} {
 		t.Run(how, func(t *testing.T) {
@@ -218,5 +217,36 @@ func TestRecoverLeavesLivePartWithEmptySidecar(t *testing.T) {
 	}
 	if _, err := rec.commit(context.Background(), st, d, false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A power loss after the row's commit that undid the WAV's rename (it is
+// not fsynced: the durable row is the commit point) and kept the
+// sidecar's removal: the part, whole, is committed again under the row,
+// which keeps its caller. Nothing lost, nothing orphaned.
+func TestRecoverRenameUndone(t *testing.T) {
+	st, blobs := recoverFixture(t)
+	meta, tone := committedRecording(t, blobs, "1001", 2, 10*time.Minute)
+	key := store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID)
+	size, _ := blobs.Stat(key)
+	if err := st.CreateMessage(t.Context(), messageFrom(meta, 2000, size, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(blobs.Path(key), blobs.Path(key)+".part"); err != nil {
+		t.Fatal(err)
+	}
+	damage(t, blobs, key, "missing")
+	if _, _, err := Recover(t.Context(), st, blobs, 1, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMessage(t.Context(), meta.Tenant, meta.Mailbox, meta.ID)
+	if err != nil || m.CallerID != meta.CallerID || !m.Urgent {
+		t.Errorf("row after recovery = %+v, %v; want the original", m, err)
+	}
+	if got := readAudio(t, blobs, key); !slices.Equal(got, tone) {
+		t.Errorf("audio after recovery: %d samples, want the %d recorded", len(got), len(tone))
+	}
+	if _, err := os.Stat(blobs.Path(key) + ".part"); !os.IsNotExist(err) {
+		t.Errorf("part left: %v", err)
 	}
 }

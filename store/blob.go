@@ -50,7 +50,7 @@ type Blobs interface {
 	Path(key string) string                 // absolute file path (for local tools/tests); "" for an invalid key or a remote store
 	Parts() ([]string, error)               // keys of all leftover "<key>.part" files under root
 	OpenPart(key string) (*os.File, error)  // open an existing part read-write and lock it; ErrBusy if a live writer holds it
-	CommitPart(key string) error            // fsync the part, rename it to key, fsync the directory; the sidecar stays until SettlePart
+	CommitPart(key string) error            // fsync the part, rename it to key (the row's commit makes it durable); the sidecar stays until SettlePart
 	RemovePart(key string) error            // remove the part and its sidecar; missing = nil
 	SettlePart(key string) error            // remove the sidecar of a committed part once its row exists; missing = nil
 	Unsettled() ([]Sidecar, error)          // sidecars without a part: committed (or abandoned) recordings not yet settled
@@ -339,10 +339,12 @@ func (b *FSBlobs) publish(key, p string) error {
 		}
 		return nil
 	}
+	// The audio is on disk (fsynced before); the rename need not be: the
+	// message row, committed durably next, is what makes the recording
+	// permanent, and if a power loss keeps the row but undoes the rename,
+	// the start-up recovery finds the part and commits it again (its row
+	// exists). So no fsync of the folder here (docs/storage.md).
 	if err := os.Rename(p+partSuffix, p); err != nil {
-		return fmt.Errorf("store: commit blob %s: %w", key, err)
-	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("store: commit blob %s: %w", key, err)
 	}
 	return nil
