@@ -2,9 +2,11 @@ package scaleseed
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -125,4 +127,16 @@ type testWriter struct{ tb testing.TB }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.tb.Log(string(b))
 	return len(b), nil
+}
+
+// Summary formats latencies as n, p50, p90, p99 and max.
+func Summary(d []time.Duration) string {
+	if len(d) == 0 {
+		return "n=0"
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	at := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	r := func(x time.Duration) string { return fmt.Sprintf("%.2f ms", float64(x.Microseconds())/1000) }
+	return fmt.Sprintf("n=%d p50 %s p90 %s p99 %s max %s", len(s), r(at(.5)), r(at(.9)), r(at(.99)), r(s[len(s)-1]))
 }
