@@ -104,17 +104,19 @@ func TestSmoke(t *testing.T) {
 var planned = []struct {
 	name, q string
 	args    []any
+	covered bool // answered from the index alone (SQLite's plan says so)
 }{
 	{"list a mailbox", `SELECT id FROM messages WHERE tenant = ? AND mailbox = ? ORDER BY id LIMIT ?`,
-		[]any{Tenant, Mailbox(7), 101}},
+		[]any{Tenant, Mailbox(7), 101}, false},
 	{"list a folder", `SELECT id FROM messages WHERE tenant = ? AND mailbox = ? AND folder = ? ORDER BY id LIMIT ?`,
-		[]any{Tenant, Mailbox(7), "new", 101}},
-	{"count a mailbox", `SELECT count(*) FILTER (WHERE folder = 'new' AND read = 0) FROM messages WHERE tenant = ? AND mailbox = ?`,
-		[]any{Tenant, Mailbox(7)}},
+		[]any{Tenant, Mailbox(7), "new", 101}, false},
+	{"count a mailbox", `SELECT count(*) FILTER (WHERE folder = 'new' AND read = 0),
+count(*) FILTER (WHERE NOT (folder = 'new' AND read = 0) AND urgent <> 0) FROM messages WHERE tenant = ? AND mailbox = ?`,
+		[]any{Tenant, Mailbox(7)}, true},
 	{"messages of a caller", `SELECT id FROM messages m WHERE (m.caller_e164 = ? OR m.caller_id = ? OR m.caller_id = ?) ORDER BY m.id`,
-		[]any{HeavyCaller(1), HeavyCaller(1), HeavyCaller(1)[1:]}},
+		[]any{HeavyCaller(1), HeavyCaller(1), HeavyCaller(1)[1:]}, false},
 	{"expired messages", `SELECT m.id FROM messages m JOIN mailboxes b ON b.tenant = m.tenant AND b.number = m.mailbox
-WHERE m.received_at < ? ORDER BY m.id LIMIT ?`, []any{time.Now().Add(-30 * 24 * time.Hour).UnixNano(), 500}},
+WHERE m.received_at < ? ORDER BY m.id LIMIT ?`, []any{time.Now().Add(-30 * 24 * time.Hour).UnixNano(), 500}, false},
 }
 
 // checkPlans fails when one of the planned statements scans the whole
@@ -146,9 +148,13 @@ func checkPlans(t *testing.T, r *rawDB) {
 				}
 			}
 		}
-		if full {
+		switch {
+		case full:
 			t.Errorf("%s scans every message:\n%s", c.name, plan)
-		} else {
+		case c.covered && !r.pg && !strings.Contains(plan, "COVERING INDEX"):
+			// One table page per message again (store/scale_indexes.go).
+			t.Errorf("%s reads the table, want the covering index:\n%s", c.name, plan)
+		default:
 			t.Logf("%s:\n%s", c.name, plan)
 		}
 	}
