@@ -37,7 +37,7 @@ type scaleEnv struct {
 	p         scaleseed.Plan
 	dsn       string
 	raw       store.Store
-	st        store.Store // Notifying: changes are published as in the server
+	st        store.Store // what the service and the deposits write to
 	svc       *Service
 	published atomic.Int64
 }
@@ -56,14 +56,22 @@ func newScaleEnv(t *testing.T, backend string) *scaleEnv {
 		t.Fatal(err)
 	}
 	e := &scaleEnv{p: p, dsn: dsn, raw: raw}
+	// As cmd/voicemail wires it: writes go to the store, a follower
+	// publishes the change log on the bus (no write waits for it).
+	head, err := raw.ChangeHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bus := store.NewChanges()
 	bus.Subscribe(func(store.Change) { e.published.Add(1) }) // MWI, SSE and mail queue and return
-	e.st = store.Notifying(raw, bus)
-	e.svc, err = New(Config{Store: e.st, Blobs: blobs, DataDir: dir, RetentionDays: p.RetentionDays,
+	t.Cleanup(store.Follow(raw, head, bus))
+	e.st = raw
+	e.svc, err = New(Config{Store: e.st, Blobs: blobs, DataDir: dir, RetentionDays: p.RetentionDays, SweepInterval: 10 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.svc.Stop) // gives the sweep lease back for the next run
 	return e
 }
 
