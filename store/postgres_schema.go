@@ -17,6 +17,7 @@ var pgMigrations = []string{
 	pgClientsSchema,       // 8: API clients and their tokens (store/sqlite_clients.go)
 	clusterSchemaPostgres, // 9: MWI subscription owners, instance heartbeats, leases (store/cluster.go)
 	pgSIPAuthSchema,       // 10: SIP digest credentials, registrations, nonce key (store/sqlite_sipauth.go)
+	scaleIndexesPostgres,  // 11: a covering index for a mailbox's counts (store/scale_indexes.go)
 }
 
 const pgClientsSchema = `

@@ -37,6 +37,7 @@ var migrations = []string{
 	clientsSchema,       // 8: API clients and their tokens (issue 21), store/sqlite_clients.go
 	clusterSchemaSQLite, // 9: MWI subscription owners, instance heartbeats, leases (issue 13), store/cluster.go
 	sipAuthSchema,       // 10: SIP digest credentials, registrations, nonce key (issue 15), store/sqlite_sipauth.go
+	scaleIndexesSQLite,  // 11: a covering index for a mailbox's counts (issue 18), store/scale_indexes.go
 }
 
 // coreSchema is version 1.

@@ -39,6 +39,7 @@ var allowed = map[string][]string{
 	"web":                  {},
 	"docs":                 {},
 	"internal/pgtest":      {},
+	"internal/scaleseed":   {"internal/pgtest", "store"},
 	"migrate":              {"store"},
 	"reconcile":            {"store"},
 	"store/s3blob":         {"store"},

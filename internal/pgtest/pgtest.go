@@ -42,41 +42,65 @@ type Server struct {
 	port int
 	sudo bool // commands run through runuser as runAs
 	n    atomic.Int64
+	keep bool // StartIn: Stop leaves the folder (and its data) in place
 }
 
 // Start creates and starts a cluster. It returns ErrNotInstalled when the
 // binaries are missing.
 func Start() (*Server, error) {
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	return start(dir, false)
+}
+
+// StartIn starts the cluster kept in dir, creating it on first use; Stop
+// leaves it there. It is for data too costly to rebuild at every run (the
+// seeded databases of the scale benchmarks).
+func StartIn(dir string) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	return start(dir, true)
+}
+
+func start(dir string, keep bool) (*Server, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, sudo: os.Geteuid() == 0}
-	s.dir, err = os.MkdirTemp("", "pgtest-")
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
+	s := &Server{bin: bin, sudo: os.Geteuid() == 0, dir: dir, keep: keep}
+	// A kept cluster is never removed on failure: it may hold seeded data.
+	removeAll := func(dir string) {
+		if !keep {
+			os.RemoveAll(dir)
+		}
 	}
 	if s.sudo {
 		u, err := user.Lookup(runAs)
 		if err != nil {
-			os.RemoveAll(s.dir)
+			removeAll(s.dir)
 			return nil, fmt.Errorf("pgtest: running as root needs the %q user (%s): %w", runAs, InstallHint, err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		if err := os.Chown(s.dir, uid, gid); err != nil {
-			os.RemoveAll(s.dir)
+			removeAll(s.dir)
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 	}
 	if s.port, err = freePort(); err != nil {
-		os.RemoveAll(s.dir)
+		removeAll(s.dir)
 		return nil, err
 	}
 	data := filepath.Join(s.dir, "data")
-	if err := s.run("initdb", "-D", data, "-U", "voicemail", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
-		os.RemoveAll(s.dir)
-		return nil, err
+	_, statErr := os.Stat(filepath.Join(data, "PG_VERSION"))
+	if !keep || statErr != nil {
+		if err := s.initdb(data); err != nil {
+			removeAll(s.dir)
+			return nil, err
+		}
 	}
 	// Durability is not under test here: no fsync makes CREATE DATABASE and
 	// commits fast on a shared machine.
@@ -84,16 +108,25 @@ func Start() (*Server, error) {
 		s.port, s.dir)
 	if err := s.run("pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(s.dir, "log"), "-o", opts); err != nil {
 		logb, _ := os.ReadFile(filepath.Join(s.dir, "log"))
-		os.RemoveAll(s.dir)
+		removeAll(s.dir)
 		return nil, fmt.Errorf("%w\n%s", err, logb)
 	}
 	return s, nil
 }
 
-// Stop stops the server and removes its folder.
+// Stop stops the server and removes its folder (StartIn's folder stays).
 func (s *Server) Stop() {
+	if s.keep {
+		// A clean stop, so that the next StartIn needs no recovery.
+		_ = s.run("pg_ctl", "stop", "-m", "fast", "-w", "-t", "120", "-D", filepath.Join(s.dir, "data"))
+		return
+	}
 	_ = s.run("pg_ctl", "stop", "-m", "immediate", "-w", "-D", filepath.Join(s.dir, "data"))
 	os.RemoveAll(s.dir)
+}
+
+func (s *Server) initdb(data string) error {
+	return s.run("initdb", "-D", data, "-U", "voicemail", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
 }
 
 // DSN is the connection string of database db.
