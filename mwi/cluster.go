@@ -105,9 +105,10 @@ func (m *Notifier) dropMoved(ctx context.Context) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range m.subs {
-		// An entry newer than the question may not be in the answer yet; one
-		// that is ending (a fetch, a termination) is not stored.
-		if e.term != "" || !e.since.Before(asked) {
+		// An entry newer than the question, or still being stored, may not
+		// be in the answer yet; one that is ending (a fetch, a
+		// termination) is not stored.
+		if e.term != "" || e.inflight || !e.since.Before(asked) {
 			continue
 		}
 		if _, ok := owned[e.sub.ID]; !ok {

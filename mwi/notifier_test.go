@@ -588,3 +588,33 @@ func TestMWIRestart(t *testing.T) {
 
 // Unsolicited NOTIFYs to mwi_targets; 481 stops them for good; a target
 // that subscribes itself stops them too.
+
+// TestDropMovedSparesInflight: a subscription in memory whose row is still
+// being written (a slow disk, a busy database) is not taken for one that
+// moved to another instance by the heartbeat's listing of owned rows.
+// Before, it was dropped, which also freed its place under the caps.
+func TestDropMovedSparesInflight(t *testing.T) {
+	env := newMWIEnv(t)
+	m := env.n
+	e := &mwiEntry{mb: mbKey{"default", "1001"}, key: "inflight-test",
+		sub: &store.MWISubscription{ID: store.NewMessageID(), Tenant: "default", Mailbox: "1001", CallID: "inflight-test"}}
+	m.mu.Lock()
+	e.inflight = true
+	m.addLocked(e)
+	e.since = time.Now().Add(-time.Minute) // long before the listing
+	m.mu.Unlock()
+	m.dropMoved(context.Background())
+	m.mu.Lock()
+	gone := e.gone
+	e.inflight = false // stored by now, as far as the notifier knows
+	m.mu.Unlock()
+	if gone {
+		t.Fatal("a subscription being stored was dropped as moved")
+	}
+	m.dropMoved(context.Background())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !e.gone {
+		t.Fatal("a stored entry missing from the owned rows was kept: the check no longer runs")
+	}
+}

@@ -148,6 +148,9 @@ func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteT
 		return 200 // stored: the next start notifies it
 	}
 	e.inflight = false
+	// It is in the store only now: a listing of owned subscriptions that
+	// started before this moment may not show it (dropMoved).
+	e.since = time.Now()
 	if e.gone {
 		return 200 // ended meanwhile (a stop and start, a mailbox deletion)
 	}
