@@ -319,9 +319,11 @@ func (e *Engine) SharedPortStats() (SharedPortStats, bool) {
 	return st, true
 }
 
-// drainWait bounds how long drain waits: a reader that far behind has
-// bigger problems than the last words of one message.
-const drainWait = time.Second
+// drainWait bounds how long drain waits. The reader is milliseconds
+// behind at 2,000 calls; seconds only when the process is starved, and
+// then the wait is what keeps the caller's last words (the call is over:
+// nobody waits for it but the commit).
+const drainWait = 5 * time.Second
 
 // drain returns once every datagram that reached the shared RTP port
 // before the call was handled (or after drainWait). A call ending on a
