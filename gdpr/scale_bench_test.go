@@ -9,12 +9,17 @@ package gdpr
 //
 //	nice -n 19 go test -tags scalebench -run 'TestScaleForget|TestScaleRetention' -v -timeout 120m ./gdpr/
 //
+// The sweep runs at SCALE_SWEEP_RATE messages/s (default 500, the
+// server's retention.sweep_rate; 0 = unpaced) and, when SCALE_SWEEP_FOR
+// is a duration, stops after that long instead of sweeping all.
+//
 // No audio exists (rows only): the blob deletions hit a missing file, so
 // the figures are the database's part plus one unlink each.
 
 import (
 	"context"
-	"io"
+	"os"
+	"strconv"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -67,12 +72,24 @@ func newScaleEnv(t *testing.T, backend string) *scaleEnv {
 	t.Cleanup(store.Follow(raw, head, bus))
 	e.st = raw
 	e.svc, err = New(Config{Store: e.st, Blobs: blobs, DataDir: dir, RetentionDays: p.RetentionDays, SweepInterval: 10 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		SweepRate: sweepRate(t), Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.svc.Stop) // gives the sweep lease back for the next run
 	return e
+}
+
+func sweepRate(t *testing.T) int {
+	v := os.Getenv("SCALE_SWEEP_RATE")
+	if v == "" {
+		return 500
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("SCALE_SWEEP_RATE=%q: want messages per second, 0 = unpaced", v)
+	}
+	return n
 }
 
 // TestScaleForget times Forget Me for callers with 100 messages each, in
@@ -168,19 +185,30 @@ func TestScaleRetention(t *testing.T) {
 			var during []time.Duration
 			done := make(chan struct{})
 			go func() { defer close(done); during = deposit(stop) }()
+			sweepCtx := ctx
+			var limit time.Duration
+			if v := os.Getenv("SCALE_SWEEP_FOR"); v != "" {
+				var err error
+				if limit, err = time.ParseDuration(v); err != nil {
+					t.Fatalf("SCALE_SWEEP_FOR: %v", err)
+				}
+				var cancel context.CancelFunc
+				sweepCtx, cancel = context.WithTimeout(ctx, limit)
+				defer cancel()
+			}
 			start := time.Now()
-			stats, err := e.svc.Sweep(ctx)
+			stats, err := e.svc.Sweep(sweepCtx)
 			took := time.Since(start)
 			close(stop)
 			<-done
-			if err != nil {
+			if err != nil && sweepCtx.Err() == nil {
 				t.Fatal(err)
 			}
-			if stats.Expired != e.p.Expired {
+			if limit == 0 && stats.Expired != e.p.Expired {
 				t.Errorf("swept %d, want %d", stats.Expired, e.p.Expired)
 			}
-			t.Logf("%s sweep: %d expired messages deleted in %v (%.0f/s), %d changes published",
-				backend, stats.Expired, took.Round(time.Millisecond), float64(stats.Expired)/took.Seconds(), e.published.Load())
+			t.Logf("%s sweep at %d/s: %d expired messages deleted in %v (%.0f/s), %d changes published",
+				backend, e.svc.cfg.SweepRate, stats.Expired, took.Round(time.Millisecond), float64(stats.Expired)/took.Seconds(), e.published.Load())
 			t.Logf("%s deposits during the sweep: %s", backend, scaleseed.Summary(during))
 		})
 	}

@@ -32,6 +32,7 @@ type Config struct {
 
 	ForgetGrace   time.Duration // gdpr.forget_grace; 0 = 24h
 	RetentionDays int           // retention.days: the global default (0 = keep)
+	SweepRate     int           // retention.sweep_rate: messages deleted per second at most (0 = unpaced)
 	SweepInterval time.Duration // purge and retention cadence; 0 = 1m
 	ExportTTL     time.Duration // how long export archives stay downloadable; 0 = 24h
 

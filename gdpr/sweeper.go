@@ -2,7 +2,6 @@ package gdpr
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -175,10 +174,16 @@ func (s *Service) purge(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// retention deletes expired messages through the store's DeleteMessage,
-// so MWI, events and mail see an ordinary deletion.
+// retention deletes expired messages with their change events, so MWI,
+// events and mail see ordinary deletions. Rows go first, audio after: a
+// crash in between leaves audio without a row, which the media orphan
+// sweep removes, never a row without audio. Each transaction deletes
+// retentionChunk rows (a deposit waits for at most one such commit) and
+// the pace is held to SweepRate messages per second, so that a backlog of
+// a million expired messages leaves the database to the deposits.
 func (s *Service) retention(ctx context.Context) (int, error) {
-	total := 0
+	total, deleted := 0, 0
+	start := time.Now()
 	for ctx.Err() == nil {
 		if held, err := s.holdSweep(ctx); err != nil {
 			return total, err
@@ -189,30 +194,68 @@ func (s *Service) retention(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
+		last := len(msgs) < sweepBatch
 		n := 0
-		for _, m := range msgs {
-			dm, err := s.cfg.Store.DeleteMessage(ctx, m.Tenant, m.Mailbox, m.ID)
-			if errors.Is(err, store.ErrNotFound) {
-				continue // deleted meanwhile
-			}
+		for len(msgs) > 0 && ctx.Err() == nil {
+			chunk := msgs[:min(retentionChunk, len(msgs))]
+			msgs = msgs[len(chunk):]
+			gone, err := s.cfg.Store.DeleteMessages(ctx, chunk)
 			if err != nil {
 				return total, err
 			}
-			if err := s.cfg.Blobs.Delete(dm.MediaKey); err != nil {
-				s.cfg.Logger.Warn("retention: audio not deleted", "message", dm.ID, "err", err)
+			for _, m := range gone {
+				if err := s.cfg.Blobs.Delete(m.MediaKey); err != nil {
+					s.cfg.Logger.Warn("retention: audio not deleted", "message", m.ID, "err", err)
+				}
 			}
-			n++
+			n += len(gone)
+			deleted += len(chunk)
+			s.pace(ctx, start, deleted)
 		}
 		total += n
-		if len(msgs) < sweepBatch || n == 0 {
+		if last || n == 0 || ctx.Err() != nil {
 			break
 		}
 	}
 	if total > 0 {
-		s.cfg.Logger.Info("retention: expired messages deleted", "messages", total)
+		s.cfg.Logger.Info("retention: expired messages deleted", "messages", total, "seconds", time.Since(start).Seconds())
 		s.auditSweep(ctx, "retention", total)
 	}
+	if total >= tidyAfter {
+		// PostgreSQL answers the MWI counts from the index only while the
+		// visibility map is current; after a large delete autovacuum may
+		// not pass for hours (BENCHMARKS.md, "MWI start-up").
+		t0 := time.Now()
+		if err := s.cfg.Store.TidyMessages(context.WithoutCancel(ctx)); err != nil {
+			s.cfg.Logger.Warn("retention: tidying the messages table", "err", err)
+		} else {
+			s.cfg.Logger.Info("retention: messages table tidied", "seconds", time.Since(t0).Seconds())
+		}
+	}
 	return total, nil
+}
+
+// retentionChunk is how many messages one retention transaction deletes.
+const retentionChunk = 100
+
+// tidyAfter is how many deletions in one sweep call for TidyMessages.
+const tidyAfter = 10_000
+
+// pace sleeps until done messages are due at SweepRate since start.
+func (s *Service) pace(ctx context.Context, start time.Time, done int) {
+	if s.cfg.SweepRate <= 0 {
+		return
+	}
+	wait := time.Until(start.Add(time.Duration(done) * time.Second / time.Duration(s.cfg.SweepRate)))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func (s *Service) auditSweep(ctx context.Context, op string, n int) {

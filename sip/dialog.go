@@ -35,6 +35,7 @@ type Dialog struct {
 	localCSeq  atomic.Uint32
 
 	ackCh     chan *sip.Request
+	ackWant   atomic.Uint32 // CSeq of the INVITE whose 2xx awaits its ACK; 0 = none
 	ended     atomic.Bool
 	byeCh     chan struct{} // closed when the caller hung up
 	hangOnce  sync.Once
@@ -106,7 +107,14 @@ func (d *Dialog) checkCSeq(req *sip.Request) bool {
 	}
 }
 
+// acked hands an ACK to whoever waits for it. Only the ACK of the INVITE
+// whose 2xx is outstanding is kept: a stray one (a phone acknowledging a
+// 500 in a new transaction, a late copy) must not take the place of the
+// real one in the channel.
 func (d *Dialog) acked(req *sip.Request) {
+	if c := req.CSeq(); c == nil || c.SeqNo != d.ackWant.Load() {
+		return
+	}
 	select {
 	case d.ackCh <- req:
 	default:
@@ -424,6 +432,7 @@ func (d *Dialog) answer() bool {
 			res.AppendHeader(h)
 		}
 	}
+	d.ackWant.Store(d.invite.CSeq().SeqNo)
 	if err := d.tx.Respond(res); err != nil {
 		d.log.Warn("sending 200 failed", "err", err)
 		return false

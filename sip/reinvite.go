@@ -86,8 +86,10 @@ func (d *Dialog) reinviteOffer(req *sip.Request) *sip.Response {
 // ACK carries. An ACK without a usable answer leaves the session as it was;
 // no ACK in 64*T1 ends the call (RFC 3261 §14.2: the UAS SHOULD BYE).
 func (d *Dialog) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
-	// ackCh holds one ACK and drops the rest: empty it of an earlier
-	// INVITE's ACK so that this one's finds room.
+	// ackCh holds one ACK, of the INVITE named by ackWant: empty it of an
+	// earlier INVITE's ACK so that this one's finds room.
+	seq := req.CSeq().SeqNo
+	d.ackWant.Store(seq)
 	select {
 	case <-d.ackCh:
 	default:
@@ -96,7 +98,6 @@ func (d *Dialog) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, res *si
 		d.log.Warn("sending the offer in a 200 to a re-INVITE failed", "err", err)
 		return
 	}
-	seq := req.CSeq().SeqNo
 	reliable := sip.IsReliable(req.Transport())
 	interval := sip.T1
 	retransmit := time.NewTimer(interval)

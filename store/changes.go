@@ -309,6 +309,14 @@ func (n *notifying) DeleteMessage(ctx context.Context, tenant, mailbox, id strin
 	return m, err
 }
 
+func (n *notifying) DeleteMessages(ctx context.Context, msgs []Message) ([]Message, error) {
+	out, err := n.Store.DeleteMessages(ctx, msgs)
+	if err == nil && len(out) > 0 {
+		n.settle(ctx)
+	}
+	return out, err
+}
+
 func (n *notifying) ForgetCaller(ctx context.Context, f Forget) ([]Message, error) {
 	msgs, err := n.Store.ForgetCaller(ctx, f)
 	if err == nil {

@@ -81,4 +81,14 @@ type GDPRStore interface {
 	// when > 0, else the tenant's default when set, else defaultDays; 0
 	// days keeps messages for ever.
 	ExpiredMessages(ctx context.Context, now time.Time, defaultDays, limit int) ([]Message, error)
+	// DeleteMessages deletes the rows of msgs (by tenant, mailbox and ID)
+	// in one transaction, each with its change event as DeleteMessage
+	// writes it, and returns the rows deleted; absent ones are skipped.
+	// The caller deletes the media. The retention sweep uses it so that a
+	// batch costs one commit, not one per message.
+	DeleteMessages(ctx context.Context, msgs []Message) ([]Message, error)
+	// TidyMessages brings the planner's view of the messages table up to
+	// date after a large deletion: VACUUM (ANALYZE) on PostgreSQL, so that
+	// the MWI counts stay index-only; PRAGMA optimize on SQLite.
+	TidyMessages(ctx context.Context) error
 }

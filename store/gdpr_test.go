@@ -307,3 +307,48 @@ func testGDPRRetention(t *testing.T, be backend) {
 		t.Errorf("unknown tenant: %v", err)
 	}
 }
+
+// DeleteMessages deletes a batch in one transaction with one change event
+// per row, skips rows already gone, and touches nothing else.
+func TestDeleteMessagesBatch(t *testing.T) { forEachBackend(t, testDeleteMessagesBatch) }
+
+func testDeleteMessagesBatch(t *testing.T, be backend) {
+	s := be.open(t)
+	ctx := t.Context()
+	mustTenant(t, s, DefaultTenant)
+	mustMailbox(t, s, Mailbox{Tenant: DefaultTenant, Number: "1001"})
+	mustMailbox(t, s, Mailbox{Tenant: DefaultTenant, Number: "1002"})
+	a := mustMessage(t, s, Message{Tenant: DefaultTenant, Mailbox: "1001"})
+	b := mustMessage(t, s, Message{Tenant: DefaultTenant, Mailbox: "1002"})
+	keep := mustMessage(t, s, Message{Tenant: DefaultTenant, Mailbox: "1001"})
+	if _, err := s.DeleteMessage(ctx, DefaultTenant, "1002", b.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := len(allChanges(t, s))
+	// b is gone already; a third names a's id in the wrong mailbox.
+	wrong := *a
+	wrong.Mailbox = "1002"
+	gone, err := s.DeleteMessages(ctx, []Message{*a, *b, wrong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gone) != 1 || gone[0].ID != a.ID || gone[0].MediaKey != a.MediaKey {
+		t.Fatalf("deleted %v, want only %s with its media key", ids(gone), a.ID)
+	}
+	if _, err := s.GetMessage(ctx, DefaultTenant, "1001", a.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a still there: %v", err)
+	}
+	if _, err := s.GetMessage(ctx, DefaultTenant, "1001", keep.ID); err != nil {
+		t.Errorf("the message not named was touched: %v", err)
+	}
+	chs := allChanges(t, s)[before:]
+	if len(chs) != 1 || chs[0].Kind != MessageDeleted || chs[0].Message == nil || chs[0].Message.ID != a.ID {
+		t.Errorf("change events %v, want one message deletion of a", kinds(chs))
+	}
+	if gone, err := s.DeleteMessages(ctx, nil); gone != nil || err != nil {
+		t.Errorf("empty batch: %v %v", gone, err)
+	}
+	if err := s.TidyMessages(ctx); err != nil {
+		t.Errorf("TidyMessages: %v", err)
+	}
+}

@@ -457,6 +457,54 @@ ORDER BY m.id LIMIT ?`,
 	return out, nil
 }
 
+func (s *sqlStore) DeleteMessages(ctx context.Context, msgs []Message) ([]Message, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete messages: %w", err)
+	}
+	defer tx.Rollback()
+	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete messages: %w", err)
+	}
+	defer del.Close()
+	out := make([]Message, 0, len(msgs))
+	for _, m := range msgs {
+		got, err := scanMessage(del.QueryRowContext(ctx, m.ID, m.Tenant, m.Mailbox))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, err)
+		}
+		deleted := got
+		if err := s.writeChange(ctx, tx, Change{Kind: MessageDeleted, Tenant: got.Tenant, Mailbox: got.Mailbox, Message: &deleted}); err != nil {
+			return nil, fmt.Errorf("store: delete message %s/%s/%s: %w", m.Tenant, m.Mailbox, m.ID, err)
+		}
+		out = append(out, got)
+	}
+	if err := s.commitChanges(tx); err != nil {
+		return nil, fmt.Errorf("store: delete messages: commit: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) TidyMessages(ctx context.Context) error {
+	q := `PRAGMA optimize`
+	if s.d == dialectPostgres {
+		// Outside a transaction (VACUUM refuses one); it takes no lock
+		// that writers or readers wait for.
+		q = `VACUUM (ANALYZE) messages`
+	}
+	if _, err := s.w.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("store: tidy messages: %w", err)
+	}
+	return nil
+}
+
 // prefixed qualifies a comma-separated column list with alias a.
 func prefixed(a, cols string) string {
 	parts := strings.Split(cols, ",")

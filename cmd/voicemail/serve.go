@@ -221,7 +221,7 @@ func runServer(ctx context.Context, cfg *config.Config, demo bool, log *slog.Log
 
 	// GDPR and retention (docs/gdpr.md): the sweeper and the drop folder.
 	gdprSvc, err := gdpr.New(gdpr.Config{Store: st, Blobs: blobs, DataDir: cfg.DataDir, Logger: log,
-		ForgetGrace: cfg.GDPRForgetGrace, RetentionDays: cfg.RetentionDays, SweepInterval: cfg.GDPRSweepInterval,
+		ForgetGrace: cfg.GDPRForgetGrace, RetentionDays: cfg.RetentionDays, SweepRate: cfg.RetentionSweepRate, SweepInterval: cfg.GDPRSweepInterval,
 		ExportTTL: cfg.GDPRExportTTL, SubmitDir: cfg.GDPRSubmitDir, ResultDir: cfg.GDPRResultDir})
 	if err != nil {
 		return err
