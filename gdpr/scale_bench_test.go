@@ -18,10 +18,10 @@ package gdpr
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
