@@ -288,6 +288,38 @@ func TestMWIClusterRefreshMoves(t *testing.T) {
 	p.quiet(time.Second)
 }
 
+// A subscription that moved is dropped even when a row of the old owner
+// that its memory does not hold (here: written behind its back) makes the
+// stored count equal what memory holds: the full list, every
+// fullCheckEvery heartbeats, finds it.
+func TestMWIClusterMoveHiddenByStrayRow(t *testing.T) {
+	t.Parallel()
+	dsn := newClusterDB(t)
+	a := startInstance(t, dsn, "A")
+	b := startInstance(t, dsn, "B")
+	p := newMWIPeer(t, a.addr)
+	cid := newCallID()
+	p.subscribe(subOpts{callID: cid, tag: "m", cseq: 1, expires: 600})
+	toTag, _ := p.response(5 * time.Second).To().Params.Get("tag")
+	p.notify(5 * time.Second)
+	stray := &store.MWISubscription{ID: "stray", Tenant: "default", Mailbox: "1002", CallID: "stray@x",
+		LocalTag: "l", RemoteTag: "r", LocalURI: "sip:1002@127.0.0.1", RemoteURI: "sip:2002@127.0.0.1",
+		Contact: "sip:2002@127.0.0.1:9", Transport: "UDP", Source: "127.0.0.1:9",
+		ExpiresAt: time.Now().Add(time.Hour), Owner: "A"}
+	if err := a.st.SaveMWISubscription(context.Background(), stray); err != nil {
+		t.Fatal(err)
+	}
+	p.server = b.addr
+	p.subscribe(subOpts{callID: cid, tag: "m", toTag: toTag, cseq: 2, expires: 600})
+	if r := p.response(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("refresh at B answered %d", r.StatusCode)
+	}
+	if n, err := a.st.CountOwnedMWISubscriptions(context.Background(), "A"); err != nil || n != 1 {
+		t.Fatalf("A owns %d stored subscriptions (%v), want the stray one", n, err)
+	}
+	waitFor(t, func() bool { return gauge(t, a.n, "voicemail_mwi_subscriptions") == 0 })
+}
+
 // A target that subscribes on an instance that does not send the
 // unsolicited NOTIFYs stops them there too: the holder reads the stop.
 func TestMWIClusterTargetSubscribes(t *testing.T) {

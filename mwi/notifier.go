@@ -132,6 +132,7 @@ type Notifier struct {
 
 	instance       string
 	heartbeat, ttl time.Duration
+	ticks          int // cluster heartbeats so far (the cluster goroutine's alone)
 
 	mu        sync.Mutex
 	started   bool

@@ -10,6 +10,9 @@ package mwi
 // (default /tmp):
 //
 //	nice -n 19 go test -tags scalebench -run TestScaleMWIStartup -v -timeout 60m ./mwi/
+//
+// SCALE_CPUPROFILE=<file> writes a CPU profile of the start-up
+// (<file>.<backend>).
 
 import (
 	"context"
@@ -18,7 +21,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -170,6 +175,16 @@ func TestScaleMWIStartup(t *testing.T) {
 			}
 			n := New(Deps{Server: srv, Store: st, Changes: bus, Logger: log, Instance: p.SubOwner})
 
+			if f := os.Getenv("SCALE_CPUPROFILE"); f != "" {
+				out, err := os.Create(f + "." + backend)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := pprof.StartCPUProfile(out); err != nil {
+					t.Fatal(err)
+				}
+				defer func() { pprof.StopCPUProfile(); out.Close() }()
+			}
 			start := time.Now()
 			if err := n.Start(ctx); err != nil {
 				t.Fatal(err)

@@ -63,6 +63,9 @@ type MWIStore interface {
 	// OwnedMWISubscriptionIDs returns the IDs of the subscriptions owner
 	// holds: an instance drops from memory those it no longer holds.
 	OwnedMWISubscriptionIDs(ctx context.Context, owner string) ([]string, error)
+	// CountOwnedMWISubscriptions counts them (from the owner index): the
+	// cheap question an instance asks every heartbeat before the list.
+	CountOwnedMWISubscriptions(ctx context.Context, owner string) (int, error)
 	// ClaimMWISubscriptions makes owner the owner of every subscription
 	// whose owner is not a live instance at now (see ClusterStore), and
 	// returns them ordered by ID. Concurrent claimers get disjoint sets.

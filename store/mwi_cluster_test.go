@@ -115,6 +115,11 @@ func testMWISubscriptionOwnership(t *testing.T, b backend) {
 	if ids, _ := st.OwnedMWISubscriptionIDs(ctx, "C"); len(ids) != 3 {
 		t.Fatalf("C still owns %v", ids)
 	}
+	for owner, want := range map[string]int{"B": 1, "C": 3, "nobody": 0} {
+		if n, err := st.CountOwnedMWISubscriptions(ctx, owner); err != nil || n != want {
+			t.Errorf("CountOwnedMWISubscriptions(%s) = %d %v, want %d", owner, n, err, want)
+		}
+	}
 }
 
 // Instances claiming at once never share a subscription.

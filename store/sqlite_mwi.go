@@ -215,17 +215,40 @@ func (s *sqlStore) OwnedMWISubscriptionIDs(ctx context.Context, owner string) ([
 	return out, nil
 }
 
+func (s *sqlStore) CountOwnedMWISubscriptions(ctx context.Context, owner string) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM mwi_subscriptions WHERE owner = ?`, owner).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count MWI subscriptions of %s: %w", owner, err)
+	}
+	return n, nil
+}
+
 func (s *sqlStore) ClaimMWISubscriptions(ctx context.Context, owner string, now time.Time) ([]MWISubscription, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("store: claim MWI subscriptions: empty owner")
 	}
-	// On PostgreSQL, SKIP LOCKED lets two claimers pass each other's rows
-	// (a row another claimer just took is re-checked: its new owner is
-	// live); SQLite's single writer serialises them.
+	// Every instance asks every heartbeat, and almost always nobody died:
+	// the owners are found on the read pool from the owner index, one
+	// probe per distinct owner, so that the usual answer costs neither a
+	// scan of every subscription nor the SQLite writer.
+	dead, err := s.deadMWIOwners(ctx, owner, now)
+	if err != nil || len(dead) == 0 {
+		return nil, err
+	}
+	// The liveness check is repeated in the UPDATE: an owner that came
+	// back meanwhile keeps its rows. On PostgreSQL, SKIP LOCKED lets two
+	// claimers pass each other's rows (a row another claimer just took is
+	// re-checked: its new owner is live); SQLite's single writer
+	// serialises them.
+	args := []any{owner}
+	for _, d := range dead {
+		args = append(args, d)
+	}
+	args = append(args, owner, now.UTC().UnixNano())
 	rows, err := s.w.QueryContext(ctx, `UPDATE mwi_subscriptions SET owner = ? WHERE id IN (
-SELECT id FROM mwi_subscriptions WHERE owner <> ?
+SELECT id FROM mwi_subscriptions WHERE owner IN (?`+strings.Repeat(", ?", len(dead)-1)+`) AND owner <> ?
 AND owner NOT IN (SELECT id FROM cluster_instances WHERE expires_at >= ?)`+s.d.skipLocked()+`)
-RETURNING `+mwiSubCols, owner, owner, now.UTC().UnixNano())
+RETURNING `+mwiSubCols, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim MWI subscriptions: %w", err)
 	}
@@ -234,6 +257,31 @@ RETURNING `+mwiSubCols, owner, owner, now.UTC().UnixNano())
 		return nil, fmt.Errorf("store: claim MWI subscriptions: %w", err)
 	}
 	slices.SortFunc(out, func(a, b MWISubscription) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// deadMWIOwners returns the owners of subscriptions, other than owner,
+// that are not live instances at now. The distinct owners come from a
+// walk of the owner index that jumps from one owner to the next (a
+// handful of instances over any number of subscriptions).
+func (s *sqlStore) deadMWIOwners(ctx context.Context, owner string, now time.Time) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `WITH RECURSIVE owners(o) AS (
+	SELECT min(owner) FROM mwi_subscriptions
+	UNION ALL
+	SELECT (SELECT min(owner) FROM mwi_subscriptions WHERE owner > owners.o) FROM owners WHERE owners.o IS NOT NULL
+)
+SELECT o FROM owners WHERE o IS NOT NULL AND o <> ?
+AND o NOT IN (SELECT id FROM cluster_instances WHERE expires_at >= ?)`, owner, now.UTC().UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("store: claim MWI subscriptions: owners: %w", err)
+	}
+	out, err := collect(rows, func(sc scanner) (string, error) {
+		var o string
+		return o, sc.Scan(&o)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim MWI subscriptions: owners: %w", err)
+	}
 	return out, nil
 }
 
