@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -120,5 +121,43 @@ func testMWIStoreThroughNotifying(t *testing.T, b backend) {
 	}
 	if n != 0 {
 		t.Errorf("%d changes published for MWI state", n)
+	}
+}
+
+// Many CSeqs at once (a start-up re-NOTIFY) go in chunks: every one lands.
+func TestMWILocalCSeqsMany(t *testing.T) { forEachBackend(t, testMWILocalCSeqsMany) }
+
+func testMWILocalCSeqsMany(t *testing.T, be backend) {
+	st := be.open(t)
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	cseqs := map[string]uint32{}
+	for i := range 2500 {
+		id := fmt.Sprintf("s%04d", i)
+		if i%100 == 0 {
+			s := &MWISubscription{ID: id, Tenant: "default", Mailbox: "1001", CallID: id + "@x", LocalTag: "l", RemoteTag: "r",
+				LocalURI: "<sip:1001@x>", RemoteURI: "<sip:1001@x>", Contact: "sip:1001@192.0.2.1", Transport: "UDP",
+				Source: "192.0.2.1:5060", LocalCSeq: 50, ExpiresAt: exp}
+			if err := st.SaveMWISubscription(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cseqs[id] = uint32(i) // below 50 for the first one: it stays 50
+	}
+	if err := st.SetMWILocalCSeqs(ctx, cseqs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ListMWISubscriptions(ctx)
+	if err != nil || len(got) != 25 {
+		t.Fatalf("%d subscriptions (%v), want 25", len(got), err)
+	}
+	for i, s := range got {
+		want := uint32(i * 100)
+		if i == 0 {
+			want = 50
+		}
+		if s.LocalCSeq != want {
+			t.Errorf("%s: CSeq %d, want %d", s.ID, s.LocalCSeq, want)
+		}
 	}
 }

@@ -83,6 +83,16 @@ func (d dialect) eachOf(col, alias string) string {
 	return "json_each(" + col + ") AS " + alias
 }
 
+// eachPair is a FROM item yielding the members of a JSON object passed as
+// one text parameter as alias.key and alias.value (a text on PostgreSQL:
+// cast it).
+func (d dialect) eachPair(alias string) string {
+	if d == dialectPostgres {
+		return "jsonb_each_text(CAST(? AS jsonb)) AS " + alias + "(key, value)"
+	}
+	return "json_each(?) AS " + alias
+}
+
 // sqlDB is a *sql.DB whose statements are translated for its dialect.
 type sqlDB struct {
 	*sql.DB

@@ -133,9 +133,12 @@ contact, transport, source, local_cseq, remote_cseq, expires_at, created_at, own
 	}
 	log.Info("scaleseed: subscriptions", "n", p.Subscriptions, "took", time.Since(t))
 
-	// Fresh statistics: the planner sees ten million rows, not an empty table.
-	if _, err := r.db.ExecContext(ctx, `ANALYZE`); err != nil {
-		return fmt.Errorf("scaleseed: analyze: %w", err)
+	// Fresh statistics: the planner sees ten million rows, not an empty
+	// table. On PostgreSQL also the visibility map, as autovacuum leaves it
+	// in a database that has been running: without it the MWI counts read
+	// the table instead of the index alone (store/scale_indexes.go).
+	if err := r.tidy(ctx, ""); err != nil {
+		return err
 	}
 	plan, _ := json.Marshal(p)
 	if _, err := r.db.ExecContext(ctx, `CREATE TABLE `+markerTable+` (plan TEXT NOT NULL)`); err != nil {
@@ -163,7 +166,15 @@ func Restore(ctx context.Context, dsn string, p Plan, from, to int) error {
 	}
 	defer r.db.Close()
 	conflict := " ON CONFLICT (id) DO NOTHING"
-	return r.insertMessages(ctx, p, from, to, conflict)
+	if err := r.insertMessages(ctx, p, from, to, conflict); err != nil {
+		return err
+	}
+	// The data set stands for a database autovacuum has passed over
+	// (see Seed); on SQLite there is nothing to refresh.
+	if r.pg {
+		return r.tidy(ctx, "messages")
+	}
+	return nil
 }
 
 func (r *rawDB) insertMessages(ctx context.Context, p Plan, from, to int, conflict string) error {
@@ -293,3 +304,20 @@ func (r *rawDB) ph(q string) string {
 	}
 	return b.String()
 }
+
+// tidy refreshes the statistics (and on PostgreSQL the visibility map) of
+// table, or of every table when it is "".
+func (r *rawDB) tidy(ctx context.Context, table string) error {
+	q := "ANALYZE"
+	if r.pg {
+		q = "VACUUM (ANALYZE)"
+	}
+	if table != "" {
+		q += " " + table
+	}
+	if _, err := r.db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("scaleseed: %s: %w", q, err)
+	}
+	return nil
+}
+
