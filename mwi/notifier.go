@@ -14,9 +14,12 @@
 package mwi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +41,7 @@ type Store interface {
 	GetTenant(ctx context.Context, name string) (*store.Tenant, error)
 	ListMailboxes(ctx context.Context, tenant, after string, limit int) (items []store.Mailbox, next string, err error)
 	CountMessages(ctx context.Context, tenant, mailbox string) (store.Counts, error)
+	CountMailboxes(ctx context.Context, tenant string, mailboxes []string) (map[string]store.Counts, error)
 }
 
 // Deps are the collaborators of the notifier.
@@ -70,6 +74,11 @@ const (
 	// mwiCSeqMargin is added to a restored subscription's CSeq: the CSeqs
 	// of NOTIFYs are saved once a second, so a crash may lose a few.
 	mwiCSeqMargin = 100
+	// cseqReserve: the CSeq saved for a subscription runs this far ahead
+	// of the NOTIFYs sent, so that a NOTIFY costs no write (100,000
+	// NOTIFYs at start-up were 100,000 row updates): the store is written
+	// again when the CSeq sent comes within half of it.
+	cseqReserve = 64
 	// mwiRetry is the first delay before a NOTIFY that failed without
 	// ending its subscription is tried again; it doubles up to mwiRetryMax.
 	mwiRetry    = 5 * time.Second
@@ -119,6 +128,7 @@ type mwiEntry struct {
 	haveSent  bool
 	changedAt time.Time // the oldest change not yet sent
 	since     time.Time // when it came into memory (see dropMoved)
+	savedCSeq uint32    // the CSeq saved (or being saved) for sub: reserveCSeqLocked
 }
 
 // Notifier is the notifier: subscriptions, targets, the scheduler and
@@ -163,6 +173,9 @@ type Notifier struct {
 }
 
 type countsEntry struct {
+	// ready, when not nil, is closed once a start-up batch read the
+	// counts (warmCounts); set before the entry is shared, never after.
+	ready    chan struct{}
 	gen      atomic.Uint64
 	mu       sync.Mutex
 	valid    bool
@@ -257,44 +270,50 @@ func (m *Notifier) Start(ctx context.Context) error {
 	if m.changes != nil {
 		m.cancelBus = m.changes.Subscribe(m.onChange)
 	}
-	if err := m.load(ctx); err != nil {
+	warm, err := m.load(ctx)
+	if err != nil {
 		m.stopBus()
 		return err
 	}
 	m.mu.Lock()
 	m.started = true
-	m.wg.Add(4)
+	m.wg.Add(5)
 	go m.run()
 	go m.flusher()
 	go m.beat()
 	go m.cluster()
+	go func() {
+		defer m.wg.Done()
+		m.warmCounts(m.ctx, warm)
+	}()
 	m.mu.Unlock()
 	return nil
 }
 
-// load is the start-up half of Start.
-func (m *Notifier) load(ctx context.Context) error {
+// load is the start-up half of Start. It returns the batches in which
+// warmCounts reads the counts the start-up NOTIFYs need.
+func (m *Notifier) load(ctx context.Context) ([]warmBatch, error) {
 	st := m.st
 	// Live before claiming: another instance must not take what we load.
 	if err := st.HeartbeatInstance(ctx, m.instance, m.ttl); err != nil {
-		return err
+		return nil, err
 	}
 	stops, err := st.ListMWITargetStops(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	subs, err := st.ListOwnedMWISubscriptions(ctx, m.instance)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	claimed, err := st.ClaimMWISubscriptions(ctx, m.instance, time.Now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	subs = append(subs, claimed...)
 	boxes, err := m.mailboxes(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	exists := map[mbKey]bool{}
 	for _, b := range boxes {
@@ -302,8 +321,21 @@ func (m *Notifier) load(ctx context.Context) error {
 	}
 	holds, err := st.ClaimLease(ctx, targetsLease, m.instance, m.ttl)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	// The NOTIFYs go in mailbox order, the order in which warmCounts
+	// reads the counts, a few hundred mailboxes at a time.
+	slices.SortFunc(subs, func(a, b store.MWISubscription) int {
+		return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.Mailbox, b.Mailbox), strings.Compare(a.ID, b.ID))
+	})
+	var keys []mbKey
+	for _, s := range subs {
+		k := mbKey{s.Tenant, s.Mailbox}
+		if exists[k] && (len(keys) == 0 || keys[len(keys)-1] != k) {
+			keys = append(keys, k)
+		}
+	}
+	warm := m.prepareWarm(keys)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -319,7 +351,7 @@ func (m *Notifier) load(ctx context.Context) error {
 	}
 	m.log.Info("mwi started", "subscriptions", live, "expired", expired, "claimed", len(claimed),
 		"targets", len(m.targets), "holds_targets", holds)
-	return nil
+	return warm, nil
 }
 
 // mailboxes lists every mailbox of every tenant.
@@ -362,7 +394,7 @@ func (m *Notifier) adoptLocked(subs []store.MWISubscription, exists map[mbKey]bo
 			m.removeLocked(old)
 		}
 		m.addLocked(e)
-		m.dirtyCSeq[sub.ID] = sub.LocalCSeq
+		m.reserveCSeqLocked(e)
 		switch {
 		case !exists[e.mb]:
 			e.term, e.zeroFirst, e.endReason = reasonNoResource, true, "mailbox_deleted"
@@ -541,6 +573,83 @@ func (m *Notifier) invalidate(k mbKey) {
 	m.cmu.Unlock()
 }
 
+// warmBatch is one query of warmCounts: its mailboxes (one tenant) and
+// the channel closed when their counts are in the cache.
+type warmBatch struct {
+	keys  []mbKey
+	ready chan struct{}
+}
+
+// warmBatchSize is how many mailboxes one warmCounts query reads.
+const warmBatchSize = 500
+
+// prepareWarm splits keys (in NOTIFY order) into warmCounts' batches and
+// puts their cache entries in place, each waiting for its batch: a start-up
+// NOTIFY then waits for the counts its batch brings instead of reading its
+// own, which on PostgreSQL cost about three times as much per mailbox as a
+// batch (BENCHMARKS.md, "MWI start-up").
+func (m *Notifier) prepareWarm(keys []mbKey) []warmBatch {
+	var out []warmBatch
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	for len(keys) > 0 {
+		n := 1
+		for n < min(warmBatchSize, len(keys)) && keys[n].tenant == keys[0].tenant {
+			n++
+		}
+		b := warmBatch{keys: keys[:n], ready: make(chan struct{})}
+		keys = keys[n:]
+		for _, k := range b.keys {
+			if m.cache[k] == nil {
+				m.cache[k] = &countsEntry{ready: b.ready}
+			}
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// warmCounts reads the counts of the batches' mailboxes, one query per
+// batch, and releases the NOTIFYs waiting for them. On a failure the rest
+// are released cold: each NOTIFY then reads its own counts.
+func (m *Notifier) warmCounts(ctx context.Context, batches []warmBatch) {
+	defer func() {
+		for _, b := range batches {
+			close(b.ready)
+		}
+	}()
+	for len(batches) > 0 && ctx.Err() == nil {
+		b := batches[0]
+		// The generation before the query, as counts does: a change
+		// committed meanwhile leaves the entry stale, read again.
+		entries := make([]*countsEntry, len(b.keys))
+		gens := make([]uint64, len(b.keys))
+		boxes := make([]string, len(b.keys))
+		m.cmu.Lock()
+		for i, k := range b.keys {
+			entries[i] = m.cache[k]
+			gens[i], boxes[i] = entries[i].gen.Load(), k.mailbox
+		}
+		m.cmu.Unlock()
+		got, err := m.st.CountMailboxes(ctx, b.keys[0].tenant, boxes)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("mwi: reading the counts of many mailboxes", "tenant", b.keys[0].tenant, "err", err)
+			}
+			return
+		}
+		for i, e := range entries {
+			e.mu.Lock()
+			if !e.valid || e.validGen != e.gen.Load() {
+				e.c, e.validGen, e.valid = got[boxes[i]], gens[i], true
+			}
+			e.mu.Unlock()
+		}
+		close(b.ready)
+		batches = batches[1:]
+	}
+}
+
 // counts reads the mailbox's counts once per change, however many
 // subscriptions follow it.
 func (m *Notifier) counts(ctx context.Context, k mbKey) (store.Counts, error) {
@@ -551,6 +660,13 @@ func (m *Notifier) counts(ctx context.Context, k mbKey) (store.Counts, error) {
 		m.cache[k] = e
 	}
 	m.cmu.Unlock()
+	if e.ready != nil {
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return store.Counts{}, ctx.Err()
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	gen := e.gen.Load()

@@ -178,6 +178,16 @@ func (m *Notifier) dispatch(e *mwiEntry) bool {
 	return true
 }
 
+// reserveCSeqLocked makes sure the CSeq saved for e's subscription stays
+// ahead of the ones sent (see cseqReserve): a new owner starts above it.
+func (m *Notifier) reserveCSeqLocked(e *mwiEntry) {
+	if e.sub.LocalCSeq+cseqReserve/2 <= e.savedCSeq {
+		return
+	}
+	e.savedCSeq = e.sub.LocalCSeq + cseqReserve
+	m.dirtyCSeq[e.sub.ID] = e.savedCSeq
+}
+
 // flusher saves the CSeqs of the NOTIFYs sent, once a second.
 func (m *Notifier) flusher() {
 	defer m.wg.Done()

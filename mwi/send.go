@@ -206,7 +206,7 @@ func (m *Notifier) notifyDialog(ctx context.Context, e *mwiEntry, c store.Counts
 	e.sub.LocalCSeq++
 	sub.LocalCSeq = e.sub.LocalCSeq
 	if !e.gone {
-		m.dirtyCSeq[sub.ID] = sub.LocalCSeq
+		m.reserveCSeqLocked(e)
 	}
 	m.mu.Unlock()
 

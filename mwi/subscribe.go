@@ -256,7 +256,7 @@ func (m *Notifier) adoptTakenLocked(e *mwiEntry) {
 		m.removeLocked(old)
 	}
 	m.addLocked(e)
-	m.dirtyCSeq[e.sub.ID] = e.sub.LocalCSeq
+	m.reserveCSeqLocked(e)
 	m.m.taken.WithLabelValues("refresh").Inc()
 }
 

@@ -642,6 +642,20 @@ func contractCountMessages(t *testing.T, s Store) {
 	if c, _ := s.CountMessages(ctx, "default", "1002"); c != (Counts{New: 1, UrgentNew: 1}) {
 		t.Errorf("CountMessages(1002) = %+v", c)
 	}
+	// Many at once: the same numbers, zero for a mailbox without messages
+	// (or unknown), more mailboxes than one statement takes.
+	many := []string{"1001", "1002", "9999"}
+	for i := range 1200 {
+		many = append(many, fmt.Sprintf("x%d", i))
+	}
+	all, err := s.CountMailboxes(ctx, "default", many)
+	if err != nil || len(all) != len(many) || all["1001"] != want || all["1002"] != (Counts{New: 1, UrgentNew: 1}) ||
+		all["9999"] != (Counts{}) || all["x1100"] != (Counts{}) {
+		t.Errorf("CountMailboxes = %d entries, 1001 %+v, 1002 %+v, 9999 %+v, %v", len(all), all["1001"], all["1002"], all["9999"], err)
+	}
+	if other, _ := s.CountMailboxes(ctx, "acme", []string{"1001"}); other["1001"] != (Counts{}) {
+		t.Errorf("CountMailboxes of another tenant = %+v", other["1001"])
+	}
 
 	// Playing a new message makes it old.
 	items, _, err := s.ListMessages(ctx, MessageFilter{Tenant: "default", Mailbox: "1001", Folder: FolderNew, Limit: 1})

@@ -160,21 +160,75 @@ func (s *sqlStore) ListMessages(ctx context.Context, f MessageFilter) ([]Message
 	return items, next, nil
 }
 
-func (s *sqlStore) CountMessages(ctx context.Context, tenant, mailbox string) (Counts, error) {
-	// One statement, so the four numbers always describe the same snapshot.
-	var c Counts
-	err := s.r.QueryRowContext(ctx, `
+const countMessagesSQL = `
 SELECT
 	count(*) FILTER (WHERE folder = 'new' AND read = 0),
 	count(*) FILTER (WHERE NOT (folder = 'new' AND read = 0)),
 	count(*) FILTER (WHERE folder = 'new' AND read = 0 AND urgent <> 0),
 	count(*) FILTER (WHERE NOT (folder = 'new' AND read = 0) AND urgent <> 0)
-FROM messages WHERE tenant = ? AND mailbox = ?`, tenant, mailbox).
-		Scan(&c.New, &c.Old, &c.UrgentNew, &c.UrgentOld)
+FROM messages WHERE tenant = ? AND mailbox = ?`
+
+func (s *sqlStore) CountMessages(ctx context.Context, tenant, mailbox string) (Counts, error) {
+	// One statement, so the four numbers always describe the same snapshot.
+	var c Counts
+	var row *sql.Row
+	if s.d == dialectPostgres {
+		// pgx keeps each connection's statements prepared by itself; a
+		// database/sql statement on top re-prepares as calls move
+		// between connections (measured slower).
+		row = s.r.QueryRowContext(ctx, countMessagesSQL, tenant, mailbox)
+	} else {
+		st, err := s.readStmt(ctx, countMessagesSQL)
+		if err != nil {
+			return Counts{}, fmt.Errorf("store: count messages of %s/%s: %w", tenant, mailbox, err)
+		}
+		row = st.QueryRowContext(ctx, tenant, mailbox)
+	}
+	err := row.Scan(&c.New, &c.Old, &c.UrgentNew, &c.UrgentOld)
 	if err != nil {
 		return Counts{}, fmt.Errorf("store: count messages of %s/%s: %w", tenant, mailbox, err)
 	}
 	return c, nil
+}
+
+func (s *sqlStore) CountMailboxes(ctx context.Context, tenant string, mailboxes []string) (map[string]Counts, error) {
+	out := make(map[string]Counts, len(mailboxes))
+	const chunk = 500 // parameters per statement, far below either backend's limit
+	for len(mailboxes) > 0 {
+		part := mailboxes[:min(chunk, len(mailboxes))]
+		mailboxes = mailboxes[len(part):]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, tenant)
+		for _, mb := range part {
+			args = append(args, mb)
+			out[mb] = Counts{}
+		}
+		rows, err := s.r.QueryContext(ctx, `
+SELECT mailbox,
+	count(*) FILTER (WHERE folder = 'new' AND read = 0),
+	count(*) FILTER (WHERE NOT (folder = 'new' AND read = 0)),
+	count(*) FILTER (WHERE folder = 'new' AND read = 0 AND urgent <> 0),
+	count(*) FILTER (WHERE NOT (folder = 'new' AND read = 0) AND urgent <> 0)
+FROM messages WHERE tenant = ? AND mailbox IN (?`+strings.Repeat(", ?", len(part)-1)+`) GROUP BY mailbox`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: count messages of %d mailboxes of %s: %w", len(part), tenant, err)
+		}
+		for rows.Next() {
+			var mb string
+			var c Counts
+			if err := rows.Scan(&mb, &c.New, &c.Old, &c.UrgentNew, &c.UrgentOld); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: count messages of %s: %w", tenant, err)
+			}
+			out[mb] = c
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: count messages of %s: %w", tenant, err)
+		}
+	}
+	return out, nil
 }
 
 func (s *sqlStore) UpdateMessage(ctx context.Context, m *Message) error {

@@ -111,6 +111,14 @@ func (x *sqlDB) QueryRowContext(ctx context.Context, q string, args ...any) *sql
 	return x.DB.QueryRowContext(ctx, x.d.rebind(q), x.d.args(args)...)
 }
 
+func (x *sqlDB) PrepareContext(ctx context.Context, q string) (*sqlStmt, error) {
+	s, err := x.DB.PrepareContext(ctx, x.d.rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	return &sqlStmt{Stmt: s, d: x.d}, nil
+}
+
 func (x *sqlDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sqlTx, error) {
 	t, err := x.DB.BeginTx(ctx, opts)
 	if err != nil {

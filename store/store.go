@@ -143,6 +143,11 @@ type Store interface {
 	// CountMessages computes the MWI counts in one query: unread messages in
 	// "new" are new, everything else is old.
 	CountMessages(ctx context.Context, tenant, mailbox string) (Counts, error)
+	// CountMailboxes is CountMessages for many mailboxes of a tenant, a
+	// few hundred per query (an MWI start-up with a subscription per
+	// mailbox); every mailbox asked is in the answer, zero when it has no
+	// message. Sorted mailboxes read the index in order.
+	CountMailboxes(ctx context.Context, tenant string, mailboxes []string) (map[string]Counts, error)
 	// UpdateMessage changes Folder, Read and Urgent only. ErrNotFound.
 	UpdateMessage(ctx context.Context, m *Message) error
 	// DeleteMessage deletes the row and returns it (the caller deletes the media). ErrNotFound.
