@@ -334,4 +334,3 @@ func (r *rawDB) tidy(ctx context.Context, table string) error {
 	}
 	return nil
 }
-
