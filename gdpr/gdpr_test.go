@@ -533,6 +533,38 @@ func TestRetentionSweep(t *testing.T) {
 	}
 }
 
+// A backlog larger than one batch goes in several transactions and
+// batches, paced, and leaves nothing expired behind: every row, its audio
+// and its change event.
+func TestRetentionSweepBacklog(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.RetentionDays, c.SweepRate = 30, 1_000_000 })
+	ctx := t.Context()
+	f.advance(-40 * 24 * time.Hour)
+	const n = sweepBatch + 2*retentionChunk + 7
+	var msgs []store.Message
+	for range n {
+		msgs = append(msgs, f.deposit(t, "default", "1001", "+17815551212"))
+	}
+	f.advance(40 * 24 * time.Hour)
+	keep := f.deposit(t, "default", "1001", "+17815551212")
+	f.taken()
+	st, err := f.svc.Sweep(ctx)
+	if err != nil || st.Expired != n {
+		t.Fatalf("sweep expired %d (%v), want %d", st.Expired, err, n)
+	}
+	for _, m := range msgs {
+		if f.blobs.Exists(m.MediaKey) {
+			t.Fatalf("expired %s kept its audio", m.ID)
+		}
+	}
+	if ch := f.taken(); len(ch) != n {
+		t.Errorf("%d change events, want %d", len(ch), n)
+	}
+	if c, _ := f.st.CountMessages(ctx, "default", "1001"); c.New != 1 || !f.blobs.Exists(keep.MediaKey) {
+		t.Errorf("the recent message: counts %+v", c)
+	}
+}
+
 func TestDropFolder(t *testing.T) {
 	submit := filepath.Join(t.TempDir(), "in")
 	result := filepath.Join(t.TempDir(), "out")

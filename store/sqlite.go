@@ -211,7 +211,14 @@ func openSQLite(ctx context.Context, p string) (*sqlStore, error) {
 		s.Close()
 		return nil, err
 	}
-	s.startWALKeeper()
+	cp, err := sql.Open("sqlite3", base)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: open %s for checkpoints: %w", abs, err)
+	}
+	cp.SetMaxOpenConns(1)
+	cp.SetMaxIdleConns(1)
+	s.startWALKeeper(cp)
 	s.startGroupCommit()
 	return s, nil
 }
