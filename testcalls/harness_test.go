@@ -270,10 +270,15 @@ type server struct {
 
 type syncBuffer = testlog.Buffer
 
+// tail keeps the last lines of s, and its first lines/4: when a peer went
+// into a loop, how it started is at the top.
 func tail(s string, lines int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(l) > lines {
-		l = append([]string{fmt.Sprintf("... (%d earlier lines)", len(l)-lines)}, l[len(l)-lines:]...)
+		head := lines / 4
+		out := append([]string{}, l[:head]...)
+		out = append(out, fmt.Sprintf("... (%d lines left out)", len(l)-lines))
+		l = append(out, l[len(l)-(lines-head):]...)
 	}
 	return strings.Join(l, "\n")
 }
