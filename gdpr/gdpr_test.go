@@ -565,6 +565,28 @@ func TestRetentionSweepBacklog(t *testing.T) {
 	}
 }
 
+// The sweep keeps to its rate: at one message a second, the first
+// transaction goes at once and the next one is not due for ten seconds,
+// so a sweep stopped after 2 s has deleted exactly one transaction's
+// worth, and says so.
+func TestRetentionSweepPaced(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.RetentionDays, c.SweepRate = 30, 1 })
+	f.advance(-40 * 24 * time.Hour)
+	for range 3 * retentionChunk {
+		f.deposit(t, "default", "1001", "+17815551212")
+	}
+	f.advance(40 * 24 * time.Hour)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	st, _ := f.svc.Sweep(ctx)
+	if st.Expired != retentionChunk {
+		t.Errorf("a sweep at 1 message/s stopped after 2 s deleted %d, want one transaction (%d)", st.Expired, retentionChunk)
+	}
+	if c, _ := f.st.CountMessages(t.Context(), "default", "1001"); c.New != 2*retentionChunk {
+		t.Errorf("left %d new messages, want %d", c.New, 2*retentionChunk)
+	}
+}
+
 func TestDropFolder(t *testing.T) {
 	submit := filepath.Join(t.TempDir(), "in")
 	result := filepath.Join(t.TempDir(), "out")

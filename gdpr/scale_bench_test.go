@@ -31,13 +31,6 @@ import (
 	"github.com/vmserver/voicemail/store"
 )
 
-func scaleKeep(backend string) string {
-	if backend == "postgres" {
-		return filepath.Join(scaleseed.Dir(), "scale-pg")
-	}
-	return filepath.Join(scaleseed.Dir(), "scale-sqlite")
-}
-
 type scaleEnv struct {
 	p         scaleseed.Plan
 	dsn       string
@@ -48,7 +41,7 @@ type scaleEnv struct {
 }
 
 func newScaleEnv(t *testing.T, backend string) *scaleEnv {
-	dsn, p := scaleseed.Prepare(t, backend, scaleseed.Full(time.Now()), scaleKeep(backend))
+	dsn, p := scaleseed.Prepare(t, backend, scaleseed.Full(time.Now()), scaleseed.Keep(backend))
 	ctx := context.Background()
 	raw, err := store.Open(ctx, dsn)
 	if err != nil {

@@ -242,6 +242,26 @@ func TestMWIClusterTakeover(t *testing.T) {
 	}
 }
 
+// subscribeOnce subscribes p (CSeq 1) and returns the dialog's Call-ID,
+// our tag and the CSeq of the first NOTIFY.
+func subscribeOnce(p *mwiPeer) (callID, toTag string, notifyCSeq uint32) {
+	callID = newCallID()
+	p.subscribe(subOpts{callID: callID, tag: "m", cseq: 1, expires: 600})
+	toTag, _ = p.response(5 * time.Second).To().Params.Get("tag")
+	return callID, toTag, p.notify(5 * time.Second).CSeq().SeqNo
+}
+
+// refreshAt sends the dialog's refresh (CSeq 2) to instance in, which
+// must answer 200.
+func refreshAt(t *testing.T, p *mwiPeer, in *clusterInstance, callID, toTag string) {
+	t.Helper()
+	p.server = in.addr
+	p.subscribe(subOpts{callID: callID, tag: "m", toTag: toTag, cseq: 2, expires: 600})
+	if r := p.response(5 * time.Second); r.StatusCode != 200 {
+		t.Fatalf("refresh at %s answered %d", in.name, r.StatusCode)
+	}
+}
+
 // A refresh that the proxy routes to another instance moves the dialog
 // there: B answers and notifies, A stops; a clean stop of B hands it to
 // A at A's next heartbeat.
@@ -251,16 +271,8 @@ func TestMWIClusterRefreshMoves(t *testing.T) {
 	a := startInstance(t, dsn, "A")
 	b := startInstance(t, dsn, "B")
 	p := newMWIPeer(t, a.addr)
-	cid := newCallID()
-	p.subscribe(subOpts{callID: cid, tag: "m", cseq: 1, expires: 600})
-	toTag, _ := p.response(5 * time.Second).To().Params.Get("tag")
-	last := p.notify(5 * time.Second).CSeq().SeqNo
-
-	p.server = b.addr
-	p.subscribe(subOpts{callID: cid, tag: "m", toTag: toTag, cseq: 2, expires: 600})
-	if r := p.response(5 * time.Second); r.StatusCode != 200 {
-		t.Fatalf("refresh at B answered %d", r.StatusCode)
-	}
+	cid, toTag, last := subscribeOnce(p)
+	refreshAt(t, p, b, cid, toTag)
 	n := p.notify(5 * time.Second)
 	checkSummary(t, n, "0/0 (0/0)", "active")
 	checkFrom(t, n, b)
@@ -298,10 +310,7 @@ func TestMWIClusterMoveHiddenByStrayRow(t *testing.T) {
 	a := startInstance(t, dsn, "A")
 	b := startInstance(t, dsn, "B")
 	p := newMWIPeer(t, a.addr)
-	cid := newCallID()
-	p.subscribe(subOpts{callID: cid, tag: "m", cseq: 1, expires: 600})
-	toTag, _ := p.response(5 * time.Second).To().Params.Get("tag")
-	p.notify(5 * time.Second)
+	cid, toTag, _ := subscribeOnce(p)
 	stray := &store.MWISubscription{ID: "stray", Tenant: "default", Mailbox: "1002", CallID: "stray@x",
 		LocalTag: "l", RemoteTag: "r", LocalURI: "sip:1002@127.0.0.1", RemoteURI: "sip:2002@127.0.0.1",
 		Contact: "sip:2002@127.0.0.1:9", Transport: "UDP", Source: "127.0.0.1:9",
@@ -309,11 +318,7 @@ func TestMWIClusterMoveHiddenByStrayRow(t *testing.T) {
 	if err := a.st.SaveMWISubscription(context.Background(), stray); err != nil {
 		t.Fatal(err)
 	}
-	p.server = b.addr
-	p.subscribe(subOpts{callID: cid, tag: "m", toTag: toTag, cseq: 2, expires: 600})
-	if r := p.response(5 * time.Second); r.StatusCode != 200 {
-		t.Fatalf("refresh at B answered %d", r.StatusCode)
-	}
+	refreshAt(t, p, b, cid, toTag)
 	if n, err := a.st.CountOwnedMWISubscriptions(context.Background(), "A"); err != nil || n != 1 {
 		t.Fatalf("A owns %d stored subscriptions (%v), want the stray one", n, err)
 	}

@@ -122,11 +122,7 @@ func (s *scaleSink) close() {
 func TestScaleMWIStartup(t *testing.T) {
 	for _, backend := range scaleseed.Backends {
 		t.Run(backend, func(t *testing.T) {
-			keep := filepath.Join(scaleseed.Dir(), "scale-sqlite")
-			if backend == "postgres" {
-				keep = filepath.Join(scaleseed.Dir(), "scale-pg")
-			}
-			dsn, p := scaleseed.Prepare(t, backend, scaleseed.Full(time.Now()), keep)
+			dsn, p := scaleseed.Prepare(t, backend, scaleseed.Full(time.Now()), scaleseed.Keep(backend))
 			ctx := context.Background()
 			// The previous runs' CSeq updates, vacuumed as a PostgreSQL
 			// running all along would have (untimed).

@@ -13,21 +13,12 @@ package store_test
 import (
 	"context"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/vmserver/voicemail/internal/scaleseed"
 	"github.com/vmserver/voicemail/store"
 )
-
-// keepDir is where backend's data set is kept between runs.
-func keepDir(backend string) string {
-	if backend == "postgres" {
-		return filepath.Join(scaleseed.Dir(), "scale-pg")
-	}
-	return filepath.Join(scaleseed.Dir(), "scale-sqlite")
-}
 
 // TestScaleList times ListMessages as the REST API calls it (one page of
 // 100, the whole mailbox or one folder) and as the IVR does (pages of
@@ -36,7 +27,7 @@ func TestScaleList(t *testing.T) {
 	for _, backend := range scaleseed.Backends {
 		t.Run(backend, func(t *testing.T) {
 			p := scaleseed.Full(time.Now())
-			dsn, p := scaleseed.Prepare(t, backend, p, keepDir(backend))
+			dsn, p := scaleseed.Prepare(t, backend, p, scaleseed.Keep(backend))
 			ctx := context.Background()
 			st, err := store.Open(ctx, dsn)
 			if err != nil {

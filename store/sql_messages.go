@@ -171,20 +171,7 @@ FROM messages WHERE tenant = ? AND mailbox = ?`
 func (s *sqlStore) CountMessages(ctx context.Context, tenant, mailbox string) (Counts, error) {
 	// One statement, so the four numbers always describe the same snapshot.
 	var c Counts
-	var row *sql.Row
-	if s.d == dialectPostgres {
-		// pgx keeps each connection's statements prepared by itself; a
-		// database/sql statement on top re-prepares as calls move
-		// between connections (measured slower).
-		row = s.r.QueryRowContext(ctx, countMessagesSQL, tenant, mailbox)
-	} else {
-		st, err := s.readStmt(ctx, countMessagesSQL)
-		if err != nil {
-			return Counts{}, fmt.Errorf("store: count messages of %s/%s: %w", tenant, mailbox, err)
-		}
-		row = st.QueryRowContext(ctx, tenant, mailbox)
-	}
-	err := row.Scan(&c.New, &c.Old, &c.UrgentNew, &c.UrgentOld)
+	err := s.hotQueryRow(ctx, countMessagesSQL, tenant, mailbox).Scan(&c.New, &c.Old, &c.UrgentNew, &c.UrgentOld)
 	if err != nil {
 		return Counts{}, fmt.Errorf("store: count messages of %s/%s: %w", tenant, mailbox, err)
 	}

@@ -117,27 +117,32 @@ type sqlStore struct {
 	wal        *walKeeper  // bounds the SQLite WAL (sqlite_wal.go); nil on PostgreSQL
 	// group batches message inserts (sqlite_groupcommit.go); nil on PostgreSQL.
 	group *groupCommitter
-	// readStmts holds statements prepared on the read pool (readStmt).
+	// readStmts holds statements prepared on the read pool (hotQueryRow).
 	readStmts sync.Map // query text -> *sqlStmt
 }
 
-// readStmt returns q prepared on the read pool, prepared at its first use:
-// a hot query (the MWI counts, read for every NOTIFY) is then not compiled
-// again at every call, which on SQLite cost a third of the query. (Not
-// for PostgreSQL: pgx caches prepared statements per connection.)
-func (s *sqlStore) readStmt(ctx context.Context, q string) (*sqlStmt, error) {
-	if st, ok := s.readStmts.Load(q); ok {
-		return st.(*sqlStmt), nil
+// hotQueryRow runs a query asked very often (the MWI counts, read for
+// every NOTIFY) on the read pool. On SQLite the statement is prepared at
+// its first use and kept: compiling it at every call cost a third of the
+// query. PostgreSQL runs it as any other: pgx keeps each connection's
+// statements prepared by itself, and a database/sql statement on top
+// re-prepares as calls move between connections (measured slower).
+func (s *sqlStore) hotQueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if s.d == dialectPostgres {
+		return s.r.QueryRowContext(ctx, q, args...)
 	}
-	st, err := s.r.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
+	st, ok := s.readStmts.Load(q)
+	if !ok {
+		prepared, err := s.r.PrepareContext(ctx, q)
+		if err != nil {
+			// The query runs unprepared and reports the error itself.
+			return s.r.QueryRowContext(ctx, q, args...)
+		}
+		if st, ok = s.readStmts.LoadOrStore(q, prepared); ok {
+			prepared.Close()
+		}
 	}
-	if prev, loaded := s.readStmts.LoadOrStore(q, st); loaded {
-		st.Close()
-		return prev.(*sqlStmt), nil
-	}
-	return st, nil
+	return st.(*sqlStmt).QueryRowContext(ctx, args...)
 }
 
 // sqliteStore is the former name of sqlStore, kept so that code written

@@ -21,7 +21,7 @@ const walBoundDuring = 128 << 20
 // walBoundDuring during the transaction and is truncated to at most
 // walSizeLimit right after it.
 func TestWALBoundedDuringBigForget(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() && os.Getenv("CI") == "" {
 		t.Skip("seeds 100,000 messages")
 	}
 	ctx := context.Background()

@@ -32,6 +32,14 @@ func Dir() string {
 	return os.TempDir()
 }
 
+// Keep is where backend's full data set is kept between runs.
+func Keep(backend string) string {
+	if backend == "postgres" {
+		return filepath.Join(Dir(), "scale-pg")
+	}
+	return filepath.Join(Dir(), "scale-sqlite")
+}
+
 // Prepare returns the DSN of a database of backend ("sqlite" or
 // "postgres") seeded with p's shape, and the plan it holds (its Now may be
 // older than p's). keep names the folder that keeps it between runs (""
