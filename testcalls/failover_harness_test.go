@@ -165,6 +165,15 @@ type softphone struct {
 // startProxiedBaresip registers sip:<user>@127.0.0.1 through the proxy, with MWI
 // (baresip subscribes to message-summary after a successful REGISTER).
 // Audio modules stay unloaded: it never takes a call here.
+//
+// The account is created through baresip's console once its main loop runs,
+// not from the accounts file: baresip 1.0.0's mwi module walks its list of
+// subscriptions from a 1 ms start timer and re-subscribes each one, appending
+// to the list it walks. When the REGISTER's 200 OK is handled before that
+// timer fires (Kamailio answers in microseconds; a loaded machine delays
+// baresip's main loop), the walk never ends: thousands of SUBSCRIBEs a second,
+// no NOTIFY ever read, Kamailio out of memory. Created later, the account's
+// REGISTER cannot be answered before the timer has fired on an empty list.
 func startProxiedBaresip(t *testing.T, p *proxy, user string) *softphone {
 	t.Helper()
 	bin, err := exec.LookPath("baresip")
@@ -172,7 +181,7 @@ func startProxiedBaresip(t *testing.T, p *proxy, user string) *softphone {
 		skipOrFail(t, baresipHint)
 	}
 	dir := t.TempDir()
-	port := freePort(t)
+	port, consPort := freePort(t), freePort(t)
 	config := fmt.Sprintf(`poll_method		epoll
 sip_listen		127.0.0.1:%d
 module_path		/usr/lib/baresip/modules
@@ -180,9 +189,11 @@ module			g711.so
 module_app		account.so
 module_app		menu.so
 module_app		mwi.so
-`, port)
-	accounts := fmt.Sprintf("<sip:%s@127.0.0.1>;outbound=\"sip:%s\";regint=600;mwi=yes;answermode=manual\n", user, p.addr())
-	for name, body := range map[string]string{"config": config, "accounts": accounts, "contacts": ""} {
+module			cons.so
+cons_listen		127.0.0.1:%d
+`, port, consPort)
+	account := fmt.Sprintf("<sip:%s@127.0.0.1>;outbound=\"sip:%s\";regint=600;mwi=yes;answermode=manual", user, p.addr())
+	for name, body := range map[string]string{"config": config, "accounts": "", "contacts": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +213,37 @@ module_app		mwi.so
 			t.Logf("baresip output:\n%s", tail(sp.out.String(), 120))
 		}
 	})
+	sp.waitOutput(t, "baresip is ready.", 20*time.Second)
+	// "ready" is printed just before the main loop; 100 ms later the start
+	// timer is due whenever the loop first polls, which also reads the command.
+	time.Sleep(100 * time.Millisecond)
+	cons, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", consPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	if _, err := fmt.Fprintf(cons, "/uanew %s\n", account); err != nil {
+		t.Fatalf("baresip console: %v", err)
+	}
+	sp.waitOutput(t, "REGISTER sip:", 10*time.Second)
 	return sp
+}
+
+// waitOutput waits until baresip has printed want.
+func (sp *softphone) waitOutput(t *testing.T, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(sp.out.String(), want) {
+		select {
+		case <-sp.done:
+			t.Fatalf("baresip exited:\n%s", tail(sp.out.String(), 60))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("baresip did not print %q within %v:\n%s", want, timeout, tail(sp.out.String(), 60))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // notifies returns the NOTIFY requests in baresip's SIP trace.
