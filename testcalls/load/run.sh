@@ -12,6 +12,8 @@
 #   VOICEMAIL_BIN=path testcalls/load/run.sh  # a prebuilt server instead of go build
 #   testcalls/load/run.sh crosscheck 100 200 400  # churn mix: vmload, then sipp, per level
 #   PERF_SECONDS=29 testcalls/load/run.sh churn 400  # + perf record of the server ($OUT/perf-churn-400.data)
+#   CHURN_SECONDS=120 testcalls/load/run.sh churn 200  # arrivals for 120 s instead of 20 (N/10 × 120 calls)
+#   SERVER_FLAGS="--db sqlite:///tmp/big/voicemail.db --retention-days 30" …  # a seeded database, the sweep on
 #
 # Suites: churn (vmload, the churn mix of issue 18: N held, N/10 per
 # second, 2N calls, default log level), sippchurn (the same mix from sipp),
@@ -198,7 +200,7 @@ suite_churn() {
 				>"$OUT/perf-churn-$n.log" 2>&1 &
 			pp=$!
 		fi
-		gen -label "churn-$n" -mode churn -concurrent "$n" -calls "$((2 * n))" -rate "$(awk "BEGIN{print $n/10}")" \
+		gen -label "churn-$n" -mode churn -concurrent "$n" -calls "$((n * ${CHURN_SECONDS:-20} / 10))" -rate "$(awk "BEGIN{print $n/10}")" \
 			-data "${MEDIA_DIR:-$DATA/media}" -metrics "$METRICS_URL"
 		[ -z "$pp" ] || wait "$pp" || true
 		stop_server
