@@ -143,19 +143,18 @@ func (s *sqlStore) ChangeSignal() <-chan struct{} { return s.outbox.wait() }
 // with its mailbox's type and members, read in tx. Call s.outbox.signal()
 // after the commit.
 func (s *sqlStore) writeChange(ctx context.Context, tx *sqlTx, ch Change) error {
-	mb := ch.MailboxObj
-	if mb == nil {
-		m, err := scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE tenant = ? AND number = ?`,
-			ch.Tenant, ch.Mailbox))
-		switch {
-		case err == nil:
-			mb = &m
-		case !errors.Is(err, sql.ErrNoRows):
+	if mb := ch.MailboxObj; mb != nil {
+		ch.MailboxType, ch.Members = mb.Type, mb.Members
+	} else {
+		// Only what the change carries: the type and the members.
+		var members string
+		err := s.txQueryRow(ctx, tx, qMailboxKind, ch.Tenant, ch.Mailbox).Scan(&ch.MailboxType, &members)
+		if err == nil {
+			ch.Members, err = decodeList(members)
+		}
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("outbox: mailbox %s/%s: %w", ch.Tenant, ch.Mailbox, err)
 		}
-	}
-	if mb != nil {
-		ch.MailboxType, ch.Members = mb.Type, mb.Members
 	}
 	if ch.At.IsZero() {
 		ch.At = time.Now().UTC()
@@ -165,8 +164,7 @@ func (s *sqlStore) writeChange(ctx context.Context, tx *sqlTx, ch Change) error 
 	if err != nil {
 		return fmt.Errorf("outbox: encode %s: %w", ch.Kind, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO change_events (event_id, at, kind, tenant, mailbox, body)
-VALUES (?, ?, ?, ?, ?, ?)`, ch.EventID, ch.At.UnixNano(), string(ch.Kind), ch.Tenant, ch.Mailbox, string(body)); err != nil {
+	if _, err := s.txExec(ctx, tx, qInsertChange, ch.EventID, ch.At.UnixNano(), string(ch.Kind), ch.Tenant, ch.Mailbox, string(body)); err != nil {
 		return fmt.Errorf("outbox: write %s: %w", ch.Kind, err)
 	}
 	if s.d == dialectPostgres {

@@ -117,32 +117,104 @@ type sqlStore struct {
 	wal        *walKeeper  // bounds the SQLite WAL (sqlite_wal.go); nil on PostgreSQL
 	// group batches message inserts (sqlite_groupcommit.go); nil on PostgreSQL.
 	group *groupCommitter
-	// readStmts holds statements prepared on the read pool (hotQueryRow).
-	readStmts sync.Map // query text -> *sqlStmt
+	// readStmts holds statements prepared on the read pool (hotQueryRow),
+	// writeStmts those prepared on SQLite's writer connection at open (txStmt).
+	readStmts, writeStmts sync.Map // query text -> *sqlStmt
 }
 
-// hotQueryRow runs a query asked very often (the MWI counts, read for
-// every NOTIFY) on the read pool. On SQLite the statement is prepared at
-// its first use and kept: compiling it at every call cost a third of the
-// query. PostgreSQL runs it as any other: pgx keeps each connection's
-// statements prepared by itself, and a database/sql statement on top
-// re-prepares as calls move between connections (measured slower).
+// hotQueryRow and hotQuery run a query asked very often (the MWI counts,
+// read for every NOTIFY; the registrations, read for every change) on the
+// read pool. On SQLite the statement is prepared at its first use and
+// kept: compiling it at every call cost a third of the query. PostgreSQL
+// runs it as any other: pgx keeps each connection's statements prepared by
+// itself, and a database/sql statement on top re-prepares as calls move
+// between connections (measured slower).
 func (s *sqlStore) hotQueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := s.hotStmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.r.QueryRowContext(ctx, q, args...)
+}
+
+func (s *sqlStore) hotQuery(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := s.hotStmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.r.QueryContext(ctx, q, args...)
+}
+
+// hotStmt is q prepared on SQLite's read pool; nil on PostgreSQL, or when
+// it does not prepare (the caller runs it unprepared, which reports the
+// error).
+func (s *sqlStore) hotStmt(ctx context.Context, q string) *sqlStmt {
 	if s.d == dialectPostgres {
-		return s.r.QueryRowContext(ctx, q, args...)
+		return nil
 	}
-	st, ok := s.readStmts.Load(q)
-	if !ok {
-		prepared, err := s.r.PrepareContext(ctx, q)
+	return cachedStmt(ctx, &s.readStmts, s.r, q)
+}
+
+// cachedStmt is q prepared on db once and kept in m.
+func cachedStmt(ctx context.Context, m *sync.Map, db *sqlDB, q string) *sqlStmt {
+	if st, ok := m.Load(q); ok {
+		return st.(*sqlStmt)
+	}
+	prepared, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	if st, ok := m.LoadOrStore(q, prepared); ok {
+		prepared.Close()
+		return st.(*sqlStmt)
+	}
+	return prepared
+}
+
+// Statements a write transaction may run many times: a retention batch
+// deletes ten messages and writes ten change events.
+const (
+	qMailboxKind  = `SELECT type, members FROM mailboxes WHERE tenant = ? AND number = ?`
+	qInsertChange = `INSERT INTO change_events (event_id, at, kind, tenant, mailbox, body) VALUES (?, ?, ?, ?, ?, ?)`
+	qDeleteRow    = `DELETE FROM messages WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING ` + messageCols
+)
+
+// prepareWriteStmts compiles those statements on SQLite's one writer
+// connection at open. Not later: a transaction holds that connection, so a
+// statement prepared on the pool from inside one would wait for it forever.
+func (s *sqlStore) prepareWriteStmts(ctx context.Context) error {
+	for _, q := range []string{qMailboxKind, qInsertChange, qDeleteRow} {
+		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {
-			// The query runs unprepared and reports the error itself.
-			return s.r.QueryRowContext(ctx, q, args...)
+			return fmt.Errorf("store: prepare %q: %w", q, err)
 		}
-		if st, ok = s.readStmts.LoadOrStore(q, prepared); ok {
-			prepared.Close()
-		}
+		s.writeStmts.Store(q, st)
 	}
-	return st.(*sqlStmt).QueryRowContext(ctx, args...)
+	return nil
+}
+
+// txStmt returns q for tx as prepared by prepareWriteStmts; nil on
+// PostgreSQL, whose driver keeps its own statements prepared, and for any
+// other statement (the caller runs q on tx).
+func (s *sqlStore) txStmt(ctx context.Context, tx *sqlTx, q string) *sqlStmt {
+	st, ok := s.writeStmts.Load(q)
+	if !ok {
+		return nil
+	}
+	return &sqlStmt{Stmt: tx.Tx.StmtContext(ctx, st.(*sqlStmt).Stmt), d: s.d}
+}
+
+// txQueryRow and txExec run q on tx, prepared once where txStmt can.
+func (s *sqlStore) txQueryRow(ctx context.Context, tx *sqlTx, q string, args ...any) *sql.Row {
+	if st := s.txStmt(ctx, tx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
+}
+
+func (s *sqlStore) txExec(ctx context.Context, tx *sqlTx, q string, args ...any) (sql.Result, error) {
+	if st := s.txStmt(ctx, tx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
 }
 
 // sqliteStore is the former name of sqlStore, kept so that code written
@@ -223,6 +295,11 @@ func openSQLite(ctx context.Context, p string) (*sqlStore, error) {
 	}
 	cp.SetMaxOpenConns(1)
 	cp.SetMaxIdleConns(1)
+	if err := s.prepareWriteStmts(ctx); err != nil {
+		cp.Close()
+		s.Close()
+		return nil, err
+	}
 	s.startWALKeeper(cp)
 	s.startGroupCommit()
 	return s, nil
@@ -296,10 +373,12 @@ func (s *sqlStore) Close() error {
 	if s.stopListen != nil {
 		s.stopListen()
 	}
-	s.readStmts.Range(func(_, st any) bool {
-		st.(*sqlStmt).Close()
-		return true
-	})
+	for _, m := range []*sync.Map{&s.readStmts, &s.writeStmts} {
+		m.Range(func(_, st any) bool {
+			st.(*sqlStmt).Close()
+			return true
+		})
+	}
 	var errR error
 	if s.r != nil && s.r != s.w {
 		errR = s.r.Close()
@@ -727,6 +806,9 @@ func encodeList(l []string) string {
 // decodeList returns a non-nil slice, so API encoders print [] rather than null.
 func decodeList(s string) ([]string, error) {
 	out := []string{}
+	if s == "[]" {
+		return out, nil // most mailboxes: no members, no targets
+	}
 	if err := json.Unmarshal([]byte(s), &out); err != nil {
 		return nil, err
 	}

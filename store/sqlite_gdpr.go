@@ -466,14 +466,9 @@ func (s *sqlStore) DeleteMessages(ctx context.Context, msgs []Message) ([]Messag
 		return nil, fmt.Errorf("store: delete messages: %w", err)
 	}
 	defer tx.Rollback()
-	del, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE id = ? AND tenant = ? AND mailbox = ? RETURNING `+messageCols)
-	if err != nil {
-		return nil, fmt.Errorf("store: delete messages: %w", err)
-	}
-	defer del.Close()
 	out := make([]Message, 0, len(msgs))
 	for _, m := range msgs {
-		got, err := scanMessage(del.QueryRowContext(ctx, m.ID, m.Tenant, m.Mailbox))
+		got, err := scanMessage(s.txQueryRow(ctx, tx, qDeleteRow, m.ID, m.Tenant, m.Mailbox))
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // deleted meanwhile
 		}

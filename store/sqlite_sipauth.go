@@ -182,7 +182,7 @@ func (s *sqlStore) DeleteSIPRegistration(ctx context.Context, tenant, mailbox, c
 }
 
 func (s *sqlStore) ListSIPRegistrations(ctx context.Context, tenant, mailbox string, now time.Time) ([]SIPRegistration, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT contact, source, transport, path, call_id, cseq, expires_at, updated_at
+	rows, err := s.hotQuery(ctx, `SELECT contact, source, transport, path, call_id, cseq, expires_at, updated_at
 		FROM sip_registrations WHERE tenant = ? AND mailbox = ? AND expires_at > ? ORDER BY contact`,
 		tenant, mailbox, now.UTC().UnixNano())
 	if err != nil {

@@ -256,7 +256,14 @@ func cmdRun(args []string) error {
 		if c.mode == "setup" {
 			per = 20*time.Second + c.hold
 		}
-		c.timeout = time.Duration(float64(c.calls)/c.rate*float64(time.Second)) + per
+		// Arrivals at the rate, or as fast as ended calls free a slot when
+		// the level binds (a churn run longer than one call's length).
+		arrivals := float64(c.calls) / c.rate
+		if c.mode != "setup" {
+			call := float64(c.greetPackets)*0.02 + float64(c.seconds) + 2
+			arrivals = max(arrivals, float64(c.calls-c.concurrent)*call/float64(c.concurrent))
+		}
+		c.timeout = time.Duration(arrivals*float64(time.Second)) + per
 	}
 
 	var smp *sampler
