@@ -9,7 +9,7 @@ package gdpr
 //
 //	nice -n 19 go test -tags scalebench -run 'TestScaleForget|TestScaleRetention' -v -timeout 120m ./gdpr/
 //
-// The sweep runs at SCALE_SWEEP_RATE messages/s (default 500, the
+// The sweep runs at SCALE_SWEEP_RATE messages/s (default 200, the
 // server's retention.sweep_rate; 0 = unpaced) and, when SCALE_SWEEP_FOR
 // is a duration, stops after that long instead of sweeping all.
 //
@@ -76,7 +76,7 @@ func newScaleEnv(t *testing.T, backend string) *scaleEnv {
 func sweepRate(t *testing.T) int {
 	v := os.Getenv("SCALE_SWEEP_RATE")
 	if v == "" {
-		return 500
+		return 200
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
