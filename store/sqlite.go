@@ -150,19 +150,14 @@ func (s *sqlStore) hotStmt(ctx context.Context, q string) *sqlStmt {
 	if s.d == dialectPostgres {
 		return nil
 	}
-	return cachedStmt(ctx, &s.readStmts, s.r, q)
-}
-
-// cachedStmt is q prepared on db once and kept in m.
-func cachedStmt(ctx context.Context, m *sync.Map, db *sqlDB, q string) *sqlStmt {
-	if st, ok := m.Load(q); ok {
+	if st, ok := s.readStmts.Load(q); ok {
 		return st.(*sqlStmt)
 	}
-	prepared, err := db.PrepareContext(ctx, q)
+	prepared, err := s.r.PrepareContext(ctx, q)
 	if err != nil {
 		return nil
 	}
-	if st, ok := m.LoadOrStore(q, prepared); ok {
+	if st, ok := s.readStmts.LoadOrStore(q, prepared); ok {
 		prepared.Close()
 		return st.(*sqlStmt)
 	}

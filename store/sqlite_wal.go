@@ -52,7 +52,7 @@ func (s *sqliteStore) startWALKeeper(cp *sql.DB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &walKeeper{s: s, cp: cp, cancel: cancel, kick: make(chan struct{}, 1)}
 	s.wal = k
-	if err := k.limit(ctx); err != nil {
+	if err := s.writerPragmas(ctx); err != nil {
 		slog.Warn("sqlite: journal_size_limit", "db", s.path, "err", err)
 	}
 	k.done.Add(1)
@@ -77,10 +77,6 @@ func (s *sqliteStore) checkpointSoon() {
 		default:
 		}
 	}
-}
-
-func (k *walKeeper) limit(ctx context.Context) error {
-	return k.s.writerPragmas(ctx)
 }
 
 // writerPragmas sets the writer connection's WAL settings. They are per

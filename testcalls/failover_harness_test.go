@@ -232,15 +232,25 @@ cons_listen		127.0.0.1:%d
 // waitOutput waits until baresip has printed want.
 func (sp *softphone) waitOutput(t *testing.T, want string, timeout time.Duration) {
 	t.Helper()
+	sp.poll(t, timeout, func() bool { return strings.Contains(sp.out.String(), want) },
+		func() string {
+			return fmt.Sprintf("baresip did not print %q within %v:\n%s", want, timeout, tail(sp.out.String(), 60))
+		})
+}
+
+// poll checks done every 20 ms until it holds; it fails the test with
+// failure() after timeout, or at once if baresip exits.
+func (sp *softphone) poll(t *testing.T, timeout time.Duration, done func() bool, failure func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !strings.Contains(sp.out.String(), want) {
+	for !done() {
 		select {
 		case <-sp.done:
 			t.Fatalf("baresip exited:\n%s", tail(sp.out.String(), 60))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("baresip did not print %q within %v:\n%s", want, timeout, tail(sp.out.String(), 60))
+			t.Fatal(failure())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -260,22 +270,22 @@ func (sp *softphone) notifies() []string {
 // waitNotify waits for a NOTIFY (from index from on) containing want.
 func (sp *softphone) waitNotify(t *testing.T, want string, from int, timeout time.Duration) (string, int) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		n := sp.notifies()
+	var (
+		got   string
+		index int
+		n     []string
+	)
+	sp.poll(t, timeout, func() bool {
+		n = sp.notifies()
 		for i := from; i < len(n); i++ {
 			if strings.Contains(n[i], want) {
-				return n[i], i
+				got, index = n[i], i
+				return true
 			}
 		}
-		select {
-		case <-sp.done:
-			t.Fatalf("baresip exited:\n%s", tail(sp.out.String(), 60))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("baresip got no NOTIFY with %q within %v (%d NOTIFYs)", want, timeout, len(n))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	}, func() string {
+		return fmt.Sprintf("baresip got no NOTIFY with %q within %v (%d NOTIFYs)", want, timeout, len(n))
+	})
+	return got, index
 }
