@@ -87,8 +87,9 @@ func deposit(t *testing.T, s *server, mailbox string, pcm []int16) {
 		t.Fatalf("deposit call answered %d", c.Status())
 	}
 	time.Sleep(300 * time.Millisecond)
-	press(t, c, "#")
-	time.Sleep(700 * time.Millisecond) // the 300 ms beep, then recording
+	if err := skipGreeting(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.SendAudio(t.Context(), pcm); err != nil {
 		t.Fatal(err)
 	}

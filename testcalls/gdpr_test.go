@@ -72,11 +72,10 @@ func depositFrom(t *testing.T, s *server, mailbox, caller string) {
 		return
 	}
 	time.Sleep(300 * time.Millisecond)
-	if err := c.SendDigit(ctx, '#', 100*time.Millisecond); err != nil {
+	if err := skipGreeting(ctx, c); err != nil {
 		t.Error(err)
 		return
 	}
-	time.Sleep(700 * time.Millisecond) // the beep
 	if err := c.SendAudio(ctx, siptest.Tone(700, 12000, 6000)); err != nil {
 		t.Error(err)
 		return

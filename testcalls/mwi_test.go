@@ -129,10 +129,9 @@ func quickDeposit(t *testing.T, sipAddr, mailbox string) time.Time {
 		t.Fatalf("deposit INVITE to %s answered %d", mailbox, c.Status())
 	}
 	time.Sleep(300 * time.Millisecond)
-	if err := c.SendDigit(ctx, '#', 100*time.Millisecond); err != nil {
+	if err := skipGreeting(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond) // the beep
 	if err := c.SendAudio(ctx, siptest.Tone(700, 12000, 6000)); err != nil {
 		t.Fatal(err)
 	}

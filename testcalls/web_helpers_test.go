@@ -96,11 +96,10 @@ func depositAs(t *testing.T, s *server, mailbox, caller, name string, pcm []int1
 		return
 	}
 	time.Sleep(300 * time.Millisecond)
-	if err := c.SendDigit(ctx, '#', 100*time.Millisecond); err != nil {
+	if err := skipGreeting(ctx, c); err != nil {
 		t.Error(err)
 		return
 	}
-	time.Sleep(700 * time.Millisecond) // the beep
 	if err := c.SendAudio(ctx, pcm); err != nil {
 		t.Error(err)
 		return
