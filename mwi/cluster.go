@@ -222,7 +222,7 @@ func (m *Notifier) targetsTick(ctx context.Context) {
 		m.log.Warn("mwi: target stops", "err", err)
 		return
 	}
-	var boxes []store.Mailbox
+	var boxes mailboxPages
 	if !had {
 		if boxes, err = m.mailboxes(ctx); err != nil {
 			m.log.Warn("mwi: mailboxes for the targets", "err", err)
@@ -250,9 +250,7 @@ func (m *Notifier) targetsTick(ctx context.Context) {
 	}
 	if !had {
 		m.holdsTargets = true
-		for i := range boxes {
-			m.syncTargetsLocked(&boxes[i], true)
-		}
+		boxes.each(func(b *store.Mailbox) { m.syncTargetsLocked(b, true) })
 		m.log.Info("mwi: this instance sends the unsolicited NOTIFYs now", "targets", len(m.targets))
 	}
 }

@@ -316,9 +316,7 @@ func (m *Notifier) load(ctx context.Context) ([]warmBatch, error) {
 		return nil, err
 	}
 	exists := map[mbKey]bool{}
-	for _, b := range boxes {
-		exists[mbKey{b.Tenant, b.Number}] = true
-	}
+	boxes.each(func(b *store.Mailbox) { exists[mbKey{b.Tenant, b.Number}] = true })
 	holds, err := st.ClaimLease(ctx, targetsLease, m.instance, m.ttl)
 	if err != nil {
 		return nil, err
@@ -345,18 +343,29 @@ func (m *Notifier) load(ctx context.Context) ([]warmBatch, error) {
 	live, expired := m.adoptLocked(subs, exists)
 	if holds {
 		m.holdsTargets, m.leaseOKAt = true, time.Now()
-		for i := range boxes {
-			m.syncTargetsLocked(&boxes[i], true)
-		}
+		boxes.each(func(b *store.Mailbox) { m.syncTargetsLocked(b, true) })
 	}
 	m.log.Info("mwi started", "subscriptions", live, "expired", expired, "claimed", len(claimed),
 		"targets", len(m.targets), "holds_targets", holds)
 	return warm, nil
 }
 
+// mailboxPages are mailboxes as the store paged them: kept as pages, for
+// one slice grown page by page to 100,000 mailboxes was copied and
+// rescanned by the collector again and again at start-up.
+type mailboxPages [][]store.Mailbox
+
+func (p mailboxPages) each(f func(*store.Mailbox)) {
+	for _, page := range p {
+		for i := range page {
+			f(&page[i])
+		}
+	}
+}
+
 // mailboxes lists every mailbox of every tenant.
-func (m *Notifier) mailboxes(ctx context.Context) ([]store.Mailbox, error) {
-	var boxes []store.Mailbox
+func (m *Notifier) mailboxes(ctx context.Context) (mailboxPages, error) {
+	var boxes mailboxPages
 	tenants, err := m.st.ListTenants(ctx)
 	if err != nil {
 		return nil, err
@@ -368,7 +377,7 @@ func (m *Notifier) mailboxes(ctx context.Context) ([]store.Mailbox, error) {
 			if err != nil {
 				return nil, err
 			}
-			boxes = append(boxes, items...)
+			boxes = append(boxes, items)
 			if next == "" {
 				break
 			}

@@ -217,8 +217,10 @@ func (m *Notifier) notifyDialog(ctx context.Context, e *mwiEntry, c store.Counts
 		return outFatal, "error"
 	}
 	res, err := m.do(ctx, req)
-	log := m.log.With("tenant", sub.Tenant, "mailbox", sub.Mailbox, "call_id", sub.CallID, "state", state,
-		"voice", fmt.Sprintf("%d/%d (%d/%d)", c.New, c.Old, c.UrgentNew, c.UrgentOld))
+	log := func() *slog.Logger {
+		return m.log.With("tenant", sub.Tenant, "mailbox", sub.Mailbox, "call_id", sub.CallID, "state", state,
+			"voice", fmt.Sprintf("%d/%d (%d/%d)", c.New, c.Old, c.UrgentNew, c.UrgentOld))
+	}
 	// A subscriber that does not answer is gone (RFC 6665 §4.2.2).
 	return m.classify(ctx, log, "subscription", "mwi NOTIFY", res, err, true,
 		func(code int) (string, bool) { return "rejected", dropStatus(code) })
@@ -226,30 +228,34 @@ func (m *Notifier) notifyDialog(ctx context.Context, e *mwiEntry, c store.Counts
 
 // classify turns the answer to a NOTIFY into an outcome, and logs and
 // counts it: a transaction error ends the subscription when errFatal; ends
-// says which statuses end it and with what reason.
-func (m *Notifier) classify(ctx context.Context, log *slog.Logger, kind, what string, res *sip.Response, err error,
+// says which statuses end it and with what reason. log builds the logger
+// with the NOTIFY's attributes only when a line is written (a start-up
+// sends 100,000 NOTIFYs that log nothing).
+func (m *Notifier) classify(ctx context.Context, log func() *slog.Logger, kind, what string, res *sip.Response, err error,
 	errFatal bool, ends func(code int) (string, bool)) (outcome, string) {
 	switch {
 	case ctx.Err() != nil:
 		return outStopped, ""
 	case err != nil:
-		log.Info(what+" failed", "err", err)
+		log().Info(what+" failed", "err", err)
 		m.m.notifies.WithLabelValues(kind, "timeout").Inc()
 		if errFatal {
 			return outFatal, "timeout"
 		}
 		return outTransient, ""
 	case res.StatusCode < 300:
-		log.Debug(what+" sent", "status", res.StatusCode)
+		if m.log.Enabled(ctx, slog.LevelDebug) {
+			log().Debug(what+" sent", "status", res.StatusCode)
+		}
 		m.m.notifies.WithLabelValues(kind, "ok").Inc()
 		return outOK, ""
 	}
 	if why, ok := ends(res.StatusCode); ok {
-		log.Info(what+" rejected", "status", res.StatusCode)
+		log().Info(what+" rejected", "status", res.StatusCode)
 		m.m.notifies.WithLabelValues(kind, "rejected").Inc()
 		return outFatal, why
 	}
-	log.Info(what+" failed", "status", res.StatusCode)
+	log().Info(what+" failed", "status", res.StatusCode)
 	m.m.notifies.WithLabelValues(kind, "error").Inc()
 	return outTransient, ""
 }
@@ -323,8 +329,10 @@ func (m *Notifier) notifyTarget(ctx context.Context, e *mwiEntry, c store.Counts
 	req.SetBody(MWIBody(m.account(host, e.mb.mailbox), c))
 
 	res, err := m.do(ctx, req)
-	log := m.log.With("tenant", e.mb.tenant, "mailbox", e.mb.mailbox, "target", e.tgt.uri,
-		"voice", fmt.Sprintf("%d/%d (%d/%d)", c.New, c.Old, c.UrgentNew, c.UrgentOld))
+	log := func() *slog.Logger {
+		return m.log.With("tenant", e.mb.tenant, "mailbox", e.mb.mailbox, "target", e.tgt.uri,
+			"voice", fmt.Sprintf("%d/%d (%d/%d)", c.New, c.Old, c.UrgentNew, c.UrgentOld))
+	}
 	// A target that does not answer may be rebooting: try again later.
 	return m.classify(ctx, log, "unsolicited", "mwi unsolicited NOTIFY", res, err, false,
 		func(code int) (string, bool) { return fmt.Sprint(code), stopTargetStatus(code) })

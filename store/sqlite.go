@@ -748,8 +748,14 @@ type scanner interface{ Scan(dest ...any) error }
 
 // collect scans every row and closes rows.
 func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	return collectInto(nil, rows, scan)
+}
+
+// collectInto is collect appending to out, for callers that know how many
+// rows come (a slice of large structs grown one row at a time is copied
+// and rescanned by the collector again and again).
+func collectInto[T any](out []T, rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
 	defer rows.Close()
-	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
