@@ -180,7 +180,7 @@ func (m *Notifier) claim(ctx context.Context) {
 	if m.stopped {
 		return // stored as ours: the next start (or another instance) sends them
 	}
-	live, expired := m.adoptLocked(subs, exists)
+	live, expired := m.adoptLocked(subs, exists, 0)
 	m.m.taken.WithLabelValues("instance_gone").Add(float64(len(subs)))
 	m.log.Info("mwi took over subscriptions of stopped instances", "live", live, "expired", expired, "claimed", len(subs))
 }

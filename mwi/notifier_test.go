@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -576,6 +577,21 @@ func TestMWIRestart(t *testing.T) {
 	}
 	if tag, _ := n.From().Params.Get("tag"); tag != toTag {
 		t.Errorf("From tag %q, want %q", tag, toTag)
+	}
+	// The start-up's reservation reaches the store: a crash now leaves the
+	// next owner above every CSeq this one may send before saving again.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		subs, err := env.raw.ListMWISubscriptions(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(subs, func(s store.MWISubscription) bool { return s.CallID == cid })
+		if i >= 0 && subs[i].LocalCSeq >= n.CSeq().SeqNo+cseqReserve/2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored CSeqs after the restart's NOTIFY %d: %+v", n.CSeq().SeqNo, subs)
+		}
 	}
 	checkSummary(t, q.notify(5*time.Second), "1/0 (0/0)", "terminated;reason=timeout")
 	// The restored dialog still takes refreshes.

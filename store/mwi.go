@@ -78,6 +78,10 @@ type MWIStore interface {
 	// subscriptions in one transaction (absent IDs are skipped); a stored
 	// value never goes down.
 	SetMWILocalCSeqs(ctx context.Context, cseqs map[string]uint32) error
+	// RaiseMWILocalCSeqs adds by to the stored CSeq of every subscription
+	// owner holds, in one statement: the reservation of an instance that
+	// has just loaded them all.
+	RaiseMWILocalCSeqs(ctx context.Context, owner string, by uint32) error
 
 	// StopMWITarget records (or refreshes) a stop for the mailbox's target.
 	StopMWITarget(ctx context.Context, stop MWITargetStop) error

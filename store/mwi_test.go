@@ -72,6 +72,20 @@ func testMWISubscriptionsPersist(t *testing.T, be backend) {
 	if got, _ := st.ListMWISubscriptions(ctx); len(got) != 1 || got[0].ID != "b" {
 		t.Errorf("after delete: %+v", got)
 	}
+
+	// A start-up raises the CSeqs of what its instance owns, nothing else.
+	c := a
+	c.ID, c.CallID, c.Owner, c.LocalCSeq = "c", "c3@x", "vm-x", 40
+	if err := st.SaveMWISubscription(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RaiseMWILocalCSeqs(ctx, "vm-x", 164); err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.ListMWISubscriptions(ctx)
+	if err != nil || len(got) != 2 || got[0].LocalCSeq != 10 || got[1].LocalCSeq != 204 {
+		t.Errorf("after raising vm-x's CSeqs by 164: %+v %v (want b 10, c 204)", got, err)
+	}
 }
 
 func TestMWITargetStops(t *testing.T) { forEachBackend(t, testMWITargetStops) }

@@ -143,7 +143,9 @@ func (s *sqlStore) ListMessages(ctx context.Context, f MessageFilter) ([]Message
 		where, args = append(where, "id > ?"), append(args, f.After)
 	}
 	args = append(args, limit+1)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE `+
+	// Prepared once per shape (at most 16: which filters are set), as the
+	// mailbox listing is the API's and the IVR's most frequent read.
+	rows, err := s.hotQuery(ctx, `SELECT `+messageCols+` FROM messages WHERE `+
 		strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list messages of %s/%s: %w", f.Tenant, f.Mailbox, err)

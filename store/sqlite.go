@@ -123,7 +123,8 @@ type sqlStore struct {
 }
 
 // hotQueryRow and hotQuery run a query asked very often (the MWI counts,
-// read for every NOTIFY; the registrations, read for every change) on the
+// read for every NOTIFY; the registrations, read for every change; the
+// mailbox listings of the API and the IVR) on the
 // read pool. On SQLite the statement is prepared at its first use and
 // kept: compiling it at every call cost a third of the query. PostgreSQL
 // runs it as any other: pgx keeps each connection's statements prepared by

@@ -161,6 +161,13 @@ FROM ` + s.d.eachPair("j") + ` WHERE mwi_subscriptions.id = j.key`
 	return nil
 }
 
+func (s *sqlStore) RaiseMWILocalCSeqs(ctx context.Context, owner string, by uint32) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE mwi_subscriptions SET local_cseq = local_cseq + ? WHERE owner = ?`, int64(by), owner); err != nil {
+		return fmt.Errorf("store: raise MWI CSeqs of %s: %w", owner, err)
+	}
+	return nil
+}
+
 func (s *sqlStore) StopMWITarget(ctx context.Context, stop MWITargetStop) error {
 	if stop.At.IsZero() {
 		stop.At = time.Now().UTC()
