@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -192,9 +193,10 @@ type Session struct {
 
 	rtcp rtcpState // guarded by its own mutex
 
-	timeout      int64        // RTPTimeout in ns; 0 = off
-	lastHeard    atomic.Int64 // ns since epoch of the last accepted RTP or RTCP
-	inactive     chan struct{}
+	timeout      int64           // RTPTimeout in ns; 0 = off
+	lastHeard    atomic.Int64    // ns since epoch of the last accepted RTP or RTCP
+	inactive     context.Context // done when the caller went silent (checkInactive)
+	setInactive  context.CancelFunc
 	inactiveOnce sync.Once
 
 	sent, octets, keepalive       atomic.Uint64
@@ -261,10 +263,10 @@ func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionCon
 		rtcpMux:  cfg.RTCPMux,
 		rtcpMean: e.rtcpMean,
 		timeout:  int64(cfg.RTPTimeout),
-		inactive: make(chan struct{}),
 		done:     make(chan struct{}),
 		rtcpDone: make(chan struct{}),
 	}
+	s.inactive, s.setInactive = context.WithCancel(context.Background())
 	s.ssrc = s.pk.hdr.SSRC
 	s.cname = fmt.Sprintf("voicemail-%08x@%d", s.ssrc, port)
 	remote := sendAddr(cfg.Remote)
@@ -409,7 +411,11 @@ func (s *Session) Events() <-chan Event { return s.events }
 // Inactive is closed when neither RTP nor RTCP came from the caller for
 // SessionConfig.RTPTimeout: the caller vanished without a BYE. It is
 // never closed with the timeout off.
-func (s *Session) Inactive() <-chan struct{} { return s.inactive }
+func (s *Session) Inactive() <-chan struct{} { return s.inactive.Done() }
+
+// OnInactive runs f on a goroutine of its own once Inactive is closed,
+// unless stop was called first; until then it costs no goroutine.
+func (s *Session) OnInactive(f func()) (stop func() bool) { return context.AfterFunc(s.inactive, f) }
 
 func (s *Session) pushEvent(ev Event) {
 	s.evMu.Lock()
@@ -592,7 +598,7 @@ func (s *Session) checkInactive(idx uint64) {
 	if int64(idx)*int64(clockTick)-s.lastHeard.Load() > s.timeout {
 		s.inactiveOnce.Do(func() {
 			s.log.Info("no RTP or RTCP from the caller", "timeout", time.Duration(s.timeout))
-			close(s.inactive)
+			s.setInactive()
 		})
 	}
 }

@@ -37,7 +37,9 @@ type Dialog struct {
 	ackCh     chan *sip.Request
 	ackWant   atomic.Uint32 // CSeq of the INVITE whose 2xx awaits its ACK; 0 = none
 	ended     atomic.Bool
-	byeCh     chan struct{} // closed when the caller hung up
+	hungUp    context.Context // done when the caller hung up; the call's context derives from it
+	endHungUp context.CancelFunc
+	byeCh     <-chan struct{} // hungUp.Done()
 	hangOnce  sync.Once
 	hangCh    chan struct{} // closed when we must end the call (drain)
 	reinvite  sync.Mutex    // one re-INVITE at a time (RFC 3261 §14.2)
@@ -126,7 +128,7 @@ func (d *Dialog) remoteHangup() bool {
 	if !d.ended.CompareAndSwap(false, true) {
 		return false
 	}
-	close(d.byeCh)
+	d.endHungUp()
 	return true
 }
 
@@ -212,9 +214,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	d := &Dialog{
 		s: s, callID: cid.Value(), localTag: NewTag(), invite: req, tx: tx, tenant: tenant,
-		ackCh: make(chan *sip.Request, 1), byeCh: make(chan struct{}), hangCh: make(chan struct{}),
+		ackCh: make(chan *sip.Request, 1), hangCh: make(chan struct{}),
 		offer: offer, sdpID: randUint64(), sdpVer: 1, refreshCh: make(chan struct{}, 1),
 	}
+	d.hungUp, d.endHungUp = context.WithCancel(context.Background())
+	d.byeCh = d.hungUp.Done()
 	d.interval.Store(int64(interval))
 	d.weRefresh.Store(refresherOf(req) == "uas")
 	d.remoteTag, _ = req.From().Params.Get("tag")
@@ -372,10 +376,24 @@ func (d *Dialog) run() {
 		return
 	}
 	result = "completed"
-	ctx, cancel := context.WithCancel(context.Background())
+	// The call ends when the caller hangs up (its context derives from
+	// hungUp), when the media go silent, or when the session timer runs
+	// out: callbacks, not a goroutine per call waiting for them.
+	ctx, cancel := context.WithCancel(d.hungUp)
 	defer cancel()
 	var timedOut atomic.Bool
-	go d.watch(ctx, cancel, sess.Inactive(), &timedOut)
+	stopInactive := sess.OnInactive(func() {
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Info("no RTP nor RTCP from the caller; ending the call", "rtp_timeout", d.s.cfg.RTPTimeout)
+		timedOut.Store(true)
+		cancel()
+	})
+	defer stopInactive()
+	if d.interval.Load() > 0 {
+		go d.watchTimer(ctx, cancel)
+	}
 	if d.driveSafely(ctx) {
 		result = "panic"
 	} else if timedOut.Load() {
@@ -580,30 +598,19 @@ func (d *Dialog) refreshTimer(req *sip.Request, res *sip.Response) {
 	d.refreshed()
 }
 
-// watch ends the call's context when the caller hung up, when the
-// session timer ran out without a refresh (RFC 4028 §10: we then BYE), or
-// when no RTP nor RTCP came for sip.Config.RTPTimeout (the caller vanished:
-// we BYE, the recording is kept, the result is rtp_timeout).
-func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc, inactive <-chan struct{}, timedOut *atomic.Bool) {
-	var expired <-chan time.Time
-	var t *time.Timer
-	if iv := time.Duration(d.interval.Load()); iv > 0 {
-		t = time.NewTimer(d.timerDue(iv))
-		defer t.Stop()
-		expired = t.C
-	}
+// watchTimer ends the call's context when the session timer ran out
+// without a refresh (RFC 4028 §10: we then BYE), or sends the refreshes
+// when we are the refresher. Only calls with a session timer have it.
+func (d *Dialog) watchTimer(ctx context.Context, cancel context.CancelFunc) {
+	t := time.NewTimer(d.timerDue(time.Duration(d.interval.Load())))
+	defer t.Stop()
 	for {
 		select {
-		case <-d.byeCh:
-			cancel()
-			return
 		case <-ctx.Done():
 			return
 		case <-d.refreshCh:
-			if t != nil {
-				t.Reset(d.timerDue(time.Duration(d.interval.Load())))
-			}
-		case <-expired:
+			t.Reset(d.timerDue(time.Duration(d.interval.Load())))
+		case <-t.C:
 			if d.weRefresh.Load() {
 				if d.refresh(ctx) {
 					t.Reset(d.timerDue(time.Duration(d.interval.Load())))
@@ -616,11 +623,6 @@ func (d *Dialog) watch(ctx context.Context, cancel context.CancelFunc, inactive 
 			} else {
 				d.log.Info("session timer expired without a refresh; ending the call")
 			}
-			cancel()
-			return
-		case <-inactive:
-			d.log.Info("no RTP nor RTCP from the caller; ending the call", "rtp_timeout", d.s.cfg.RTPTimeout)
-			timedOut.Store(true)
 			cancel()
 			return
 		}
