@@ -268,8 +268,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	started = true
 	// sipgo ends a transaction without a final response when its handler
-	// returns, and gives every request its own goroutine: the call lives
-	// here.
+	// returns: the call is set up here, then lives on (run).
 	d.run()
 }
 
@@ -307,19 +306,50 @@ func isAccess(user string, numbers []string) bool {
 
 // run answers the call, drives it and cleans up.
 func (d *Dialog) run() {
-	s := d.s
-	result := "error"
-	defer func() {
-		if sess := d.Session(); sess != nil {
-			_ = sess.Close()
-			st := sess.Stats()
-			s.metrics.media(st)
-			d.logMedia(result, st)
+	result, live := "error", false
+	defer func() { // also while a panic unwinds to the request's guard
+		if !live {
+			d.finish(result)
 		}
-		s.metrics.call(d.access, result)
-		s.removeDialog(d)
-		s.active.Add(-1)
 	}()
+	if result = d.establish(); result != "completed" {
+		return
+	}
+	// Answered and acknowledged: the INVITE transaction is over, and the
+	// call goes on on a goroutine of its own, started shallow. Parked
+	// under the transaction layer's frames, every call's goroutine kept a
+	// 16 KiB stack.
+	live = true
+	go func() {
+		result := "panic"
+		defer func() {
+			if r := recover(); r != nil {
+				d.s.Recovered("call", r, "call_id", d.callID)
+			}
+			d.finish(result)
+		}()
+		result = d.live()
+	}()
+}
+
+// finish releases the call's media, counts and logs its result.
+func (d *Dialog) finish(result string) {
+	s := d.s
+	if sess := d.Session(); sess != nil {
+		_ = sess.Close()
+		st := sess.Stats()
+		s.metrics.media(st)
+		d.logMedia(result, st)
+	}
+	s.metrics.call(d.access, result)
+	s.removeDialog(d)
+	s.active.Add(-1)
+}
+
+// establish takes the INVITE from 100 Trying to the ACK of our 200 OK; it
+// returns "completed" when the call is up, otherwise the result to record.
+func (d *Dialog) establish() (result string) {
+	s := d.s
 	_ = respond(d.tx, d.invite, 100, "Trying", nil, "")
 
 	cfg := media.SessionConfig{Codec: media.PCMU, Logger: d.log,
@@ -333,22 +363,19 @@ func (d *Dialog) run() {
 		keys, err := d.srtpFor(o)
 		if err != nil {
 			d.log.Error("srtp key", "err", err)
-			result = strconv.Itoa(Reply(d.tx, d.invite, ErrInternal, d.localTag))
-			return
+			return strconv.Itoa(Reply(d.tx, d.invite, ErrInternal, d.localTag))
 		}
 		cfg.SRTP = keys
 	} else if s.cfg.SRTP == SRTPRequired {
 		if err := d.offerCrypto(); err != nil {
 			d.log.Error("srtp key", "err", err)
-			result = strconv.Itoa(Reply(d.tx, d.invite, ErrInternal, d.localTag))
-			return
+			return strconv.Itoa(Reply(d.tx, d.invite, ErrInternal, d.localTag))
 		}
 	}
 	sess, err := s.deps.Engine.NewSession(cfg)
 	if err != nil {
 		d.log.Error("no media port", "err", err)
-		result = strconv.Itoa(Reply(d.tx, d.invite, ErrUnavailable, d.localTag))
-		return
+		return strconv.Itoa(Reply(d.tx, d.invite, ErrUnavailable, d.localTag))
 	}
 	d.mu.Lock()
 	d.sess = sess
@@ -360,21 +387,23 @@ func (d *Dialog) run() {
 		case <-time.After(s.cfg.AnswerDelay):
 		case <-d.tx.Done():
 			d.log.Info("call cancelled before answer", "err", d.tx.Err())
-			result = "cancelled"
-			return
+			return "cancelled"
 		}
 	}
 	select {
 	case <-d.tx.Done():
 		d.log.Info("call cancelled before answer", "err", d.tx.Err())
-		result = "cancelled"
-		return
+		return "cancelled"
 	default:
 	}
 	if !d.answer() {
-		result = "no_ack"
-		return
+		return "no_ack"
 	}
+	return "completed"
+}
+
+// live runs the answered call until it ends and returns its result.
+func (d *Dialog) live() (result string) {
 	result = "completed"
 	// The call ends when the caller hangs up (its context derives from
 	// hungUp), when the media go silent, or when the session timer runs
@@ -382,7 +411,7 @@ func (d *Dialog) run() {
 	ctx, cancel := context.WithCancel(d.hungUp)
 	defer cancel()
 	var timedOut atomic.Bool
-	stopInactive := sess.OnInactive(func() {
+	stopInactive := d.Session().OnInactive(func() {
 		if ctx.Err() != nil {
 			return
 		}
@@ -408,6 +437,7 @@ func (d *Dialog) run() {
 		}
 		bcancel()
 	}
+	return result
 }
 
 // driveSafely runs the call (Deps.Calls); a panic in it ends this call
