@@ -14,6 +14,7 @@
 #   PERF_SECONDS=29 testcalls/load/run.sh churn 400  # + perf record of the server ($OUT/perf-churn-400.data)
 #   CHURN_SECONDS=120 testcalls/load/run.sh churn 200  # arrivals for 120 s instead of 20 (N/10 × 120 calls)
 #   SERVER_FLAGS="--db sqlite:///tmp/big/voicemail.db --retention-days 30" …  # a seeded database, the sweep on
+#   SERVER_ENV="GOGC=50" testcalls/load/run.sh churn 2000  # the server's environment only (Go runtime settings)
 #
 # Suites: churn (vmload, the churn mix of issue 18: N held, N/10 per
 # second, 2N calls, default log level), sippchurn (the same mix from sipp),
@@ -79,7 +80,8 @@ start_server() {
 	shift
 	DATA=$WORK/data-$name
 	rm -rf "$DATA"
-	taskset -c "$SERVER_CPU" "$BIN/voicemail" serve --demo --data-dir "$DATA" \
+	# shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=value words
+	env ${SERVER_ENV:-} taskset -c "$SERVER_CPU" "$BIN/voicemail" serve --demo --data-dir "$DATA" \
 		--sip-listen "udp:127.0.0.1:$SIP_PORT" --sip-public-addr 127.0.0.1 \
 		--http-listen "127.0.0.1:$HTTP_PORT" --rtp-ports "$RTP_PORTS" \
 		--sip-max-calls "$MAX_CALLS" $LOG_FLAG \
