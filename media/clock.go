@@ -1,6 +1,7 @@
 package media
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +10,10 @@ import (
 // clockTick is the period of the shared pacing clock. Every ptime used in
 // practice (10, 20, 30, 40, 60 ms) is a multiple of it.
 const clockTick = 10 * time.Millisecond
+
+// clockYieldEvery is how many players a tick serves between two yields of
+// the processor.
+const clockYieldEvery = 256
 
 // ticker is what the clock drives: one call per tick with the tick index
 // (time since the clock started, in ticks, so dropped ticks show up).
@@ -54,6 +59,15 @@ func (c *clock) run() {
 			for i, s := range c.snap {
 				s.tick(idx)
 				c.snap[i] = nil
+				if i%clockYieldEvery == clockYieldEvery-1 {
+					// A round over thousands of calls holds the processor
+					// for milliseconds: send what is queued and let
+					// signalling run in between (INVITE→200 under load).
+					if c.flush != nil {
+						c.flush()
+					}
+					runtime.Gosched()
+				}
 			}
 			if c.flush != nil {
 				c.flush()
