@@ -124,7 +124,8 @@ type sqlStore struct {
 
 // hotQueryRow and hotQuery run a query asked very often (the MWI counts,
 // read for every NOTIFY; the registrations, read for every change; the
-// mailbox listings of the API and the IVR) on the
+// mailbox listings of the API and the IVR; the tenant and the mailbox of
+// every INVITE) on the
 // read pool. On SQLite the statement is prepared at its first use and
 // kept: compiling it at every call cost a third of the query. PostgreSQL
 // runs it as any other: pgx keeps each connection's statements prepared by
@@ -521,7 +522,7 @@ func (s *sqlStore) TenantForDomain(ctx context.Context, host string) (string, er
 		return DefaultTenant, nil
 	}
 	var name string
-	err := s.r.QueryRowContext(ctx, `
+	err := s.hotQueryRow(ctx, `
 SELECT t.name FROM tenants t, `+s.d.eachOf("t.domains", "d")+`
 WHERE lower(d.value) = ? ORDER BY t.name LIMIT 1`, h).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -621,7 +622,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 }
 
 func (s *sqlStore) GetMailbox(ctx context.Context, tenant, number string) (*Mailbox, error) {
-	m, err := scanMailbox(s.r.QueryRowContext(ctx,
+	m, err := scanMailbox(s.hotQueryRow(ctx,
 		`SELECT `+mailboxCols+` FROM mailboxes WHERE tenant = ? AND number = ?`, tenant, number))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: mailbox %s/%s: %w", tenant, number, ErrNotFound)
