@@ -123,7 +123,7 @@ func (r *Registered) notifyOne(reg store.SIPRegistration) {
 		return
 	}
 	res, err := r.srv.Do(ctx, req)
-	voice := fmt.Sprintf("%d/%d (%d/%d)", c.New, c.Old, c.UrgentNew, c.UrgentOld)
+	voice := voiceCounts(c)
 	switch {
 	case err != nil:
 		log.Info("mwi registered NOTIFY not answered", "voice", voice, "err", err)

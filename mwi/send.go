@@ -176,8 +176,13 @@ func MWIBody(account string, c store.Counts) []byte {
 	if c.New > 0 {
 		waiting = "yes"
 	}
-	return fmt.Appendf(nil, "Messages-Waiting: %s\r\nMessage-Account: %s\r\nVoice-Message: %d/%d (%d/%d)\r\n",
-		waiting, account, c.New, c.Old, c.UrgentNew, c.UrgentOld)
+	return fmt.Appendf(nil, "Messages-Waiting: %s\r\nMessage-Account: %s\r\nVoice-Message: %s\r\n",
+		waiting, account, voiceCounts(c))
+}
+
+// voiceCounts is the Voice-Message value: new/old (urgent new/urgent old).
+func voiceCounts(c store.Counts) string {
+	return fmt.Sprintf("%d/%d (%d/%d)", c.New, c.Old, c.UrgentNew, c.UrgentOld)
 }
 
 // account is the Message-Account URI: the access number at host.
@@ -219,7 +224,7 @@ func (m *Notifier) notifyDialog(ctx context.Context, e *mwiEntry, c store.Counts
 	res, err := m.do(ctx, req)
 	log := func() *slog.Logger {
 		return m.log.With("tenant", sub.Tenant, "mailbox", sub.Mailbox, "call_id", sub.CallID, "state", state,
-			"voice", fmt.Sprintf("%d/%d (%d/%d)", c.New, c.Old, c.UrgentNew, c.UrgentOld))
+			"voice", voiceCounts(c))
 	}
 	// A subscriber that does not answer is gone (RFC 6665 §4.2.2).
 	return m.classify(ctx, log, "subscription", "mwi NOTIFY", res, err, true,
@@ -331,7 +336,7 @@ func (m *Notifier) notifyTarget(ctx context.Context, e *mwiEntry, c store.Counts
 	res, err := m.do(ctx, req)
 	log := func() *slog.Logger {
 		return m.log.With("tenant", e.mb.tenant, "mailbox", e.mb.mailbox, "target", e.tgt.uri,
-			"voice", fmt.Sprintf("%d/%d (%d/%d)", c.New, c.Old, c.UrgentNew, c.UrgentOld))
+			"voice", voiceCounts(c))
 	}
 	// A target that does not answer may be rebooting: try again later.
 	return m.classify(ctx, log, "unsolicited", "mwi unsolicited NOTIFY", res, err, false,

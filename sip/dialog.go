@@ -39,7 +39,6 @@ type Dialog struct {
 	ended     atomic.Bool
 	hungUp    context.Context // done when the caller hung up; the call's context derives from it
 	endHungUp context.CancelFunc
-	byeCh     <-chan struct{} // hungUp.Done()
 	hangOnce  sync.Once
 	hangCh    chan struct{} // closed when we must end the call (drain)
 	reinvite  sync.Mutex    // one re-INVITE at a time (RFC 3261 §14.2)
@@ -218,7 +217,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		offer: offer, sdpID: randUint64(), sdpVer: 1, refreshCh: make(chan struct{}, 1),
 	}
 	d.hungUp, d.endHungUp = context.WithCancel(context.Background())
-	d.byeCh = d.hungUp.Done()
 	d.interval.Store(int64(interval))
 	d.weRefresh.Store(refresherOf(req) == "uas")
 	d.remoteTag, _ = req.From().Params.Get("tag")
@@ -429,7 +427,7 @@ func (d *Dialog) live() (result string) {
 		result = "rtp_timeout"
 	}
 	select {
-	case <-d.byeCh:
+	case <-d.hungUp.Done():
 	default:
 		bctx, bcancel := context.WithTimeout(context.Background(), 32*sip.T1)
 		if err := d.bye(bctx); err != nil {
@@ -512,7 +510,7 @@ func (d *Dialog) answer() bool {
 			_ = d.bye(ctx)
 			cancel()
 			return false
-		case <-d.byeCh:
+		case <-d.hungUp.Done():
 			return false
 		}
 	}

@@ -120,7 +120,7 @@ func (d *Dialog) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, res *si
 			d.log.Warn("no ACK for the offer in a 200 to a re-INVITE; ending the call")
 			d.hangup()
 			return
-		case <-d.byeCh:
+		case <-d.hungUp.Done():
 			return
 		}
 		if c := ack.CSeq(); c == nil || c.SeqNo != seq {
