@@ -351,6 +351,8 @@ func (m *mux) drain() {
 	select {
 	case <-ch:
 	case <-t.C:
+		m.log.Warn("shared RTP port: the reader is still behind after the wait; the end of a message may be cut",
+			"wait", drainWait)
 	}
 }
 
