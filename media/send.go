@@ -9,10 +9,20 @@ import (
 // rtpHeaderLen is the size of the header we send: no CSRC, no extension.
 const rtpHeaderLen = 12
 
-// packetizer builds outgoing RTP packets into one reused buffer.
+// packetizer builds outgoing RTP packets into one reused buffer, grown
+// to the largest packet built (172 bytes for 20 ms of G.711), not sized
+// for the largest possible one: at 2,000 calls that was 2.6 MiB of heap.
 type packetizer struct {
 	hdr rtp.Header
-	out [rtpHeaderLen + MaxPayload]byte
+	out []byte
+}
+
+// buf returns the reused buffer, n bytes long.
+func (p *packetizer) buf(n int) []byte {
+	if cap(p.out) < n {
+		p.out = make([]byte, n)
+	}
+	return p.out[:n]
 }
 
 // newPacketizer picks random SSRC, sequence and timestamp bases
@@ -33,11 +43,12 @@ func (p *packetizer) build(c Codec, pcm []int16, samples int, marker bool) []byt
 	samples = min(samples, MaxPayload)
 	p.hdr.PayloadType = uint8(c)
 	p.hdr.Marker = marker
-	n, err := p.hdr.MarshalTo(p.out[:])
+	b := p.buf(rtpHeaderLen + samples)
+	n, err := p.hdr.MarshalTo(b)
 	if err != nil { // cannot happen: the buffer always fits a 12-byte header
 		panic(err)
 	}
-	payload := p.out[n : n+samples]
+	payload := b[n : n+samples]
 	k := min(len(pcm), samples)
 	c.Encode(payload, pcm[:k])
 	if k < samples {
@@ -46,7 +57,7 @@ func (p *packetizer) build(c Codec, pcm []int16, samples int, marker bool) []byt
 			payload[i] = sil
 		}
 	}
-	return p.out[:n+samples]
+	return b[:n+samples]
 }
 
 // buildCN returns a comfort noise packet (RFC 3389 §3) carrying only the
@@ -54,10 +65,11 @@ func (p *packetizer) build(c Codec, pcm []int16, samples int, marker bool) []byt
 func (p *packetizer) buildCN(pt, level uint8) []byte {
 	p.hdr.PayloadType = pt
 	p.hdr.Marker = false
-	n, err := p.hdr.MarshalTo(p.out[:])
+	b := p.buf(rtpHeaderLen + 1)
+	n, err := p.hdr.MarshalTo(b)
 	if err != nil { // cannot happen: the buffer always fits a 12-byte header
 		panic(err)
 	}
-	p.out[n] = level & 0x7f
-	return p.out[:n+1]
+	b[n] = level & 0x7f
+	return b[:n+1]
 }
