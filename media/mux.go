@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,12 +190,19 @@ func (m *mux) dispatch(b []byte, from netip.AddrPort, now time.Time, rtcpPort bo
 func (m *mux) lookup(from netip.AddrPort, ssrc uint32, rtcpPort bool) *Session {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	list := m.byAddr[from]
+	at := from
+	list := m.byAddr[at]
 	if len(list) == 0 && rtcpPort && from.Port() > 0 {
-		list = m.byAddr[netip.AddrPortFrom(from.Addr(), from.Port()-1)]
+		at = netip.AddrPortFrom(from.Addr(), from.Port()-1)
+		list = m.byAddr[at]
 	}
 	if len(list) == 1 {
 		return list[0]
+	}
+	// Many sessions at one address: the SSRC's owner, if it is one of
+	// them, without walking the list (a relay may carry hundreds).
+	if s := m.bySSRC[ssrc]; s != nil && s.muxSSRC == ssrc && slices.Contains(s.muxAddrs, at) {
+		return s
 	}
 	for _, s := range list {
 		if s.muxSSRC == ssrc && s.muxHaveSSRC {
