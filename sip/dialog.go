@@ -56,12 +56,6 @@ type Dialog struct {
 	authUser  string // the mailbox the caller digest-authenticated as (auth.go)
 	answered  atomic.Bool
 	confirmed atomic.Bool
-	// A CANCEL and our 200 race: the transaction tells us of the CANCEL
-	// (OnCancel, before its 487) and we send the 200 outside it, so one
-	// lock decides which went first (answer).
-	answerMu  sync.Mutex
-	cancelled bool          // the CANCEL went first: no 200
-	cancelCh  chan struct{} // closed on CANCEL
 
 	interval  atomic.Int64  // RFC 4028 session interval (ns); 0 = no session timer
 	weRefresh atomic.Bool   // refresher=uas: we send the refreshes (refresh.go)
@@ -375,14 +369,6 @@ func (d *Dialog) finish(result string) {
 // returns "completed" when the call is up, otherwise the result to record.
 func (d *Dialog) establish() (result string) {
 	s := d.s
-	d.cancelCh = make(chan struct{})
-	var once sync.Once
-	d.tx.OnCancel(func(*sip.Request) {
-		d.answerMu.Lock()
-		d.cancelled = true
-		d.answerMu.Unlock()
-		once.Do(func() { close(d.cancelCh) })
-	})
 	_ = respond(d.tx, d.invite, 100, "Trying", nil, "")
 
 	cfg := media.SessionConfig{Codec: media.PCMU, Logger: d.log,
@@ -418,25 +404,18 @@ func (d *Dialog) establish() (result string) {
 		_ = respond(d.tx, d.invite, 180, "Ringing", nil, d.localTag)
 		select {
 		case <-time.After(s.cfg.AnswerDelay):
-		case <-d.cancelCh:
 		case <-d.tx.Done():
+			d.log.Info("call cancelled before answer", "err", d.tx.Err())
+			return "cancelled"
 		}
 	}
 	select {
-	case <-d.cancelCh:
-		d.log.Info("call cancelled before answer")
-		return "cancelled"
 	case <-d.tx.Done():
 		d.log.Info("call cancelled before answer", "err", d.tx.Err())
 		return "cancelled"
 	default:
 	}
 	if !d.answer() {
-		d.answerMu.Lock()
-		defer d.answerMu.Unlock()
-		if d.cancelled {
-			return "cancelled"
-		}
 		return "no_ack"
 	}
 	return "completed"
@@ -531,17 +510,8 @@ func (d *Dialog) answer() bool {
 		conn := ct.Connection()
 		send, end = func() error { return conn.WriteMsg(res) }, d.tx.Terminate
 	}
-	d.answerMu.Lock()
-	if d.cancelled {
-		d.answerMu.Unlock()
-		d.log.Info("call cancelled before answer")
-		return false
-	}
-	// A CANCEL handled after this point meets a 200 already sent: the
-	// caller's transaction has ended and ignores the 487 that follows.
 	err := send()
-	d.answerMu.Unlock()
-	end() // outside answerMu: Terminate takes the lock OnCancel runs under
+	end()
 	if err != nil {
 		d.log.Warn("sending 200 failed", "err", err)
 		return false
