@@ -112,22 +112,6 @@ func (d *Dialog) checkCSeq(req *sip.Request) bool {
 // whose 2xx is outstanding is kept: a stray one (a phone acknowledging a
 // 500 in a new transaction, a late copy) must not take the place of the
 // real one in the channel.
-// isCopy reports whether req is a retransmission of the dialog's INVITE:
-// same From tag, CSeq and top Via branch.
-func (d *Dialog) isCopy(req *sip.Request) bool {
-	tag, _ := req.From().Params.Get("tag")
-	if tag != d.remoteTag || req.CSeq().SeqNo != d.invite.CSeq().SeqNo {
-		return false
-	}
-	a, b := req.Via(), d.invite.Via()
-	if a == nil || b == nil {
-		return false
-	}
-	ab, _ := a.Params.Get("branch")
-	bb, _ := b.Params.Get("branch")
-	return ab != "" && ab == bb
-}
-
 func (d *Dialog) acked(req *sip.Request) {
 	if c := req.CSeq(); c == nil || c.SeqNo != d.ackWant.Load() {
 		return
@@ -165,11 +149,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	cid := req.CallID()
 	if cid == nil || req.From() == nil || req.CSeq() == nil {
 		s.refuse(tx, req, ErrBadRequest, "")
-		return
-	}
-	if d := s.dialog(cid.Value()); d != nil && d.isCopy(req) {
-		// A late copy of the INVITE this dialog answered (our 2xx ended
-		// its transaction): absorbed, as the transaction would have.
 		return
 	}
 	log := s.log.With("call_id", cid.Value())
@@ -500,19 +479,7 @@ func (d *Dialog) answer() bool {
 		}
 	}
 	d.ackWant.Store(d.invite.CSeq().SeqNo)
-	// The 2xx ends the INVITE transaction (RFC 3261 §17.2.1); the dialog
-	// retransmits it until the ACK and absorbs late copies of the INVITE
-	// (isCopy). Through sipgo's transaction instead, its RFC 6026
-	// "Accepted" state would keep the INVITE and this 200 for Timer L
-	// (32 s) after the call had ended: 300 KiB per call at 1,000 setups/s.
-	send, end := func() error { return d.tx.Respond(res) }, func() {}
-	if ct, ok := d.tx.(interface{ Connection() sip.Connection }); ok {
-		conn := ct.Connection()
-		send, end = func() error { return conn.WriteMsg(res) }, d.tx.Terminate
-	}
-	err := send()
-	end()
-	if err != nil {
+	if err := d.tx.Respond(res); err != nil {
 		d.log.Warn("sending 200 failed", "err", err)
 		return false
 	}
@@ -529,9 +496,11 @@ func (d *Dialog) answer() bool {
 		select {
 		case ack := <-d.ackCh:
 			return d.confirm(ack)
+		case ack := <-d.tx.Acks():
+			return d.confirm(ack)
 		case <-retransmit.C:
 			if !reliable {
-				_ = send()
+				_ = d.tx.Respond(res)
 			}
 			interval = min(2*interval, sip.T2)
 			retransmit.Reset(interval)
