@@ -461,3 +461,52 @@ func TestSessionTimer(t *testing.T) {
 	r.send("BYE", 2, "")
 	r.expect("SIP/2.0 200", 5*time.Second)
 }
+
+// TestLateINVITECopyAbsorbed: a late copy of the INVITE (same branch),
+// before and after the ACK, must neither start a second call nor draw a
+// 482 or a 100. The INVITE transaction absorbs it while it waits in RFC
+// 6026's Accepted state; a change that ends the transaction earlier (to
+// free its memory, BENCHMARKS.md) has to absorb it in the dialog.
+func TestLateINVITECopyAbsorbed(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	body := p.sdp("sendrecv")
+	invite := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKcopy%d;rport\r\n"+
+		"From: <sip:2002@127.0.0.1>;tag=%s\r\nTo: <sip:%s@%s>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"+
+		"Contact: <sip:2002@127.0.0.1:%d>\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+		p.user, p.server, p.port(), time.Now().UnixNano(), p.tag, p.user, p.server, p.callID, p.port(), len(body), body)
+	write := func() {
+		t.Helper()
+		if _, err := p.conn.WriteToUDP([]byte(invite), p.server); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	ok := p.expect("SIP/2.0 200", 5*time.Second)
+	tag := header(ok, "To", ";tag=")
+	// quiet reads for d: only retransmissions of the same 200 may come.
+	quiet := func(d time.Duration) {
+		t.Helper()
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
+			m, got := p.read(time.Until(end))
+			if !got {
+				return
+			}
+			if !strings.HasPrefix(m, "SIP/2.0 200") || header(m, "To", ";tag=") != tag {
+				t.Fatalf("answer to a copy of the INVITE:\n%s", m)
+			}
+		}
+	}
+	write() // before the ACK: our 200 is being retransmitted
+	quiet(time.Second)
+	p.send("ACK", 1, "")
+	write() // after the ACK
+	quiet(time.Second)
+	if n := ts.srv.ActiveCalls(); n != 1 {
+		t.Fatalf("%d calls, want 1", n)
+	}
+	p.send("BYE", 2, "")
+	p.expect("SIP/2.0 200", 5*time.Second)
+}
