@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +14,16 @@ import (
 )
 
 // serveUntil starts `voicemail serve` with args (no --demo of the harness),
-// reads its stdout until a line contains want, then stops it with SIGTERM
-// and returns everything it printed.
+// reads its output (stdout and its log on stderr) until a line contains
+// want, then stops it with SIGTERM and returns everything it printed.
 func serveUntil(t *testing.T, dir string, want string, args ...string) string {
+	t.Helper()
+	return serveUntilWith(t, dir, want, nil, nil, args...)
+}
+
+// serveUntilWith is serveUntil with the server started under the command
+// prefix wrap (e.g. taskset) and with env added to its environment.
+func serveUntilWith(t *testing.T, dir string, want string, wrap, env []string, args ...string) string {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatalf("the server does not build: %v\n%s", buildErr, buildOutput)
@@ -27,13 +33,15 @@ func serveUntil(t *testing.T, dir string, want string, args ...string) string {
 	all := append([]string{"serve", "--data-dir", filepath.Join(dir, "data"),
 		"--sip-listen", fmt.Sprintf("udp:127.0.0.1:%d", sip), "--http-listen", fmt.Sprintf("127.0.0.1:%d", http),
 		"--rtp-ports", fmt.Sprintf("%d-%d", rtp, rtp+3)}, args...)
-	cmd := exec.Command(binPath, all...)
+	all = append(append(wrap[:len(wrap):len(wrap)], binPath), all...)
+	cmd := exec.Command(all[0], all[1:]...)
 	cmd.Dir = dir
-	cmd.Stderr = io.Discard
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Stderr = cmd.Stdout // the log, in the same stream
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -152,4 +160,23 @@ func TestMWITargetStoppedShowAndResume(t *testing.T) {
 	}
 	_, errs, rc = s.cli(t, nil, "mailbox", "mwi-resume", "1005", "sip:nobody@127.0.0.1")
 	wantCLIError(t, "resume unknown target", errs, rc, 1, "not found")
+}
+
+// TestServeTwoProcsOnOneCPU: allowed a single CPU (taskset), the server
+// runs two Go processors and says so (docs/performance.md); GOMAXPROCS
+// in its environment is left as it is.
+func TestServeTwoProcsOnOneCPU(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("taskset"); err != nil {
+		skipOrFail(t, "taskset is not installed (Debian package util-linux)")
+	}
+	const line = "two Go processors on one CPU"
+	out := serveUntilWith(t, t.TempDir(), "voicemail ready", []string{"taskset", "-c", "0"}, nil)
+	if !strings.Contains(out, line) || !strings.Contains(out, `"gomaxprocs":2`) {
+		t.Errorf("pinned to one CPU, no %q with gomaxprocs 2:\n%s", line, out)
+	}
+	out = serveUntilWith(t, t.TempDir(), "voicemail ready", []string{"taskset", "-c", "0"}, []string{"GOMAXPROCS=1"})
+	if strings.Contains(out, line) {
+		t.Errorf("GOMAXPROCS=1 set, yet the server raised it:\n%s", out)
+	}
 }

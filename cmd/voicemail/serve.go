@@ -66,7 +66,8 @@ func serve(args []string) int {
 	// Libraries that log to slog's default (sipgo's header parser, for one)
 	// use the same handler and format as the server.
 	slog.SetDefault(log)
-	if cur, n := runtime.GOMAXPROCS(0), minProcs(runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS")); n != cur {
+	cur := runtime.GOMAXPROCS(0)
+	if n := minProcs(cur, os.Getenv("GOMAXPROCS")); n != cur {
 		runtime.GOMAXPROCS(n)
 		log.Info("two Go processors on one CPU, so that a blocking file or database call does not stall the media (GOMAXPROCS sets it)",
 			"was", cur, "gomaxprocs", n)

@@ -60,9 +60,9 @@ func TestAgainstSippUAS(t *testing.T) {
 	sipp, err := exec.LookPath("sipp")
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("sipp not installed")
+			t.Fatal("sipp not installed: apt-get install sip-tester (.ci/run does)")
 		}
-		t.Skip("sipp not installed")
+		t.Skip("sipp not installed: apt-get install sip-tester")
 	}
 	l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
