@@ -3,6 +3,8 @@ package call
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vmserver/voicemail/ivr"
@@ -52,8 +54,18 @@ func (r *Runtime) depositConfig(ctx context.Context, d *sip.Dialog) (ivr.Deposit
 	if mb.MaxSeconds > 0 {
 		cfg.MaxSeconds = mb.MaxSeconds
 	}
-	for _, k := range greetingKinds {
-		cfg.Greetings[k] = r.deps.Blobs.Exists(store.GreetingKey(tenant, mb.Number, k))
+	// One listing of the mailbox's greetings, not a lookup per kind: one
+	// folder read on a volume, one request to an object store.
+	prefix := store.GreetingPrefix(tenant, mb.Number)
+	have, err := r.deps.Blobs.List(prefix)
+	if err != nil {
+		// The caller can still leave a message after the default greeting.
+		d.Log().Warn("greetings unreadable; playing the default", "err", err)
+	}
+	for _, b := range have {
+		if k, ok := strings.CutSuffix(strings.TrimPrefix(b.Key, prefix), ".wav"); ok && slices.Contains(greetingKinds, k) {
+			cfg.Greetings[k] = true
+		}
 	}
 	if mb.MaxMessages > 0 {
 		n, err := r.deps.Store.CountMessages(ctx, tenant, mb.Number)

@@ -49,7 +49,7 @@ func (b *FSBlobs) SettlePart(key string) error {
 // Unsettled lists the sidecars that have no part beside them, in key order.
 func (b *FSBlobs) Unsettled() ([]Sidecar, error) {
 	var out []Sidecar
-	err := b.walk(func(p, rel string, d fs.DirEntry) error {
+	err := b.walk("", func(p, rel string, d fs.DirEntry) error {
 		if !strings.HasSuffix(d.Name(), metaSuffix) {
 			return nil
 		}
@@ -82,7 +82,13 @@ func (b *FSBlobs) Unsettled() ([]Sidecar, error) {
 // order. Parts, sidecars and temp files are not blobs.
 func (b *FSBlobs) List(prefix string) ([]BlobInfo, error) {
 	var out []BlobInfo
-	err := b.walk(func(_, key string, d fs.DirEntry) error {
+	// Walk only the deepest folder the prefix names: a call looking up one
+	// mailbox's greetings reads that folder, not the whole volume.
+	under := ""
+	if i := strings.LastIndexByte(prefix, '/'); i > 0 && checkKey(prefix[:i]) == nil {
+		under = prefix[:i]
+	}
+	err := b.walk(under, func(_, key string, d fs.DirEntry) error {
 		if !strings.HasPrefix(key, prefix) || checkKey(key) != nil {
 			return nil
 		}
@@ -100,11 +106,14 @@ func (b *FSBlobs) List(prefix string) ([]BlobInfo, error) {
 	return out, nil
 }
 
-// walk calls fn for every regular file under the root with its path and
-// its slash-separated path relative to the root. Hidden folders (temp
-// files of other tools) are skipped.
-func (b *FSBlobs) walk(fn func(p, rel string, d fs.DirEntry) error) error {
-	return filepath.WalkDir(b.root, func(p string, d fs.DirEntry, err error) error {
+// walk calls fn for every regular file in the folder under (a
+// slash-separated path relative to the root, "" for the root) and below,
+// with its path and its slash-separated path relative to the root. Hidden
+// folders (temp files of other tools) are skipped; a missing folder has
+// no files.
+func (b *FSBlobs) walk(under string, fn func(p, rel string, d fs.DirEntry) error) error {
+	start := filepath.Join(b.root, filepath.FromSlash(under))
+	return filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			// Another instance may delete a mailbox folder while we walk.
 			if errors.Is(err, fs.ErrNotExist) {
@@ -112,7 +121,7 @@ func (b *FSBlobs) walk(fn func(p, rel string, d fs.DirEntry) error) error {
 			}
 			return err
 		}
-		if d.IsDir() && p != b.root && strings.HasPrefix(d.Name(), ".") {
+		if d.IsDir() && p != start && strings.HasPrefix(d.Name(), ".") {
 			return filepath.SkipDir
 		}
 		if !d.Type().IsRegular() {

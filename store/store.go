@@ -242,5 +242,11 @@ func MediaKey(tenant, mailbox, id string) string {
 // GreetingKey is the blob key of a greeting ("unavailable", "busy",
 // "temporary", "name"): "<tenant>/<mailbox>/greetings/<kind>.wav".
 func GreetingKey(tenant, mailbox, kind string) string {
-	return tenant + "/" + mailbox + "/greetings/" + kind + ".wav"
+	return GreetingPrefix(tenant, mailbox) + kind + ".wav"
+}
+
+// GreetingPrefix is the key prefix of a mailbox's greetings, for
+// Blobs.List: "<tenant>/<mailbox>/greetings/".
+func GreetingPrefix(tenant, mailbox string) string {
+	return tenant + "/" + mailbox + "/greetings/"
 }

@@ -373,6 +373,37 @@ func TestGreetingByCause(t *testing.T) {
 	}
 }
 
+// greetingHeard calls mailbox with an RFC 4458 cause, returns what the
+// caller heard between 50 ms and 1 s into the call and hangs up.
+func greetingHeard(t *testing.T, s *server, mailbox, cause string) []int16 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := siptest.Dial(ctx, siptest.Config{
+		Server:     s.sipAddr(),
+		RequestURI: fmt.Sprintf("sip:vm@127.0.0.1:%d;target=%s;cause=%s", s.sipPort, mailbox, cause),
+		From:       `"siptest" <sip:` + callerNumber + `@127.0.0.1>`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Status() != 200 {
+		t.Fatalf("INVITE answered %d", c.Status())
+	}
+	for len(c.Received()) < 8000 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("heard only %d samples", len(c.Received()))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if _, err := c.Bye(ctx); err != nil {
+		t.Errorf("BYE: %v", err)
+	}
+	return c.Received()[400:8000]
+}
+
 // skipGreeting presses '#' in a deposit call and returns once the beep has
 // played: audio sent before then is not recorded, and a fixed pause lost a
 // message's first second on a loaded machine.

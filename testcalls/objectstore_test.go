@@ -183,6 +183,23 @@ func objectStoreDeposit(t *testing.T, bucket objectBucket, secret string, media 
 	if _, ok := bucket.get(t, key); ok {
 		t.Error("object still there after DELETE")
 	}
+	// A greeting uploaded through the API lives in the store, and a
+	// deposit finds it there (one listing of the mailbox's greetings).
+	req, _ = http.NewRequest("PUT", s.url("/api/v1/mailboxes/1002/greetings/busy"), bytes.NewReader(makeWAV(siptest.Tone(busyHz, 12000, 8000))))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "audio/wav")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("PUT greeting: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, ok := bucket.get(t, "default/1002/greetings/busy.wav"); !ok {
+		t.Error("the greeting is not in the store")
+	}
+	rx := greetingHeard(t, s, "1002", "486")
+	if pb, pu := siptest.Goertzel(rx, busyHz), siptest.Goertzel(rx, unavailableHz); pb < 10*pu || findTone(rx, busyHz, 0) < 0 {
+		t.Errorf("busy deposit: the greeting heard is not the uploaded %v Hz one (power %.0f against %.0f)", busyHz, pb, pu)
+	}
 	if strings.Contains(s.log.String(), secret) {
 		t.Error("the server logged the object store secret")
 	}

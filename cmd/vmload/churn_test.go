@@ -141,7 +141,7 @@ func TestParseRTPCounters(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    rtpCounters
+		want    serverCounters
 		wantErr bool
 	}{
 		{"server exposition", `# HELP voicemail_rtp_packets_total RTP packets of ended calls.
@@ -154,15 +154,16 @@ voicemail_rtp_packets_total{type="received"} 1.2e+06
 voicemail_rtp_packets_total{type="sent"} 99
 voicemail_rtp_rejected_total 5
 voicemail_calls_total{kind="deposit",result="completed"} 7
-`, rtpCounters{Received: 1200000, Lost: 4, Late: 3, Duplicate: 2, Rejected: 5}, false},
-		{"before any call ended", "voicemail_rtp_rejected_total 0\n", rtpCounters{}, false},
-		{"with a timestamp", `voicemail_rtp_packets_total{type="lost"} 8 1700000000000` + "\n", rtpCounters{Lost: 8}, false},
-		{"bad value", `voicemail_rtp_packets_total{type="lost"} x` + "\n", rtpCounters{}, true},
-		{"empty", "", rtpCounters{}, false},
+`, serverCounters{Received: 1200000, Lost: 4, Late: 3, Duplicate: 2, Rejected: 5}, false},
+		{"before any call ended", "voicemail_rtp_rejected_total 0\n", serverCounters{}, false},
+		{"heap allocations", "go_memstats_mallocs_total 1.234567e+06\ngo_memstats_alloc_bytes_total 9.8e+07\ngo_memstats_alloc_bytes 5e+06\n", serverCounters{Mallocs: 1234567, AllocBytes: 98000000}, false},
+		{"with a timestamp", `voicemail_rtp_packets_total{type="lost"} 8 1700000000000` + "\n", serverCounters{Lost: 8}, false},
+		{"bad value", `voicemail_rtp_packets_total{type="lost"} x` + "\n", serverCounters{}, true},
+		{"empty", "", serverCounters{}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseRTPCounters(strings.NewReader(tc.in))
+			got, err := parseServerCounters(strings.NewReader(tc.in))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}
@@ -171,7 +172,7 @@ voicemail_calls_total{kind="deposit",result="completed"} 7
 			}
 		})
 	}
-	if d := (rtpCounters{Lost: 5, Received: 10}).sub(rtpCounters{Lost: 2, Received: 4}); d != (rtpCounters{Lost: 3, Received: 6}) {
+	if d := (serverCounters{Lost: 5, Received: 10}).sub(serverCounters{Lost: 2, Received: 4}); d != (serverCounters{Lost: 3, Received: 6}) {
 		t.Fatalf("sub = %+v", d)
 	}
 }
@@ -180,7 +181,7 @@ func FuzzParseRTPCounters(f *testing.F) {
 	f.Add("voicemail_rtp_packets_total{type=\"lost\"} 4\n")
 	f.Add("# HELP x\nvoicemail_rtp_rejected_total 1e3 17\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		_, _ = parseRTPCounters(strings.NewReader(in))
+		_, _ = parseServerCounters(strings.NewReader(in))
 	})
 }
 

@@ -11,7 +11,7 @@
 //	vmload verify    -data DATA/media       # recordings complete?
 //	vmload sample    -pid PID -after 10s -for 20s   # CPU/RSS of a process (for sipp runs)
 //	vmload table     results.jsonl          # the runs as a Markdown table
-//	vmload metrics   -url URL               # the server's RTP counters (JSON)
+//	vmload metrics   -url URL               # the server's RTP and allocation counters (JSON)
 //	vmload window    -level N -calls 2N -rate R -call 30s  # steady window of a churn run
 //
 // Modes: deposit (listen to greeting and beep, then speak -seconds of audio,
@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"slices"
@@ -157,48 +158,50 @@ func cmdSample(args []string) error {
 }
 
 type report struct {
-	Label        string         `json:"label"`
-	Mode         string         `json:"mode"`
-	Date         string         `json:"date"`
-	Target       int            `json:"concurrent_target"`
-	Rate         float64        `json:"rate"`
-	Calls        int            `json:"calls"`
-	OK           int            `json:"ok"`
-	Failed       int            `json:"failed"`
-	FailedWhy    map[string]int `json:"failed_why,omitempty"`
-	Rejected503  int            `json:"rejected_503"`
-	RetransC     int64          `json:"retrans_client"`
-	RetransS     int64          `json:"retrans_server_2xx"`
-	SetupAvgMS   float64        `json:"invite_200_avg_ms"`
-	SetupP50MS   float64        `json:"invite_200_p50_ms"`
-	SetupP99MS   float64        `json:"invite_200_p99_ms"`
-	SetupMaxMS   float64        `json:"invite_200_max_ms"`
-	DTMFN        int            `json:"dtmf_probes,omitempty"`
-	DTMFP50MS    float64        `json:"dtmf_to_prompt_p50_ms,omitempty"`
-	DTMFP99MS    float64        `json:"dtmf_to_prompt_p99_ms,omitempty"`
-	PeakLive     int64          `json:"peak_concurrent"`
-	PlateauS     float64        `json:"plateau_s"`
-	CPUPct       float64        `json:"server_cpu_pct"`
-	CPUPeakPct   float64        `json:"server_cpu_peak_1s_pct"`
-	CPUPerCall   float64        `json:"server_cpu_pct_per_call"`
-	WindowFromS  float64        `json:"window_from_s,omitempty"` // churn: the steady window, seconds from the first launch
-	WindowToS    float64        `json:"window_to_s,omitempty"`
-	CPUTotalS    float64        `json:"server_cpu_s_total,omitempty"`     // whole run, commits included
-	CPUMsPerCall float64        `json:"server_cpu_ms_per_call,omitempty"` // CPUTotalS / completed calls, in ms
-	GenCPUPct    float64        `json:"generator_cpu_pct,omitempty"`      // vmload's own CPU over the load, % of a core
-	WaitPct      float64        `json:"server_runq_wait_pct"`             // server threads waiting for a CPU in the window, % of wall time
-	GenWaitPct   float64        `json:"generator_runq_wait_pct,omitempty"`
-	RTP          *rtpCounters   `json:"server_rtp,omitempty"` // server counters, after - before
-	RSSIdleMB    float64        `json:"rss_idle_mb"`
-	RSSPeakMB    float64        `json:"rss_peak_mb"`
-	RSSAfterMB   float64        `json:"rss_after_mb"`
-	KiBPerCall   float64        `json:"rss_kib_per_call"`
-	RTPSent      int64          `json:"rtp_sent"`
-	RTPRecv      int64          `json:"rtp_recv"`
-	EarlyStarts  int64          `json:"early_starts,omitempty"`
-	GreetPackets int            `json:"greeting_packets,omitempty"`
-	Rec          *recCheck      `json:"recordings,omitempty"`
-	WallS        float64        `json:"wall_s"`
+	Label           string          `json:"label"`
+	Mode            string          `json:"mode"`
+	Date            string          `json:"date"`
+	Target          int             `json:"concurrent_target"`
+	Rate            float64         `json:"rate"`
+	Calls           int             `json:"calls"`
+	OK              int             `json:"ok"`
+	Failed          int             `json:"failed"`
+	FailedWhy       map[string]int  `json:"failed_why,omitempty"`
+	Rejected503     int             `json:"rejected_503"`
+	RetransC        int64           `json:"retrans_client"`
+	RetransS        int64           `json:"retrans_server_2xx"`
+	SetupAvgMS      float64         `json:"invite_200_avg_ms"`
+	SetupP50MS      float64         `json:"invite_200_p50_ms"`
+	SetupP99MS      float64         `json:"invite_200_p99_ms"`
+	SetupMaxMS      float64         `json:"invite_200_max_ms"`
+	DTMFN           int             `json:"dtmf_probes,omitempty"`
+	DTMFP50MS       float64         `json:"dtmf_to_prompt_p50_ms,omitempty"`
+	DTMFP99MS       float64         `json:"dtmf_to_prompt_p99_ms,omitempty"`
+	PeakLive        int64           `json:"peak_concurrent"`
+	PlateauS        float64         `json:"plateau_s"`
+	CPUPct          float64         `json:"server_cpu_pct"`
+	CPUPeakPct      float64         `json:"server_cpu_peak_1s_pct"`
+	CPUPerCall      float64         `json:"server_cpu_pct_per_call"`
+	WindowFromS     float64         `json:"window_from_s,omitempty"` // churn: the steady window, seconds from the first launch
+	WindowToS       float64         `json:"window_to_s,omitempty"`
+	CPUTotalS       float64         `json:"server_cpu_s_total,omitempty"`     // whole run, commits included
+	CPUMsPerCall    float64         `json:"server_cpu_ms_per_call,omitempty"` // CPUTotalS / completed calls, in ms
+	GenCPUPct       float64         `json:"generator_cpu_pct,omitempty"`      // vmload's own CPU over the load, % of a core
+	WaitPct         float64         `json:"server_runq_wait_pct"`             // server threads waiting for a CPU in the window, % of wall time
+	GenWaitPct      float64         `json:"generator_runq_wait_pct,omitempty"`
+	RTP             *serverCounters `json:"server_rtp,omitempty"`             // server counters, after - before
+	AllocsPerCall   float64         `json:"server_allocs_per_call,omitempty"` // heap allocations per completed call, whole run
+	AllocKiBPerCall float64         `json:"server_alloc_kib_per_call,omitempty"`
+	RSSIdleMB       float64         `json:"rss_idle_mb"`
+	RSSPeakMB       float64         `json:"rss_peak_mb"`
+	RSSAfterMB      float64         `json:"rss_after_mb"`
+	KiBPerCall      float64         `json:"rss_kib_per_call"`
+	RTPSent         int64           `json:"rtp_sent"`
+	RTPRecv         int64           `json:"rtp_recv"`
+	EarlyStarts     int64           `json:"early_starts,omitempty"`
+	GreetPackets    int             `json:"greeting_packets,omitempty"`
+	Rec             *recCheck       `json:"recordings,omitempty"`
+	WallS           float64         `json:"wall_s"`
 }
 
 func cmdRun(args []string) error {
@@ -228,7 +231,7 @@ func cmdRun(args []string) error {
 	fs.DurationVar(&c.settle, "settle", 10*time.Second, "wait after the load before the RSS-after reading")
 	fs.DurationVar(&c.timeout, "timeout", 0, "hard limit of the load phase (0 = derived)")
 	fs.StringVar(&c.jsonOut, "json", "", "append the report as one JSON line to this file")
-	fs.StringVar(&c.metrics, "metrics", "", "server /metrics URL: report its RTP counters over the run")
+	fs.StringVar(&c.metrics, "metrics", "", "server /metrics URL: report its RTP and heap allocation counters over the run")
 	_ = fs.Parse(args)
 	if !strings.HasPrefix(c.local, "127.") || !strings.HasPrefix(c.server, "127.") {
 		return fmt.Errorf("loopback addresses only")
@@ -272,10 +275,10 @@ func cmdRun(args []string) error {
 		idle, _ = readProc(c.pid)
 		smp = startSampler(c.pid, 250*time.Millisecond)
 	}
-	var before rtpCounters
+	var before serverCounters
 	if c.metrics != "" {
 		var err error
-		if before, err = scrapeRTP(context.Background(), c.metrics); err != nil {
+		if before, err = scrapeServer(context.Background(), c.metrics); err != nil {
 			return err
 		}
 	}
@@ -342,11 +345,10 @@ func cmdRun(args []string) error {
 	if c.metrics != "" {
 		// The counters cover ended calls; the recordings waited for above
 		// mean every call has ended.
-		if after, err := scrapeRTP(context.Background(), c.metrics); err != nil {
+		if after, err := scrapeServer(context.Background(), c.metrics); err != nil {
 			fmt.Fprintln(os.Stderr, "vmload:", err)
 		} else {
-			d := after.sub(before)
-			r.RTP = &d
+			r.setServer(after.sub(before))
 		}
 	}
 	if smp != nil {
@@ -442,6 +444,9 @@ func printReport(r *report) {
 		if r.RTP.KernelDropped != 0 || r.RTP.Unmatched != 0 {
 			fmt.Printf(" shared port: kernel dropped %d unmatched %d", r.RTP.KernelDropped, r.RTP.Unmatched)
 		}
+		if r.AllocsPerCall > 0 {
+			fmt.Printf("  server heap allocations per call: %.0f (%.1f KiB)", r.AllocsPerCall, r.AllocKiBPerCall)
+		}
 	}
 	if len(r.FailedWhy) > 0 {
 		keys := make([]string, 0, len(r.FailedWhy))
@@ -480,3 +485,13 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func mb(b int64) float64         { return round1(float64(b) / (1 << 20)) }
 func round1(f float64) float64   { return float64(int64(f*10+0.5)) / 10 }
 func round3(f float64) float64   { return float64(int64(f*1000+0.5)) / 1000 }
+
+// setServer records the server's counters over the run and the heap
+// allocations per completed call.
+func (r *report) setServer(d serverCounters) {
+	r.RTP = &d
+	if r.OK > 0 && d.Mallocs > 0 {
+		r.AllocsPerCall = math.Round(float64(d.Mallocs) / float64(r.OK))
+		r.AllocKiBPerCall = round1(float64(d.AllocBytes) / 1024 / float64(r.OK))
+	}
+}

@@ -11,11 +11,12 @@ import (
 	"time"
 )
 
-// rtpCounters are the server's own RTP counters of ended calls
-// (voicemail_rtp_packets_total by type, voicemail_rtp_rejected_total), as
-// scraped from /metrics. A level's figures are the difference of two
-// scrapes: before the first call and after the last call ended.
-type rtpCounters struct {
+// serverCounters are the server's own RTP counters of ended calls
+// (voicemail_rtp_packets_total by type, voicemail_rtp_rejected_total) and
+// the Go runtime's allocation counters, as scraped from /metrics. A
+// level's figures are the difference of two scrapes: before the first
+// call and after the last call ended.
+type serverCounters struct {
 	Received  int64 `json:"received"`
 	Lost      int64 `json:"lost"`
 	Late      int64 `json:"late"`
@@ -26,19 +27,25 @@ type rtpCounters struct {
 	// (receive buffer full) and those no call claimed.
 	KernelDropped int64 `json:"kernel_dropped,omitempty"`
 	Unmatched     int64 `json:"unmatched,omitempty"`
+	// Heap allocations (objects, bytes): per completed call they do not
+	// depend on how fast the machine is that day, so they show a change in
+	// the code where CPU time on a shared machine cannot.
+	Mallocs    int64 `json:"go_mallocs,omitempty"`
+	AllocBytes int64 `json:"go_alloc_bytes,omitempty"`
 }
 
-func (a rtpCounters) sub(b rtpCounters) rtpCounters {
-	return rtpCounters{a.Received - b.Received, a.Lost - b.Lost, a.Late - b.Late,
+func (a serverCounters) sub(b serverCounters) serverCounters {
+	return serverCounters{a.Received - b.Received, a.Lost - b.Lost, a.Late - b.Late,
 		a.Duplicate - b.Duplicate, a.Dropped - b.Dropped, a.Rejected - b.Rejected,
-		a.KernelDropped - b.KernelDropped, a.Unmatched - b.Unmatched}
+		a.KernelDropped - b.KernelDropped, a.Unmatched - b.Unmatched,
+		a.Mallocs - b.Mallocs, a.AllocBytes - b.AllocBytes}
 }
 
-// parseRTPCounters reads the RTP counters from a Prometheus text
+// parseServerCounters reads the counters from a Prometheus text
 // exposition. Lines it does not know are ignored; a counter absent is 0
 // (the server exports a label only once a call has ended).
-func parseRTPCounters(r io.Reader) (rtpCounters, error) {
-	var c rtpCounters
+func parseServerCounters(r io.Reader) (serverCounters, error) {
+	var c serverCounters
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -70,6 +77,10 @@ func parseRTPCounters(r io.Reader) (rtpCounters, error) {
 			dst = &c.KernelDropped
 		case `voicemail_rtp_shared_port_datagrams_total{fate="unmatched"}`:
 			dst = &c.Unmatched
+		case "go_memstats_mallocs_total":
+			dst = &c.Mallocs
+		case "go_memstats_alloc_bytes_total":
+			dst = &c.AllocBytes
 		default:
 			continue
 		}
@@ -82,21 +93,21 @@ func parseRTPCounters(r io.Reader) (rtpCounters, error) {
 	return c, sc.Err()
 }
 
-// scrapeRTP fetches url (the server's /metrics) and parses the counters.
-func scrapeRTP(ctx context.Context, url string) (rtpCounters, error) {
+// scrapeServer fetches url (the server's /metrics) and parses the counters.
+func scrapeServer(ctx context.Context, url string) (serverCounters, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return rtpCounters{}, err
+		return serverCounters{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return rtpCounters{}, fmt.Errorf("scrape %s: %w", url, err)
+		return serverCounters{}, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return rtpCounters{}, fmt.Errorf("scrape %s: %s", url, resp.Status)
+		return serverCounters{}, fmt.Errorf("scrape %s: %s", url, resp.Status)
 	}
-	return parseRTPCounters(resp.Body)
+	return parseServerCounters(resp.Body)
 }

@@ -101,7 +101,7 @@ func cmdSippReport(args []string) error {
 		}
 	}
 	if *mBefore != "" && *mURL != "" {
-		var before rtpCounters
+		var before serverCounters
 		b, err := os.ReadFile(*mBefore)
 		if err == nil {
 			err = json.Unmarshal(b, &before)
@@ -109,12 +109,11 @@ func cmdSippReport(args []string) error {
 		if err != nil {
 			return fmt.Errorf("metrics before: %w", err)
 		}
-		after, err := scrapeRTP(context.Background(), *mURL)
+		after, err := scrapeServer(context.Background(), *mURL)
 		if err != nil {
 			return err
 		}
-		d := after.sub(before)
-		r.RTP = &d
+		r.setServer(after.sub(before))
 	}
 	printReport(r)
 	if *jsonOut != "" {
@@ -130,13 +129,13 @@ func cmdSippReport(args []string) error {
 	return nil
 }
 
-// cmdMetrics prints the server's RTP counters as JSON (for sippreport's
+// cmdMetrics prints the server's counters as JSON (for sippreport's
 // -metrics-before).
 func cmdMetrics(args []string) error {
 	fs := flag.NewFlagSet("metrics", flag.ExitOnError)
 	url := fs.String("url", "http://127.0.0.1:6080/metrics", "server /metrics URL")
 	_ = fs.Parse(args)
-	c, err := scrapeRTP(context.Background(), *url)
+	c, err := scrapeServer(context.Background(), *url)
 	if err != nil {
 		return err
 	}

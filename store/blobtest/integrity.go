@@ -131,6 +131,26 @@ func list(t *testing.T, b store.Blobs) {
 	if want := []string{"default/1001/0001.wav", "default/1001/greetings/busy.wav"}; !slices.Equal(keys, want) {
 		t.Errorf("List(default/1001/) = %v, want %v", keys, want)
 	}
+	// Prefixes that end inside a name, name one mailbox's greetings, or a
+	// folder that does not exist (a volume walks only the folder named).
+	for prefix, want := range map[string][]string{
+		"default/100":                           {"default/1001/0001.wav", "default/1001/greetings/busy.wav", "default/1002/0002.wav"},
+		store.GreetingPrefix("default", "1001"): {"default/1001/greetings/busy.wav"},
+		store.GreetingPrefix("default", "1002"): nil,
+		"nobody/9999/greetings/":                nil,
+	} {
+		got, err := b.List(prefix)
+		if err != nil {
+			t.Fatalf("List(%q): %v", prefix, err)
+		}
+		keys = keys[:0]
+		for _, bi := range got {
+			keys = append(keys, bi.Key)
+		}
+		if !slices.Equal(keys, want) {
+			t.Errorf("List(%q) = %v, want %v", prefix, keys, want)
+		}
+	}
 	if err := b.Delete("default/1002/0002.wav"); err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ start_server() {
 }
 
 gen() { taskset -c "$GEN_CPU" "$BIN/vmload" run -server "127.0.0.1:$SIP_PORT" -seconds "$SECONDS_AUDIO" \
-	-audio "$WORK/speech.ulaw" -json "$OUT/results.jsonl" -pid "$SERVER_PID" $VMLOAD_FLAGS "$@"; }
+	-audio "$WORK/speech.ulaw" -json "$OUT/results.jsonl" -pid "$SERVER_PID" -metrics "$METRICS_URL" $VMLOAD_FLAGS "$@"; }
 
 suite_deposit() {
 	for n in "$@"; do
@@ -203,7 +203,7 @@ suite_churn() {
 			pp=$!
 		fi
 		gen -label "churn-$n" -mode churn -concurrent "$n" -calls "$((n * ${CHURN_SECONDS:-20} / 10))" -rate "$(awk "BEGIN{print $n/10}")" \
-			-data "${MEDIA_DIR:-$DATA/media}" -metrics "$METRICS_URL"
+			-data "${MEDIA_DIR:-$DATA/media}"
 		[ -z "$pp" ] || wait "$pp" || true
 		stop_server
 	done
