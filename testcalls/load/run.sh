@@ -18,7 +18,10 @@
 #
 # Suites: churn (vmload, the churn mix of issue 18: N held, N/10 per
 # second, 2N calls, default log level), sippchurn (the same mix from sipp),
-# crosscheck (churn and sippchurn at each level, one after the other),
+# crosscheck (churn and sippchurn at each level, one after the other;
+# per-call RTP ports only: sipp's rtp_stream sends every call's audio from
+# one socket without a=ssrc, which the shared port, media.rtp_mux, drops
+# by design, so sipp's messages there are empty and its CPU meaningless),
 # deposit (vmload, one wave: greeting + beep + 20 s), plain (vmload, silent
 # prompts: beep + 20 s), setup (vmload, 1 s calls at N calls/s, no audio),
 # sipp (sipp 3.6 rtp_stream deposit, to cross-check vmload), dtmf (deposit
@@ -157,6 +160,7 @@ wait_sipp() {
 }
 
 suite_sipp() {
+	sipp_needs_own_ports
 	command -v sipp >/dev/null || { echo "sipp not installed; skipping the sipp suite" >&2; return 0; }
 	local greet_ms talk_ms
 	sipp_calibrate
@@ -212,7 +216,20 @@ suite_churn() {
 # The same mix from sipp, the independent caller: the same audio, the same
 # window (computed by vmload window from the greeting length), the server
 # sampled the same way.
+# sipp_needs_own_ports: sipp's rtp_stream sends every call's audio from
+# one socket and announces no a=ssrc; the shared RTP port drops that by
+# design (docs/performance.md), so a sipp run there measures nothing.
+sipp_needs_own_ports() {
+	case " ${SERVER_FLAGS:-} " in
+	*"--media-rtp-mux true"* | *"--media-rtp-mux=true"*)
+		echo "sipp runs need per-call RTP ports: drop --media-rtp-mux from SERVER_FLAGS" >&2
+		return 1
+		;;
+	esac
+}
+
 suite_sippchurn() {
+	sipp_needs_own_ports
 	local LOG_FLAG=${LOG_LEVEL:+--log-level $LOG_LEVEL}
 	local greet_ms talk_ms
 	sipp_calibrate
