@@ -138,17 +138,29 @@ func (b *FSBlobs) walk(under string, fn func(p, rel string, d fs.DirEntry) error
 // List returns the committed objects whose key starts with prefix, in
 // key order.
 func (b *ObjectBlobs) List(prefix string) ([]BlobInfo, error) {
-	// A listing may take many pages; bound it as a whole, generously.
-	ctx, cancel := context.WithTimeout(context.Background(), objectUploadTimeout)
-	defer cancel()
+	return b.list(prefix, objectCallTimeout)
+}
+
+// list bounds each wait for the store by idle, not the listing as a
+// whole: the whole bucket takes many pages and minutes, a mailbox's
+// greetings one request, which a deposit's caller waits for in silence.
+func (b *ObjectBlobs) list(prefix string, idle time.Duration) ([]BlobInfo, error) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stalled := time.AfterFunc(idle, func() { cancel(fmt.Errorf("no answer from the object store in %v", idle)) })
+	defer stalled.Stop()
 	var out []BlobInfo
 	err := b.obj.List(ctx, prefix, func(key string, info ObjectInfo) error {
+		stalled.Reset(idle)
 		if checkKey(key) == nil && strings.HasPrefix(key, prefix) {
 			out = append(out, BlobInfo{Key: key, Size: info.Size, ModTime: info.ModTime})
 		}
 		return nil
 	})
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
 		return nil, fmt.Errorf("store: list blobs in %s: %w", b.obj, err)
 	}
 	slices.SortFunc(out, func(a, b BlobInfo) int { return strings.Compare(a.Key, b.Key) })
