@@ -1,5 +1,11 @@
 package main
 
+import (
+	"log/slog"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+)
+
 // minProcs is the GOMAXPROCS the server runs with: the runtime's choice,
 // but at least 2 unless GOMAXPROCS is set in the environment.
 //
@@ -18,4 +24,16 @@ func minProcs(current int, env string) int {
 		return current
 	}
 	return 2
+}
+
+// setMemoryLimit makes a container's memory limit (cgroup v1 or v2) the
+// garbage collector's soft limit, at 90 % of it: near the limit the
+// collector runs more often instead of the kernel killing the process in
+// a burst of calls, and far from it nothing changes (GOGC stays 100).
+// GOMEMLIMIT in the environment wins; AUTOMEMLIMIT=off or a ratio
+// (AUTOMEMLIMIT=0.8) is read by the library. Without a limit, no change.
+func setMemoryLimit(log *slog.Logger, opts ...memlimit.Option) {
+	opts = append([]memlimit.Option{memlimit.WithLogger(log)}, opts...)
+	// The library logs what it set, or why not; a failure leaves Go's default.
+	_, _ = memlimit.Set(opts...)
 }

@@ -72,6 +72,7 @@ func serve(args []string) int {
 		log.Info("two Go processors on one CPU, so that a blocking file or database call does not stall the media (GOMAXPROCS sets it)",
 			"was", cur, "gomaxprocs", n)
 	}
+	setMemoryLimit(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := runServer(ctx, cfg, cfg.Demo, log); err != nil {
