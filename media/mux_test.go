@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"testing"
@@ -304,5 +305,45 @@ func TestMuxDrainOnStop(t *testing.T) {
 	defer sink.mu.Unlock()
 	if len(sink.pcm) != 20*160 {
 		t.Fatalf("recorded %d samples, want %d: the last packets were cut", len(sink.pcm), 20*160)
+	}
+}
+
+// TestMuxSharedAddressChanges: among several calls at one address the SSRC picks the
+// call, through every change the maps must follow: an SSRC claimed
+// twice (the first keeps it, the second takes over when the first
+// ends), a caller changing its SSRC, a call moving to an address of its
+// own.
+func TestMuxSharedAddressChanges(t *testing.T) {
+	m := &mux{byAddr: map[netip.AddrPort][]*Session{}, bySSRC: map[uint32]*Session{}}
+	a := netip.MustParseAddrPort("192.0.2.1:4000")
+	b := netip.MustParseAddrPort("192.0.2.2:4000")
+	s1, s2, s3 := &Session{}, &Session{}, &Session{}
+	for _, s := range []*Session{s1, s2, s3} {
+		m.track(s, a)
+	}
+	m.bindSSRC(s1, 100)
+	m.bindSSRC(s2, 200)
+	m.bindSSRC(s3, 100) // the same SSRC at the same address: s1 keeps it
+	want := func(step string, at netip.AddrPort, ssrc uint32, w *Session) {
+		t.Helper()
+		if got := m.lookup(at, ssrc, false); got != w {
+			t.Errorf("%s: lookup(%v, %d) = %p, want %p", step, at, ssrc, got, w)
+		}
+	}
+	want("start", a, 100, s1)
+	want("start", a, 200, s2)
+	want("start", a, 999, nil)
+	m.remove(s1)
+	want("s1 ended", a, 100, s3)
+	m.bindSSRC(s2, 300)
+	want("s2 changed its SSRC", a, 300, s2)
+	want("s2 changed its SSRC", a, 200, nil)
+	m.track(s2, b)
+	want("s2 moved", b, 300, s2)
+	want("s2 moved: alone at the old address", a, 300, s3)
+	m.remove(s3)
+	m.remove(s2)
+	if len(m.byAddr)+len(m.bySSRC) != 0 {
+		t.Errorf("after every call ended: %d addresses, %d SSRCs left", len(m.byAddr), len(m.bySSRC))
 	}
 }
