@@ -373,6 +373,42 @@ func TestGreetingByCause(t *testing.T) {
 	}
 }
 
+// TestAnswerWithoutTrying: a call answered at once gets its 200 OK and no
+// 100 Trying (the transaction sends one only when no answer has gone out
+// after 200 ms, docs/sip.md).
+func TestAnswerWithoutTrying(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 3 {
+		start := time.Now()
+		c, err := siptest.Dial(ctx, siptest.Config{
+			Server:     s.sipAddr(),
+			RequestURI: fmt.Sprintf("sip:1001@127.0.0.1:%d", s.sipPort),
+			From:       `"siptest" <sip:` + callerNumber + `@127.0.0.1>`,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		if c.Status() != 200 {
+			t.Fatalf("call %d: INVITE answered %d", i, c.Status())
+		}
+		for _, p := range c.Provisional() {
+			if p.StatusCode != 100 {
+				t.Errorf("call %d: provisional %d %s, want none", i, p.StatusCode, p.Reason)
+			} else if took < 150*time.Millisecond {
+				t.Errorf("call %d: answered in %v, yet a 100 Trying came first", i, took)
+			}
+		}
+		if _, err := c.Bye(ctx); err != nil {
+			t.Errorf("call %d: BYE: %v", i, err)
+		}
+		c.Close()
+	}
+}
+
 // greetingHeard calls mailbox with an RFC 4458 cause, returns what the
 // caller heard between 50 ms and 1 s into the call and hangs up.
 func greetingHeard(t *testing.T, s *server, mailbox, cause string) []int16 {

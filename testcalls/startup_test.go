@@ -180,3 +180,19 @@ func TestServeTwoProcsOnOneCPU(t *testing.T) {
 		t.Errorf("GOMAXPROCS=1 set, yet the server raised it:\n%s", out)
 	}
 }
+
+// TestServeMemoryLimitEnvironment: the memory limit taken from a
+// container (docs/performance.md) is set at start with the server's
+// logger, and the operator's GOMEMLIMIT or a bad AUTOMEMLIMIT is said in
+// the log without stopping the server.
+func TestServeMemoryLimitEnvironment(t *testing.T) {
+	t.Parallel()
+	out := serveUntilWith(t, t.TempDir(), "voicemail ready", nil, []string{"GOMEMLIMIT=300MiB"})
+	if !strings.Contains(out, "GOMEMLIMIT is already set") {
+		t.Errorf("GOMEMLIMIT=300MiB: the log does not say it is kept:\n%s", out)
+	}
+	out = serveUntilWith(t, t.TempDir(), "voicemail ready", nil, []string{"GOMEMLIMIT=", "AUTOMEMLIMIT=bogus"})
+	if !strings.Contains(out, "failed to set GOMEMLIMIT") || !strings.Contains(out, "AUTOMEMLIMIT") {
+		t.Errorf("AUTOMEMLIMIT=bogus: no error in the log:\n%s", out)
+	}
+}
