@@ -99,9 +99,13 @@ func startBaresip(t *testing.T, user string) *baresip {
 	writeWAVFile(t, filepath.Join(dir, "silence.wav"), make([]int16, 120*8000))
 	ctrl := freePort(t)
 	rtp := portBlock(t, 4)
+	// baresip listens on the port given for UDP and TCP and on the next
+	// one for TLS: a reserved pair below the ephemeral range, which an
+	// outgoing connection cannot take meanwhile (CI once lost the TLS port).
+	sipPort := portBlock(t, 2)
 	conf := strings.Join([]string{
 		"poll_method epoll",
-		fmt.Sprintf("sip_listen 127.0.0.1:%d", freePort(t)),
+		fmt.Sprintf("sip_listen 127.0.0.1:%d", sipPort),
 		"net_interface 127.0.0.1",
 		"audio_source aufile," + filepath.Join(dir, "silence.wav"),
 		"audio_srate 8000",
