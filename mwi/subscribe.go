@@ -106,7 +106,7 @@ func (m *Notifier) subscribe(req *sip.Request, tx sip.ServerTransaction, remoteT
 		ExpiresAt: now.Add(time.Duration(grant) * time.Second).UTC(), CreatedAt: now.UTC(),
 		Owner: m.instance,
 	}
-	for _, rr := range req.GetHeaders("Record-Route") {
+	for rr := range vsip.Headers(req, "Record-Route") {
 		sub.RouteSet = append(sub.RouteSet, rr.Value())
 	}
 	e := &mwiEntry{mb: mbKey{tenant, number}, sub: sub, hidx: -1, key: subKey(sub.CallID, remoteTag, localTag, eventID)}
@@ -293,9 +293,9 @@ func (m *Notifier) okResponse(tx sip.ServerTransaction, req *sip.Request, localT
 
 // parseEvent returns the Event package and its id parameter.
 func parseEvent(req *sip.Request) (pkg, id string) {
-	h := req.GetHeader("Event")
+	h := vsip.Header(req, "Event")
 	if h == nil {
-		h = req.GetHeader("o") // compact form
+		h = vsip.Header(req, "o") // compact form
 	}
 	if h == nil {
 		return "", ""
@@ -315,7 +315,7 @@ func parseEvent(req *sip.Request) (pkg, id string) {
 // application/simple-message-summary (RFC 3842 §4).
 func acceptsSummary(req *sip.Request) bool {
 	listed := false
-	for _, h := range req.GetHeaders("Accept") {
+	for h := range vsip.Headers(req, "Accept") {
 		for _, part := range strings.Split(h.Value(), ",") {
 			mt := strings.ToLower(strings.TrimSpace(strings.Split(part, ";")[0]))
 			if mt == "" {
@@ -332,7 +332,7 @@ func acceptsSummary(req *sip.Request) bool {
 
 // parseExpires returns the Expires asked for (3600 when absent).
 func parseExpires(req *sip.Request) (int, bool) {
-	h := req.GetHeader("Expires")
+	h := vsip.Header(req, "Expires")
 	if h == nil {
 		return mwiMaxExpires, true
 	}

@@ -66,7 +66,7 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tenant stri
 	}
 	realm := s.realm(ctx, tenant)
 	var cred *sipauth.Credentials
-	for _, h := range req.GetHeaders("Authorization") {
+	for h := range Headers(req, "Authorization") {
 		c, err := sipauth.ParseAuthorization(h.Value())
 		if err != nil {
 			s.authFailed(req, tenant, "")
@@ -214,7 +214,7 @@ func (s *Server) inviteAuth(ctx context.Context, tx sip.ServerTransaction, req *
 		}
 	}
 	if !need {
-		if req.GetHeader("Authorization") != nil {
+		if Header(req, "Authorization") != nil {
 			if user, res := s.authenticate(ctx, req, d.tenant); res == authOK {
 				d.authUser = user
 			}

@@ -10,7 +10,7 @@ import (
 // trusted proxy sent the request (from anyone else it is ignored: anyone
 // may write one), else From.
 func callerOf(req *sip.Request, trusted bool) (number, name string) {
-	if h := req.GetHeader("P-Asserted-Identity"); h != nil && trusted {
+	if h := Header(req, "P-Asserted-Identity"); h != nil && trusted {
 		parts := splitHeaderList(h.Value())
 		if len(parts) > 0 {
 			var uri sip.Uri

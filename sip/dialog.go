@@ -282,7 +282,7 @@ func (s *Server) refuse(tx sip.ServerTransaction, req *sip.Request, err error, t
 // not support; "timer" is the only one we do (RFC 4028).
 func CheckRequire(req *sip.Request) error {
 	var out []string
-	for _, h := range req.GetHeaders("Require") {
+	for h := range Headers(req, "Require") {
 		for _, tag := range strings.Split(h.Value(), ",") {
 			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "timer") {
 				out = append(out, tag)
@@ -491,30 +491,36 @@ func (d *Dialog) answer() bool {
 	d.answered.Store(true)
 	d.log.Info("call answered", "transport", d.invite.Transport(), "codec", d.codecName(), "srtp", d.srtpSuite())
 
+	// One timer serves the retransmissions and the deadline: it runs for
+	// every call, and a second one cost allocations per call.
 	reliable := sip.IsReliable(d.invite.Transport())
+	deadline := time.Now().Add(64 * sip.T1)
 	interval := sip.T1
-	retransmit := time.NewTimer(interval)
-	defer retransmit.Stop()
-	deadline := time.NewTimer(64 * sip.T1)
-	defer deadline.Stop()
+	if reliable {
+		interval = 64 * sip.T1
+	}
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
 	for {
 		select {
 		case ack := <-d.ackCh:
 			return d.confirm(ack)
 		case ack := <-d.tx.Acks():
 			return d.confirm(ack)
-		case <-retransmit.C:
+		case <-timer.C:
+			left := time.Until(deadline)
+			if left <= 0 {
+				d.log.Warn("no ACK for 200 OK; ending the call")
+				ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
+				_ = d.bye(ctx)
+				cancel()
+				return false
+			}
 			if !reliable {
 				_ = d.tx.Respond(res)
+				interval = min(2*interval, sip.T2)
 			}
-			interval = min(2*interval, sip.T2)
-			retransmit.Reset(interval)
-		case <-deadline.C:
-			d.log.Warn("no ACK for 200 OK; ending the call")
-			ctx, cancel := context.WithTimeout(context.Background(), 32*sip.T1)
-			_ = d.bye(ctx)
-			cancel()
-			return false
+			timer.Reset(min(interval, left))
 		case <-d.hungUp.Done():
 			return false
 		}

@@ -44,6 +44,30 @@ func (s *Server) Recovered(where string, r any, attrs ...any) {
 	s.log.Error("recovered from panic", append([]any{"where", where, "panic", fmt.Sprint(r), "stack", string(debug.Stack())}, attrs...)...)
 }
 
+// singleHeaders may appear once in a request: RFC 4475 §3.1.2 (multi01,
+// mcl01: two Content-Lengths make the body length unknowable).
+var singleHeaders = [...]string{"To", "From", "Call-ID", "CSeq", "Content-Length", "Max-Forwards"}
+
+// repeatedSingleHeader names the first of singleHeaders req carries twice,
+// or returns "". One pass over the headers without allocating: it runs for
+// every request (see Header).
+func repeatedSingleHeader(req *sip.Request) string {
+	var seen [len(singleHeaders)]bool
+	for _, h := range req.Headers() {
+		n := h.Name()
+		for i, name := range singleHeaders {
+			if strings.EqualFold(n, name) {
+				if seen[i] {
+					return name
+				}
+				seen[i] = true
+				break
+			}
+		}
+	}
+	return ""
+}
+
 // safeRespond answers with the status of refusal without trusting the
 // request's headers: a response built from a request that lacks them could
 // itself panic.
@@ -95,12 +119,8 @@ func validateRequest(req *sip.Request) error {
 	if req.Recipient.Host == "" {
 		return RefuseReason(ErrBadRequest, "Bad Request-URI")
 	}
-	// RFC 4475 §3.1.2: a single-value header given twice (multi01, mcl01:
-	// two Content-Lengths make the body length unknowable).
-	for _, name := range []string{"To", "From", "Call-ID", "CSeq", "Content-Length", "Max-Forwards"} {
-		if len(req.GetHeaders(name)) > 1 {
-			return RefuseReason(ErrBadRequest, "Multiple "+name)
-		}
+	if name := repeatedSingleHeader(req); name != "" {
+		return RefuseReason(ErrBadRequest, "Multiple "+name)
 	}
 	// escruri: URI headers belong in a URI one dereferences, never in a
 	// Request-URI.

@@ -31,7 +31,7 @@ func (d *Dialog) timerDue(interval time.Duration) time.Duration {
 
 // allowsUpdate reports whether the caller's INVITE lists UPDATE in Allow.
 func (d *Dialog) allowsUpdate() bool {
-	for _, h := range d.invite.GetHeaders("Allow") {
+	for h := range Headers(d.invite, "Allow") {
 		for _, m := range strings.Split(h.Value(), ",") {
 			if strings.EqualFold(strings.TrimSpace(m), "UPDATE") {
 				return true
@@ -90,7 +90,7 @@ func (d *Dialog) refresh(ctx context.Context) bool {
 			d.setOffer(o, false) // the caller's answer to our offer
 		}
 	}
-	if h := res.GetHeader("Session-Expires"); h != nil {
+	if h := Header(res, "Session-Expires"); h != nil {
 		v, rest, _ := strings.Cut(h.Value(), ";")
 		if secs, err := time.ParseDuration(strings.TrimSpace(v) + "s"); err == nil && secs >= d.s.minSE() {
 			d.interval.Store(int64(secs))

@@ -102,7 +102,7 @@ func (s *Server) HandleRegistered(f func(store.SIPRegistration)) { s.onReg.Store
 // Contact headers (RFC 3261 §10.3 steps 6–7).
 func (s *Server) applyBindings(ctx context.Context, req *sip.Request, tenant, aor string) (saved []store.SIPRegistration, err error) {
 	headerExpires := defaultRegisterExpires
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := Header(req, "Expires"); h != nil {
 		n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
 		if err != nil || n < 0 {
 			return nil, RefuseReason(ErrBadRequest, "Bad Expires")
@@ -114,7 +114,7 @@ func (s *Server) applyBindings(ctx context.Context, req *sip.Request, tenant, ao
 		maxExp = defaultRegisterExpires
 	}
 	var contacts []*sip.ContactHeader
-	for _, h := range req.GetHeaders("Contact") {
+	for h := range Headers(req, "Contact") {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
 			return nil, RefuseReason(ErrBadRequest, "Bad Contact")
@@ -132,7 +132,7 @@ func (s *Server) applyBindings(ctx context.Context, req *sip.Request, tenant, ao
 		}
 	}
 	var paths []string
-	for _, h := range req.GetHeaders("Path") {
+	for h := range Headers(req, "Path") {
 		paths = append(paths, splitHeaderList(h.Value())...)
 	}
 	for _, c := range contacts {

@@ -29,7 +29,7 @@ func (d *Dialog) requestSeq(method sip.RequestMethod, cseq uint32, body []byte, 
 	to := &sip.ToHeader{DisplayName: d.invite.From().DisplayName, Address: d.invite.From().Address, Params: sip.NewParams()}
 	to.Params.Add("tag", d.remoteTag)
 	var routes []string
-	for _, rr := range d.invite.GetHeaders("Record-Route") {
+	for rr := range Headers(d.invite, "Record-Route") {
 		routes = append(routes, rr.Value())
 	}
 	return d.s.Request(method, InDialog{

@@ -64,7 +64,7 @@ type historyEntry struct {
 // fromHistoryInfo returns the hi-entry the first rc parameter points to.
 func fromHistoryInfo(req *sip.Request) (Target, bool) {
 	var entries []historyEntry
-	for _, h := range req.GetHeaders("History-Info") {
+	for h := range Headers(req, "History-Info") {
 		for _, part := range splitHeaderList(h.Value()) {
 			var e historyEntry
 			e.params = sip.NewParams()
@@ -110,11 +110,11 @@ func historyBusy(entries ...historyEntry) bool {
 
 // fromDiversion uses the topmost Diversion entry: the most recent diverter.
 func fromDiversion(req *sip.Request) (Target, bool) {
-	hs := req.GetHeaders("Diversion")
-	if len(hs) == 0 {
+	h := Header(req, "Diversion")
+	if h == nil {
 		return Target{}, false
 	}
-	parts := splitHeaderList(hs[0].Value())
+	parts := splitHeaderList(h.Value())
 	if len(parts) == 0 {
 		return Target{}, false
 	}

@@ -24,7 +24,7 @@ const defaultMinSE = 90 * time.Second
 // name) and its parameters.
 func headerSeconds(req *sip.Request, names ...string) (time.Duration, sip.HeaderParams, bool) {
 	for _, n := range names {
-		h := req.GetHeader(n)
+		h := Header(req, n)
 		if h == nil {
 			continue
 		}
@@ -47,7 +47,7 @@ func headerSeconds(req *sip.Request, names ...string) (time.Duration, sip.Header
 // supportsTimer reports whether the request lists the "timer" option tag.
 func supportsTimer(req *sip.Request) bool {
 	for _, name := range []string{"Supported", "k", "Require"} {
-		for _, h := range req.GetHeaders(name) {
+		for h := range Headers(req, name) {
 			for _, tag := range strings.Split(h.Value(), ",") {
 				if strings.EqualFold(strings.TrimSpace(tag), "timer") {
 					return true

@@ -516,15 +516,24 @@ func (s *sqlStore) DeleteTenant(ctx context.Context, name string) error {
 	return nil
 }
 
+// tenantForDomainSQL is TenantForDomain's query per dialect, built once:
+// it runs for every INVITE, and building it there cost allocations.
+var tenantForDomainSQL = func() (q [dialectPostgres + 1]string) {
+	for d := range q {
+		q[d] = `
+SELECT t.name FROM tenants t, ` + dialect(d).eachOf("t.domains", "d") + `
+WHERE lower(d.value) = ? ORDER BY t.name LIMIT 1`
+	}
+	return q
+}()
+
 func (s *sqlStore) TenantForDomain(ctx context.Context, host string) (string, error) {
 	h := normHost(host)
 	if h == "" {
 		return DefaultTenant, nil
 	}
 	var name string
-	err := s.hotQueryRow(ctx, `
-SELECT t.name FROM tenants t, `+s.d.eachOf("t.domains", "d")+`
-WHERE lower(d.value) = ? ORDER BY t.name LIMIT 1`, h).Scan(&name)
+	err := s.hotQueryRow(ctx, tenantForDomainSQL[s.d], h).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return DefaultTenant, nil
 	}
