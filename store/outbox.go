@@ -186,6 +186,19 @@ func (s *sqlStore) commitChanges(tx *sqlTx) error {
 	return nil
 }
 
+// The change log's reads on PostgreSQL. The text form of txid is named
+// tx: named txid, ORDER BY txid would sort by that output column, as text
+// ("100" before "99"), which reads pages out of order across a change in
+// the number of digits (a follower's cursor then skips rows) and cannot
+// use change_events_order (every read sorted the whole log).
+const (
+	changesAfterPG = `SELECT id, txid::text AS tx, event_id, body FROM change_events
+WHERE (txid, id) > (?::xid8, ?) AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY txid, id LIMIT ?`
+	changeHeadPG = `SELECT txid::text AS tx, id FROM change_events
+WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1`
+)
+
 func (s *sqlStore) ChangesAfter(ctx context.Context, c Cursor, limit int) ([]Change, Cursor, bool, error) {
 	if s.closed.Load() {
 		return nil, c, false, ErrClosed
@@ -196,9 +209,7 @@ func (s *sqlStore) ChangesAfter(ctx context.Context, c Cursor, limit int) ([]Cha
 		err  error
 	)
 	if s.d == dialectPostgres {
-		rows, err = s.r.QueryContext(ctx, `SELECT id, txid::text, event_id, body FROM change_events
-WHERE (txid, id) > (?::xid8, ?) AND txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY txid, id LIMIT ?`, strconv.FormatUint(c.TxID, 10), c.Seq, limit)
+		rows, err = s.r.QueryContext(ctx, changesAfterPG, strconv.FormatUint(c.TxID, 10), c.Seq, limit)
 	} else {
 		rows, err = s.r.QueryContext(ctx, `SELECT id, '0', event_id, body FROM change_events
 WHERE id > ? ORDER BY id LIMIT ?`, c.Seq, limit)
@@ -261,8 +272,7 @@ func (s *sqlStore) ChangeHead(ctx context.Context) (Cursor, error) {
 	}
 	var err error
 	if s.d == dialectPostgres {
-		err = s.r.QueryRowContext(ctx, `SELECT txid::text, id FROM change_events
-WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1`).Scan(&txid, &c.Seq)
+		err = s.r.QueryRowContext(ctx, changeHeadPG).Scan(&txid, &c.Seq)
 	} else {
 		err = s.r.QueryRowContext(ctx, `SELECT '0', id FROM change_events ORDER BY id DESC LIMIT 1`).Scan(&txid, &c.Seq)
 	}
