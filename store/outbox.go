@@ -195,7 +195,11 @@ const (
 	changesAfterPG = `SELECT id, txid::text AS tx, event_id, body FROM change_events
 WHERE (txid, id) > (?::xid8, ?) AND txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY txid, id LIMIT ?`
-	changeHeadPG = `SELECT txid::text AS tx, id FROM change_events
+	// changesPendingPG is an ordered LIMIT 1, not an EXISTS: PostgreSQL's
+	// generic plan of the EXISTS (pgx prepares it) scanned the whole log,
+	// and found nothing, at every read of a follower that had caught up.
+	changesPendingPG = `SELECT id FROM change_events WHERE (txid, id) > (?::xid8, ?) ORDER BY txid, id LIMIT 1`
+	changeHeadPG     = `SELECT txid::text AS tx, id FROM change_events
 WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1`
 )
 
@@ -254,12 +258,15 @@ WHERE id > ? ORDER BY id LIMIT ?`, c.Seq, limit)
 	}
 	// Rows of transactions that are committed but still behind an older
 	// running one: read again soon rather than at the next signal.
-	var pending bool
-	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM change_events
-WHERE (txid, id) > (?::xid8, ?))`, strconv.FormatUint(c.TxID, 10), c.Seq).Scan(&pending); err != nil {
+	var next int64
+	err = s.r.QueryRowContext(ctx, changesPendingPG, strconv.FormatUint(c.TxID, 10), c.Seq).Scan(&next)
+	if errors.Is(err, sql.ErrNoRows) {
+		return out, c, false, nil
+	}
+	if err != nil {
 		return nil, c, false, fmt.Errorf("store: read changes: %w", err)
 	}
-	return out, c, pending, nil
+	return out, c, true, nil
 }
 
 func (s *sqlStore) ChangeHead(ctx context.Context) (Cursor, error) {
