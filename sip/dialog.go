@@ -177,10 +177,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			s.active.Add(-1)
 		}
 	}()
-	if err := CheckRequire(req); err != nil {
-		s.refuse(tx, req, err, "")
-		return
-	}
+	// An unsupported Require was refused by guard (validateRequest).
 	interval, tooSmall := s.sessionInterval(req)
 	if tooSmall {
 		s.refuse(tx, req, Refuse(ErrIntervalTooSmall, sip.NewHeader("Min-SE", strconv.Itoa(int(s.minSE()/time.Second)))), "")
