@@ -92,10 +92,20 @@ func BenchmarkEncodePCMA(b *testing.B) {
 	}
 }
 
-// BenchmarkWAVWrite writes one 20 ms frame per op to a file.
+// BenchmarkWAVWrite writes one 20 ms frame per op to a file: a tone, and
+// (g711) the frames a call delivers, decoded from µ-law.
 func BenchmarkWAVWrite(b *testing.B) {
-	for _, f := range []Format{FormatPCM16, FormatULaw} {
-		b.Run(f.String(), func(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		f     Format
+		frame []int16
+	}{
+		{"pcm16", FormatPCM16, Tone(440, 20*time.Millisecond, 0.3)},
+		{"pcm16-g711", FormatPCM16, decoded(PCMU, 0, 160)},
+		{"ulaw", FormatULaw, Tone(440, 20*time.Millisecond, 0.3)},
+	} {
+		f, frame := tc.f, tc.frame
+		b.Run(tc.name, func(b *testing.B) {
 			fh, err := os.Create(filepath.Join(b.TempDir(), "b.wav"))
 			if err != nil {
 				b.Fatal(err)
@@ -105,7 +115,6 @@ func BenchmarkWAVWrite(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			frame := Tone(440, 20*time.Millisecond, 0.3)
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := w.Write(frame); err != nil {

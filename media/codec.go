@@ -61,6 +61,20 @@ var (
 	alawTable = encodeTable(g711.EncodeAlawFrame)
 )
 
+// The decoders as tables too: a WAVWriter checks with them that a sample
+// survives G.711 before it keeps the sample's code (see WAVWriter).
+var (
+	ulawDecTable = decodeTable(g711.DecodeUlawFrame)
+	alawDecTable = decodeTable(g711.DecodeAlawFrame)
+)
+
+func decodeTable(dec func(uint8) int16) (t [256]int16) {
+	for i := range t {
+		t[i] = dec(uint8(i))
+	}
+	return t
+}
+
 func encodeTable(enc func(int16) byte) (t [1 << 16]byte) {
 	for i := range t {
 		t[i] = enc(int16(uint16(i)))

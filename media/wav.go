@@ -1,13 +1,13 @@
 package media
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"sync"
 )
 
 // Format is the sample encoding of a WAV file the server writes.
@@ -75,75 +75,85 @@ const (
 )
 
 // WAVWriter streams 8000 Hz mono samples into a WAV file. The header is
-// written at once with zero sizes and patched by Close, so a file cut
-// short by a crash can be repaired by FixWAV.
+// written with zero sizes and patched by Close, so a file cut short by a
+// crash can be repaired by FixWAV.
+//
+// It holds up to half a second of samples before it writes them (one write
+// per half second of a recording, however it arrives). For a PCM16 file
+// it holds them as G.711 bytes, half the memory, for as long as every
+// sample is one a G.711 codec decodes to, which is what a call delivers
+// (the receiver decodes G.711): the bytes are expanded when written, so the
+// file is the same. The first sample that is not (a tone, audio from
+// elsewhere) turns the buffer into PCM bytes for the rest of the file.
 type WAVWriter struct {
 	ws      io.WriteSeeker
-	bw      *bufio.Writer
 	format  Format
 	hdrLen  int64
 	samples int64
-	scratch [512]byte
+	buf     []byte // not yet written: file bytes, or packed codes
+	packed  bool   // buf holds pack's codes for a PCM16 file
+	pack    Codec
+	hdrDone bool // the header has reached ws
 	closed  bool
 	err     error
 }
 
-// NewWAVWriter writes a header for format f to w (at its current offset,
-// which should be 0) and returns a writer for the samples.
+// wavBufSamples is what a WAVWriter holds before writing: 0.512 s.
+const wavBufSamples = 4096
+
+// wavScratch expands a packed buffer (and prefixes the first one with the
+// header) for the write; shared, so a call does not keep 8 KiB for it.
+var wavScratch = sync.Pool{New: func() any { return new([g711HeaderLen + 2*wavBufSamples]byte) }}
+
+// NewWAVWriter returns a writer of format f to w, which should be at
+// offset 0. The header reaches w with the first samples.
 func NewWAVWriter(w io.WriteSeeker, f Format) (*WAVWriter, error) {
 	if f > FormatALaw {
 		return nil, fmt.Errorf("media: unknown WAV format %d", f)
 	}
-	ww := &WAVWriter{ws: w, bw: bufio.NewWriterSize(w, 8192), format: f}
-	hdr := ww.header(0)
-	ww.hdrLen = int64(len(hdr))
-	if _, err := ww.bw.Write(hdr); err != nil {
-		return nil, err
-	}
+	ww := &WAVWriter{ws: w, format: f, packed: f == FormatPCM16, pack: PCMU}
+	ww.hdrLen = int64(len(ww.appendHeader(nil, 0)))
+	ww.buf = make([]byte, 0, wavBufSamples)
 	return ww, nil
 }
 
-// header builds the header for dataLen bytes of samples.
-func (w *WAVWriter) header(dataLen int64) []byte {
+// appendHeader appends the header for dataLen bytes of samples to b.
+func (w *WAVWriter) appendHeader(b []byte, dataLen int64) []byte {
 	pad := dataLen & 1 // RIFF chunks are word aligned; the pad is outside the data size
 	if w.format == FormatPCM16 {
-		b := make([]byte, pcmHeaderLen)
-		copy(b[0:], "RIFF")
-		le32(b[4:], uint32(36+dataLen+pad))
-		copy(b[8:], "WAVEfmt ")
-		le32(b[16:], 16)
-		le16(b[20:], wavTagPCM)
-		le16(b[22:], 1)            // mono
-		le32(b[24:], SampleRate)   // sample rate
-		le32(b[28:], SampleRate*2) // byte rate
-		le16(b[32:], 2)            // block align
-		le16(b[34:], 16)           // bits per sample
-		copy(b[36:], "data")
-		le32(b[40:], uint32(dataLen))
-		return b
+		b = append(b, "RIFF\x00\x00\x00\x00WAVEfmt "...)
+		h := b[len(b)-16:]
+		le32(h[4:], uint32(36+dataLen+pad))
+		b = le32a(b, 16)
+		b = le16a(b, wavTagPCM)
+		b = le16a(b, 1)            // mono
+		b = le32a(b, SampleRate)   // sample rate
+		b = le32a(b, SampleRate*2) // byte rate
+		b = le16a(b, 2)            // block align
+		b = le16a(b, 16)           // bits per sample
+		b = append(b, "data"...)
+		return le32a(b, uint32(dataLen))
 	}
 	tag := uint16(wavTagMULaw)
 	if w.format == FormatALaw {
 		tag = wavTagALaw
 	}
-	b := make([]byte, g711HeaderLen)
-	copy(b[0:], "RIFF")
-	le32(b[4:], uint32(50+dataLen+pad))
-	copy(b[8:], "WAVEfmt ")
-	le32(b[16:], 18)
-	le16(b[20:], tag)
-	le16(b[22:], 1)
-	le32(b[24:], SampleRate)
-	le32(b[28:], SampleRate)
-	le16(b[32:], 1) // block align
-	le16(b[34:], 8) // bits per sample
-	le16(b[36:], 0) // cbSize
-	copy(b[38:], "fact")
-	le32(b[42:], 4)
-	le32(b[46:], uint32(dataLen)) // one byte per sample
-	copy(b[50:], "data")
-	le32(b[54:], uint32(dataLen))
-	return b
+	b = append(b, "RIFF\x00\x00\x00\x00WAVEfmt "...)
+	h := b[len(b)-16:]
+	le32(h[4:], uint32(50+dataLen+pad))
+	b = le32a(b, 18)
+	b = le16a(b, tag)
+	b = le16a(b, 1)
+	b = le32a(b, SampleRate)
+	b = le32a(b, SampleRate)
+	b = le16a(b, 1) // block align
+	b = le16a(b, 8) // bits per sample
+	b = le16a(b, 0) // cbSize
+	b = append(b, "fact"...)
+	b = le32a(b, 4)
+	b = le32a(b, uint32(dataLen)) // one byte per sample
+	b = append(b, "data"...)
+	return le32a(b, uint32(dataLen))
 }
 
 // Write appends samples, encoded per the writer's format.
@@ -155,25 +165,144 @@ func (w *WAVWriter) Write(pcm []int16) error {
 		return errors.New("media: write to closed WAVWriter")
 	}
 	for len(pcm) > 0 {
-		var n int
-		if w.format == FormatPCM16 {
-			n = min(len(pcm), len(w.scratch)/2)
-			for i, s := range pcm[:n] {
-				binary.LittleEndian.PutUint16(w.scratch[2*i:], uint16(s))
+		if len(w.buf) == cap(w.buf) {
+			if w.err = w.flush(); w.err != nil {
+				return w.err
 			}
-			_, w.err = w.bw.Write(w.scratch[:2*n])
-		} else {
-			n = min(len(pcm), len(w.scratch))
-			w.codec().Encode(w.scratch[:n], pcm[:n])
-			_, w.err = w.bw.Write(w.scratch[:n])
 		}
-		if w.err != nil {
-			return w.err
+		var n int
+		switch {
+		case w.packed:
+			n = min(len(pcm), cap(w.buf)-len(w.buf))
+			n = w.packSamples(pcm[:n])
+			if n == 0 {
+				// Before anything is written, the audio may be A-law
+				// whose first samples µ-law could also hold.
+				if w.hdrDone || w.pack == PCMA || !w.repack(PCMA) {
+					w.unpack()
+				}
+				continue
+			}
+		case w.format == FormatPCM16:
+			n = min(len(pcm), (cap(w.buf)-len(w.buf))/2)
+			b := w.buf[len(w.buf) : len(w.buf)+2*n]
+			for i, s := range pcm[:n] {
+				binary.LittleEndian.PutUint16(b[2*i:], uint16(s))
+			}
+			w.buf = w.buf[:len(w.buf)+2*n]
+		default:
+			n = min(len(pcm), cap(w.buf)-len(w.buf))
+			w.codec().Encode(w.buf[len(w.buf):len(w.buf)+n], pcm[:n])
+			w.buf = w.buf[:len(w.buf)+n]
 		}
 		w.samples += int64(n)
 		pcm = pcm[n:]
 	}
 	return nil
+}
+
+// packSamples appends the codes of the leading samples of pcm that decode
+// back to themselves and returns how many it took.
+func (w *WAVWriter) packSamples(pcm []int16) int {
+	enc, dec := &ulawTable, &ulawDecTable
+	if w.pack == PCMA {
+		enc, dec = &alawTable, &alawDecTable
+	}
+	b := w.buf[len(w.buf) : len(w.buf)+len(pcm)]
+	b = b[:len(pcm)] // one bounds check
+	// Code everything, then check without a branch per sample: a frame
+	// either survives whole or is not G.711 at all.
+	var diff int16
+	for i, s := range pcm {
+		c := enc[uint16(s)]
+		b[i] = c
+		diff |= dec[c] ^ s
+	}
+	n := len(pcm)
+	if diff != 0 {
+		n = 0
+		for n < len(pcm) && dec[b[n]] == pcm[n] {
+			n++
+		}
+	}
+	w.buf = w.buf[:len(w.buf)+n]
+	return n
+}
+
+// repack re-codes the buffer's samples in codec c if every one of them
+// survives it, and makes c the codec of what follows.
+func (w *WAVWriter) repack(c Codec) bool {
+	from, enc, dec := w.decTable(), &ulawTable, &ulawDecTable
+	if c == PCMA {
+		enc, dec = &alawTable, &alawDecTable
+	}
+	for _, b := range w.buf {
+		if s := from[b]; dec[enc[uint16(s)]] != s {
+			return false
+		}
+	}
+	for i, b := range w.buf {
+		w.buf[i] = enc[uint16(from[b])]
+	}
+	w.pack = c
+	return true
+}
+
+func (w *WAVWriter) decTable() *[256]int16 {
+	if w.pack == PCMA {
+		return &alawDecTable
+	}
+	return &ulawDecTable
+}
+
+// unpack turns the buffer of a packed PCM16 writer into PCM bytes, for good.
+func (w *WAVWriter) unpack() {
+	b := make([]byte, 0, 2*wavBufSamples)
+	w.buf = w.appendUnpacked(b)
+	w.packed = false
+}
+
+// appendUnpacked appends the buffer's samples as PCM16 bytes to b.
+func (w *WAVWriter) appendUnpacked(b []byte) []byte {
+	dec := w.decTable()
+	n := len(b)
+	b = b[:n+2*len(w.buf)]
+	for i, c := range w.buf {
+		binary.LittleEndian.PutUint16(b[n+2*i:], uint16(dec[c]))
+	}
+	return b
+}
+
+// flush writes what the buffer holds, after the header if it has not been
+// written yet.
+func (w *WAVWriter) flush() error {
+	if w.hdrDone && !w.packed {
+		if len(w.buf) == 0 {
+			return nil
+		}
+		_, err := w.ws.Write(w.buf)
+		if err == nil {
+			w.buf = w.buf[:0]
+		}
+		return err
+	}
+	sp := wavScratch.Get().(*[g711HeaderLen + 2*wavBufSamples]byte)
+	defer wavScratch.Put(sp)
+	b := sp[:0]
+	if !w.hdrDone {
+		b = w.appendHeader(b, 0)
+	}
+	if w.packed {
+		b = w.appendUnpacked(b)
+	} else {
+		b = append(b, w.buf...)
+	}
+	_, err := w.ws.Write(b)
+	if err == nil {
+		w.hdrDone = true
+		w.buf = w.buf[:0]
+	}
+	return err
 }
 
 func (w *WAVWriter) codec() Codec {
@@ -201,7 +330,7 @@ func (w *WAVWriter) Truncate(n int64) error {
 		return nil
 	}
 	n = min(n, w.samples)
-	if w.err = w.bw.Flush(); w.err != nil {
+	if w.err = w.flush(); w.err != nil {
 		return w.err
 	}
 	w.samples -= n
@@ -228,11 +357,14 @@ func (w *WAVWriter) Close() error {
 	}
 	dataLen := w.samples * w.format.bytesPerSample()
 	if dataLen&1 == 1 {
-		if w.err = w.bw.WriteByte(0); w.err != nil {
-			return w.err
+		if len(w.buf) == cap(w.buf) {
+			if w.err = w.flush(); w.err != nil {
+				return w.err
+			}
 		}
+		w.buf = append(w.buf, 0) // only G.711 files have odd lengths: never packed
 	}
-	if w.err = w.bw.Flush(); w.err != nil {
+	if w.err = w.flush(); w.err != nil {
 		return w.err
 	}
 	end, err := w.ws.Seek(0, io.SeekCurrent)
@@ -243,7 +375,8 @@ func (w *WAVWriter) Close() error {
 	if _, w.err = w.ws.Seek(0, io.SeekStart); w.err != nil {
 		return w.err
 	}
-	if _, w.err = w.ws.Write(w.header(dataLen)); w.err != nil {
+	var hdr [g711HeaderLen]byte
+	if _, w.err = w.ws.Write(w.appendHeader(hdr[:0], dataLen)); w.err != nil {
 		return w.err
 	}
 	_, w.err = w.ws.Seek(end, io.SeekStart)
@@ -259,7 +392,7 @@ func EncodeWAV(pcm []int16, f Format) ([]byte, error) {
 	}
 	w := &WAVWriter{format: f}
 	dataLen := int64(len(pcm)) * f.bytesPerSample()
-	b := w.header(dataLen)
+	b := w.appendHeader(make([]byte, 0, g711HeaderLen+dataLen+1), dataLen)
 	hdrLen := len(b)
 	b = append(b, make([]byte, dataLen+dataLen&1)...)
 	data := b[hdrLen : int64(hdrLen)+dataLen]
@@ -273,8 +406,10 @@ func EncodeWAV(pcm []int16, f Format) ([]byte, error) {
 	return b, nil
 }
 
-func le16(b []byte, v uint16) { binary.LittleEndian.PutUint16(b, v) }
-func le32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
+func le16(b []byte, v uint16)         { binary.LittleEndian.PutUint16(b, v) }
+func le32(b []byte, v uint32)         { binary.LittleEndian.PutUint32(b, v) }
+func le16a(b []byte, v uint16) []byte { return binary.LittleEndian.AppendUint16(b, v) }
+func le32a(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
 
 // wavFmt is the part of a `fmt ` chunk the reader needs.
 type wavFmt struct {

@@ -296,7 +296,7 @@ func TestFixWAV(t *testing.T) {
 			f := tempFile(t)
 			w, _ := NewWAVWriter(f, tc.format)
 			w.Write(Tone(500, time.Second, 0.5)[:tc.samples])
-			w.bw.Flush() // the writer "dies" here: sizes are still 0
+			w.flush() // the writer "dies" here: sizes are still 0
 			f.Write(make([]byte, tc.extra))
 			if tc.name == "pcm16 whole" {
 				// a stale, too-small size from an earlier patch
