@@ -159,6 +159,7 @@ type Server struct {
 	nonces    *sipauth.Nonces                  // nil: no digest authentication
 	onReg     atomic.Pointer[func(store.SIPRegistration)]
 	flood     *flood // rate limits and lock-out (ratelimit.go)
+	byes      *answeredByes
 }
 
 // New builds the server; Serve starts it.
@@ -194,7 +195,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
-		dialogs: map[string]*Dialog{}, ports: map[string]int{}, metrics: m}
+		dialogs: map[string]*Dialog{}, ports: map[string]int{}, metrics: m,
+		byes: newAnsweredByes(64*sip.T1, time.Now)}
 	if len(cfg.NonceKey) > 0 {
 		ttl := cfg.NonceTTL
 		if ttl <= 0 {
@@ -463,6 +465,13 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *Dialog {
 }
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	// Our transactions for BYEs end at the 200 (below): a copy of a BYE
+	// we answered is answered again here.
+	if s.byes.seen(req) {
+		_ = OK(tx, req)
+		tx.Terminate()
+		return
+	}
 	d := s.inDialog(req, tx)
 	if d == nil {
 		return
@@ -473,7 +482,11 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		Reply(tx, req, ErrNoDialog, "")
 		return
 	}
+	s.byes.add(req)
 	_ = OK(tx, req)
+	// Over UDP sipgo would keep the transaction, the BYE and our 200 for
+	// Timer J (32 s); answeredByes does that job for 16 bytes.
+	tx.Terminate()
 	d.log.Info("caller hung up")
 }
 

@@ -117,6 +117,7 @@ type phone struct {
 	tag    string
 	toTag  string
 	rtp    int
+	branch string // the Via branch of the next requests; empty = a new one each
 }
 
 func newPhone(t *testing.T, server *net.UDPAddr) *phone {
@@ -154,9 +155,13 @@ func (p *phone) sendRaw(method string, cseq int, contentType, body string, extra
 	if p.toTag != "" {
 		to += ";tag=" + p.toTag
 	}
-	msg := fmt.Sprintf("%s sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%d;rport\r\n"+
+	branch := p.branch
+	if branch == "" {
+		branch = fmt.Sprint(time.Now().UnixNano())
+	}
+	msg := fmt.Sprintf("%s sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%s;rport\r\n"+
 		"From: <sip:2002@127.0.0.1>;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\nMax-Forwards: 70\r\n"+
-		"Contact: <sip:2002@127.0.0.1:%d>\r\n", method, p.user, p.server, p.port(), time.Now().UnixNano(), p.tag, to, p.callID, cseq, method, p.port())
+		"Contact: <sip:2002@127.0.0.1:%d>\r\n", method, p.user, p.server, p.port(), branch, p.tag, to, p.callID, cseq, method, p.port())
 	for _, h := range extra {
 		msg += h + "\r\n"
 	}
@@ -460,6 +465,36 @@ func TestSessionTimer(t *testing.T) {
 	r.send("ACK", 1, "")
 	r.send("BYE", 2, "")
 	r.expect("SIP/2.0 200", 5*time.Second)
+}
+
+// TestByeCopyAnsweredAgain: the server ends its BYE transaction at the
+// 200 (sipgo's would keep the BYE for 32 s, BENCHMARKS.md); a copy of the
+// BYE, as a caller sends when our 200 is lost, still gets 200 with our
+// tag, and a new BYE in the ended dialog still gets 481.
+func TestByeCopyAnsweredAgain(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	p.expect("SIP/2.0 200", 5*time.Second)
+	p.send("ACK", 1, "")
+	p.branch = "byecopy"
+	p.send("BYE", 2, "")
+	first := p.expect("SIP/2.0 200", 5*time.Second)
+	if !strings.Contains(first, "CSeq: 2 BYE") {
+		t.Fatalf("200 is not for the BYE:\n%s", first)
+	}
+	for range 2 {
+		time.Sleep(100 * time.Millisecond) // past sipgo's transaction, had it stayed
+		p.send("BYE", 2, "")
+		again := p.expect("SIP/2.0 200", 5*time.Second)
+		if header(again, "To", ";tag=") != p.toTag || !strings.Contains(again, "CSeq: 2 BYE") {
+			t.Fatalf("copy of the BYE answered:\n%s\nwant the To tag %q", again, p.toTag)
+		}
+	}
+	p.branch = ""
+	p.send("BYE", 3, "")
+	p.expect("SIP/2.0 481", 5*time.Second)
 }
 
 // TestLateINVITECopyAbsorbed: a late copy of the INVITE (same branch),
