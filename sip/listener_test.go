@@ -1,11 +1,15 @@
 package sip
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +102,53 @@ func testutilValue(c prometheus.Counter) float64 {
 	reg.MustRegister(c)
 	fams, _ := reg.Gather()
 	return fams[0].GetMetric()[0].GetCounter().GetValue()
+}
+
+// TestUDPListenerBuffers: a UDP listener gets a receive buffer for bursts
+// of calls (16 MiB, or net.core.rmem_max without CAP_NET_ADMIN), and its
+// kernel drop count is exported.
+func TestUDPListenerBuffers(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("socket buffers are read on Linux only")
+	}
+	s, err := New(Config{Listeners: []Listener{{Transport: "udp", Addr: "127.0.0.1:0"}}, PublicIP: net.IPv4(127, 0, 0, 1)},
+		Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	udp := s.udp
+	s.mu.Unlock()
+	if len(udp) != 1 {
+		t.Fatalf("%d UDP listeners kept, want 1", len(udp))
+	}
+	want := sipSocketBuffer
+	if b, err := os.ReadFile("/proc/sys/net/core/rmem_max"); err == nil {
+		if max, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && max < want {
+			want = max // granted up to this without CAP_NET_ADMIN
+		}
+	}
+	if got, ok := udp[0].RecvBuffer(); !ok || got < want {
+		t.Errorf("receive buffer %d (%v), want at least %d", got, ok, want)
+	}
+	if _, ok := udp[0].Drops(); !ok || s.udpDropped() != 0 {
+		t.Errorf("drops not read (%v) or not 0: %d", ok, s.udpDropped())
+	}
+	found := false
+	for _, c := range s.Collectors() {
+		ch := make(chan *prometheus.Desc, 8)
+		c.Describe(ch)
+		close(ch)
+		for d := range ch {
+			found = found || strings.Contains(d.String(), "voicemail_sip_udp_dropped_total")
+		}
+	}
+	if !found {
+		t.Error("voicemail_sip_udp_dropped_total is not collected")
+	}
 }

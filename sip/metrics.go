@@ -72,7 +72,11 @@ func newCallMetrics() *callMetrics {
 // packets of ended calls, recovered panics.
 func (s *Server) Collectors() []prometheus.Collector {
 	m := s.metrics
-	cs := []prometheus.Collector{m.calls, m.rtp, m.panics, m.malformed.count, m.tcpRefused, m.rejected, m.rtcp, m.jitter, m.rtt, m.loss}
+	cs := []prometheus.Collector{m.calls, m.rtp, m.panics, m.malformed.count, m.tcpRefused, m.rejected, m.rtcp, m.jitter, m.rtt, m.loss,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "voicemail_sip_udp_dropped_total",
+			Help: "SIP datagrams the kernel dropped because a UDP listener's receive buffer was full (docs/performance.md).",
+		}, func() float64 { return float64(s.udpDropped()) })}
 	if eng := s.deps.Engine; eng != nil {
 		if _, ok := eng.SharedPortStats(); ok {
 			cs = append(cs, sharedPortCollectors(eng)...)

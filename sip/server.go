@@ -24,6 +24,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/vmserver/voicemail/internal/udpbatch"
 	"github.com/vmserver/voicemail/media"
 	"github.com/vmserver/voicemail/sipauth"
 	"github.com/vmserver/voicemail/store"
@@ -160,6 +161,7 @@ type Server struct {
 	onReg     atomic.Pointer[func(store.SIPRegistration)]
 	flood     *flood // rate limits and lock-out (ratelimit.go)
 	byes      *answeredByes
+	udp       []*udpbatch.Conn // UDP listeners, for their drop counts; guarded by mu
 }
 
 // New builds the server; Serve starts it.
@@ -243,6 +245,7 @@ func (s *Server) Listen(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("sip: listen udp %s: %w", l.Addr, err)
 			}
+			s.addUDP(pc)
 			s.setPort("udp", pc.LocalAddr())
 			go func() { <-ctx.Done(); pc.Close() }()
 			go s.serve(func() error { return s.srv.ServeUDP(pc) }, l)
@@ -273,6 +276,46 @@ func (s *Server) Listen(ctx context.Context) error {
 		s.log.Info("sip listening", "transport", l.Transport, "addr", l.Addr)
 	}
 	return nil
+}
+
+// sipSocketBuffer is the kernel receive buffer asked for a UDP listener:
+// a few seconds of signalling at 1,500 calls/s. With Linux's default
+// (~208 KiB) a pause of the reading goroutine of a few tens of
+// milliseconds under a burst of calls dropped INVITEs, which the callers
+// resent 500 ms later (BENCHMARKS.md, "The SIP socket's buffer"). Above
+// net.core.rmem_max only with CAP_NET_ADMIN (docs/performance.md).
+const sipSocketBuffer = 16 << 20
+
+// addUDP sizes a UDP listener's buffers and keeps it for its drop count
+// (voicemail_sip_udp_dropped_total).
+func (s *Server) addUDP(pc net.PacketConn) {
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return
+	}
+	b, err := udpbatch.New(uc)
+	if err != nil {
+		s.log.Warn("sip udp listener: socket buffers left as they are", "err", err)
+		return
+	}
+	b.SetBuffers(sipSocketBuffer)
+	s.mu.Lock()
+	s.udp = append(s.udp, b)
+	s.mu.Unlock()
+}
+
+// udpDropped is how many datagrams the kernel dropped on the UDP
+// listeners because their receive buffers were full.
+func (s *Server) udpDropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for _, b := range s.udp {
+		if d, ok := b.Drops(); ok {
+			n += d
+		}
+	}
+	return n
 }
 
 func (s *Server) serve(f func() error, l Listener) {

@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"mail":                 {"store"},
 	"mwi":                  {"sip", "store"},
 	"call":                 {"diskspace", "ivr", "media", "phone", "prompts", "sip", "store"},
-	"sip":                  {"media", "sipauth", "store"},
+	"sip":                  {"internal/udpbatch", "media", "sipauth", "store"},
 	"sipauth":              {},
 	"prompts":              {"media"},
 	"ivr":                  {},

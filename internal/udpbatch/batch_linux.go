@@ -215,6 +215,17 @@ func (c *Conn) SetBuffers(n int) {
 	})
 }
 
+// RecvBuffer is the socket's kernel receive buffer as the kernel reports
+// it (Linux reports twice what was granted, for its bookkeeping).
+func (c *Conn) RecvBuffer() (int, bool) {
+	n, ok := 0, false
+	_ = c.rc.Control(func(fd uintptr) {
+		v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		n, ok = v, err == nil
+	})
+	return n, ok
+}
+
 // Drops is how many datagrams the kernel dropped for this socket because
 // its receive buffer was full (SO_RXQ_OVFL is per message; this reads the
 // socket's counter through SO_MEMINFO's drop field).

@@ -42,5 +42,8 @@ func (c *Conn) SetBuffers(n int) {
 	_ = c.c.SetWriteBuffer(n)
 }
 
+// RecvBuffer is not known on this system.
+func (c *Conn) RecvBuffer() (int, bool) { return 0, false }
+
 // Drops is not known on this system.
 func (c *Conn) Drops() (uint64, bool) { return 0, false }

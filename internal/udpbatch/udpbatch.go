@@ -2,7 +2,8 @@
 // (recvmmsg/sendmmsg on Linux), without allocating per datagram. It
 // exists for the media engine's shared RTP port and the load generator:
 // at thousands of calls, one system call and one goroutine wake-up per
-// 20 ms packet is most of the CPU (docs/performance.md).
+// 20 ms packet is most of the CPU (docs/performance.md). The SIP server
+// uses it only to size its UDP listeners' buffers and read their drops.
 //
 // On other systems (and 32-bit Linux) it falls back to one datagram per
 // call, with the same API.
