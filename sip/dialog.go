@@ -481,7 +481,15 @@ func (d *Dialog) answer() bool {
 		}
 	}
 	d.ackWant.Store(d.invite.CSeq().SeqNo)
-	if err := d.tx.Respond(res); err != nil {
+	// Known before it is sent: a copy of the INVITE crossing our 200 is
+	// absorbed, not taken for a merged request.
+	d.s.invites.add(d.invite)
+	err := d.send2xx(res)
+	// The transaction has done its part (it matched copies and a CANCEL
+	// while we answered); s.invites does the rest, and the dialog the 2xx
+	// retransmissions, as before.
+	d.tx.Terminate()
+	if err != nil {
 		d.log.Warn("sending 200 failed", "err", err)
 		return false
 	}
@@ -514,7 +522,7 @@ func (d *Dialog) answer() bool {
 				return false
 			}
 			if !reliable {
-				_ = d.tx.Respond(res)
+				_ = d.send2xx(res)
 				interval = min(2*interval, sip.T2)
 			}
 			timer.Reset(min(interval, left))
@@ -522,6 +530,19 @@ func (d *Dialog) answer() bool {
 			return false
 		}
 	}
+}
+
+// send2xx writes the 2xx to the INVITE on the transaction's connection,
+// as the transaction would, without handing it to the transaction: sipgo
+// keeps a transaction that sent a 2xx, with the INVITE and the 2xx, for
+// Timer L (64×T1, 32 s) whatever ends it sooner, and under a stream of
+// short calls that was most of the server's memory (BENCHMARKS.md, "The
+// INVITE's transaction"). s.invites keeps 16 bytes in its place.
+func (d *Dialog) send2xx(res *sip.Response) error {
+	if c, ok := d.tx.(interface{ Connection() sip.Connection }); ok {
+		return c.Connection().WriteMsg(res)
+	}
+	return d.tx.Respond(res)
 }
 
 // confirm completes the dialog; when the INVITE had no SDP the ACK carries

@@ -30,6 +30,11 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 			_ = safeRespond(tx, req, err)
 			return
 		}
+		// A copy of an INVITE we answered is absorbed before flood
+		// control: the first one was admitted (Dialog.send2xx).
+		if req.Method == sip.INVITE && s.invites.seen(req) {
+			return
+		}
 		if !s.admit(req, tx) {
 			return // refused or dropped by flood control (ratelimit.go)
 		}

@@ -159,8 +159,9 @@ type Server struct {
 	subscribe atomic.Pointer[SubscribeHandler] // SUBSCRIBE (package mwi)
 	nonces    *sipauth.Nonces                  // nil: no digest authentication
 	onReg     atomic.Pointer[func(store.SIPRegistration)]
-	flood     *flood // rate limits and lock-out (ratelimit.go)
-	byes      *answeredByes
+	flood     *flood           // rate limits and lock-out (ratelimit.go)
+	byes      *answered        // BYEs answered 200, for copies (onBye)
+	invites   *answered        // initial INVITEs answered 2xx, for copies and CANCELs (Dialog.answer)
 	udp       []*udpbatch.Conn // UDP listeners, for their drop counts; guarded by mu
 }
 
@@ -198,7 +199,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, ua: ua, srv: srv, client: client,
 		dialogs: map[string]*Dialog{}, ports: map[string]int{}, metrics: m,
-		byes: newAnsweredByes(64*sip.T1, time.Now)}
+		byes: newAnswered(64*sip.T1, time.Now), invites: newAnswered(64*sip.T1, time.Now)}
 	if len(cfg.NonceKey) > 0 {
 		ttl := cfg.NonceTTL
 		if ttl <= 0 {
@@ -474,8 +475,14 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
-	// sipgo answers a CANCEL that matches a pending INVITE itself; reaching
-	// here means nothing matched (RFC 3261 §9.2).
+	// sipgo answers a CANCEL that matches a pending INVITE itself. One for
+	// an INVITE we answered 2xx (its transaction ended at our 200) is
+	// answered 200 and changes nothing; anything else matched nothing
+	// (RFC 3261 §9.2).
+	if s.invites.seen(req) {
+		_ = OK(tx, req)
+		return
+	}
 	Reply(tx, req, ErrNoDialog, "")
 }
 
@@ -528,7 +535,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	s.byes.add(req)
 	_ = OK(tx, req)
 	// Over UDP sipgo would keep the transaction, the BYE and our 200 for
-	// Timer J (32 s); answeredByes does that job for 16 bytes.
+	// Timer J (32 s); answered does that job for 16 bytes.
 	tx.Terminate()
 	d.log.Info("caller hung up")
 }

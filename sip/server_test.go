@@ -499,12 +499,15 @@ func TestByeCopyAnsweredAgain(t *testing.T) {
 
 // TestLateINVITECopyAbsorbed: a late copy of the INVITE (same branch),
 // before and after the ACK, must neither start a second call nor draw a
-// 482 or a 100. The INVITE transaction absorbs it while it waits in RFC
-// 6026's Accepted state; a change that ends the transaction earlier (to
-// free its memory, BENCHMARKS.md) has to absorb it in the dialog.
+// 482 or a 100, as RFC 6026's Accepted state absorbs it. The server ends
+// the INVITE's transaction at its 200 (to free its memory, BENCHMARKS.md)
+// and absorbs copies itself, before flood control: with a budget of one
+// INVITE, a copy must not draw a 503 either.
 func TestLateINVITECopyAbsorbed(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil)
+	ts := startServer(t, func(c *vsip.Config) {
+		c.Flood = vsip.FloodConfig{Limits: map[string]vsip.RateLimit{"INVITE": {Rate: 0.001, Burst: 1}}}
+	})
 	p := newPhone(t, ts.addr)
 	body := p.sdp("sendrecv")
 	invite := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKcopy%d;rport\r\n"+
@@ -541,6 +544,46 @@ func TestLateINVITECopyAbsorbed(t *testing.T) {
 	quiet(time.Second)
 	if n := ts.srv.ActiveCalls(); n != 1 {
 		t.Fatalf("%d calls, want 1", n)
+	}
+	p.send("BYE", 2, "")
+	p.expect("SIP/2.0 200", 5*time.Second)
+	write() // after the call: no second call
+	quiet(time.Second)
+	if n := ts.srv.ActiveCalls(); n != 0 {
+		t.Fatalf("%d calls after the BYE, want 0", n)
+	}
+}
+
+// TestCancelAfterAnswer: a CANCEL that crosses our 200 gets 200 and
+// changes nothing (RFC 3261 §9.2): no 487, the call goes on. The INVITE's
+// transaction ends at our 200, so the server answers it without one.
+func TestCancelAfterAnswer(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	p := newPhone(t, ts.addr)
+	p.branch = fmt.Sprint("cancel", time.Now().UnixNano())
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	p.expect("SIP/2.0 200", 5*time.Second)
+	tag := p.toTag
+	p.toTag = "" // a CANCEL's To is the INVITE's (§9.1)
+	p.send("CANCEL", 1, "")
+	for {
+		m := p.expect("SIP/2.0 ", 5*time.Second)
+		if strings.Contains(m, "CSeq: 1 CANCEL") {
+			if !strings.HasPrefix(m, "SIP/2.0 200") {
+				t.Fatalf("CANCEL after the 200 answered:\n%s", m)
+			}
+			break
+		}
+		if !strings.HasPrefix(m, "SIP/2.0 200") { // a 200 retransmitted is fine, a 487 not
+			t.Fatalf("INVITE answered again after the CANCEL:\n%s", m)
+		}
+	}
+	p.toTag, p.branch = tag, ""
+	p.send("ACK", 1, "")
+	time.Sleep(200 * time.Millisecond)
+	if n := ts.srv.ActiveCalls(); n != 1 {
+		t.Fatalf("%d calls after the CANCEL, want 1", n)
 	}
 	p.send("BYE", 2, "")
 	p.expect("SIP/2.0 200", 5*time.Second)

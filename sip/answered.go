@@ -8,19 +8,22 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// answeredByes remembers, for Timer J (64×T1, 32 s), the BYEs the server
-// answered 200, so that a copy of one (the caller retransmits when our 200
-// was lost) is answered 200 again and not 481.
+// answered remembers, for 64×T1 (32 s), the requests the server answered
+// and whose transactions it then ended, so that a copy of one (the caller
+// retransmits when our response was lost) gets what the transaction
+// would have given it: a BYE's copy 200 again, not 481 (Timer J, RFC 3261
+// §17.2.2); an INVITE's copy nothing, and its CANCEL 200 (Timer L, RFC 6026
+// §7.1).
 //
-// That is the BYE server transaction's job (RFC 3261 §17.2.2), but
-// sipgo's transaction keeps the BYE and our response for those 32 s:
-// about 4 KiB per call, a quarter of the server's memory under a stream of
-// short calls (BENCHMARKS.md, "The BYE's transaction"). The server ends
-// the transaction once the 200 is sent and keeps 16 bytes here instead: a
-// hash of what identifies the transaction (Call-ID, the top Via's branch,
-// the CSeq number) and when it was answered. A hash collision answers 200
-// to a stray BYE for a dialog that is over anyway.
-type answeredByes struct {
+// sipgo's transactions keep the request and our response for those 32 s:
+// about 4 KiB per call for the BYE and 6 KiB for the INVITE, most of the
+// server's memory under a stream of short calls (BENCHMARKS.md, "The
+// BYE's transaction", "The INVITE's transaction"). The server ends them
+// once the response is sent and keeps 16 bytes here instead: a hash of
+// what identifies the transaction (Call-ID, the top Via's branch, the CSeq
+// number) and when it was answered. A hash collision answers a stray
+// request for a dialog that is over anyway.
+type answered struct {
 	mu   sync.Mutex
 	seed maphash.Seed
 	ttl  time.Duration
@@ -33,15 +36,15 @@ type answeredByes struct {
 	since    time.Duration // when cur began
 }
 
-func newAnsweredByes(ttl time.Duration, now func() time.Time) *answeredByes {
-	return &answeredByes{seed: maphash.MakeSeed(), ttl: ttl, now: now, base: now(),
+func newAnswered(ttl time.Duration, now func() time.Time) *answered {
+	return &answered{seed: maphash.MakeSeed(), ttl: ttl, now: now, base: now(),
 		cur: map[uint64]time.Duration{}}
 }
 
-// byeKey identifies req's server transaction, as RFC 3261 §17.2.3 matches
+// key identifies req's server transaction, as RFC 3261 §17.2.3 matches
 // a request to one (branch), with the Call-ID and CSeq to be sure; ok is
 // false for a request without them.
-func (a *answeredByes) key(req *sip.Request) (uint64, bool) {
+func (a *answered) key(req *sip.Request) (uint64, bool) {
 	via, cid, cseq := req.Via(), req.CallID(), req.CSeq()
 	if via == nil || cid == nil || cseq == nil {
 		return 0, false
@@ -60,15 +63,15 @@ func (a *answeredByes) key(req *sip.Request) (uint64, bool) {
 }
 
 // rotate moves to a new generation when cur is ttl old. a.mu is held.
-func (a *answeredByes) rotate(now time.Duration) {
+func (a *answered) rotate(now time.Duration) {
 	if now-a.since < a.ttl {
 		return
 	}
 	a.old, a.cur, a.since = a.cur, map[uint64]time.Duration{}, now
 }
 
-// add records that req was answered 200.
-func (a *answeredByes) add(req *sip.Request) {
+// add records that req is answered.
+func (a *answered) add(req *sip.Request) {
 	k, ok := a.key(req)
 	if !ok {
 		return
@@ -80,8 +83,9 @@ func (a *answeredByes) add(req *sip.Request) {
 	a.mu.Unlock()
 }
 
-// seen reports whether req is a copy of a BYE answered 200 less than ttl ago.
-func (a *answeredByes) seen(req *sip.Request) bool {
+// seen reports whether req is a copy of a request answered less than ttl
+// ago, or a CANCEL of one (same branch and CSeq number).
+func (a *answered) seen(req *sip.Request) bool {
 	k, ok := a.key(req)
 	if !ok {
 		return false
@@ -98,7 +102,7 @@ func (a *answeredByes) seen(req *sip.Request) bool {
 }
 
 // len is the number of entries kept (tests).
-func (a *answeredByes) len() int {
+func (a *answered) len() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.cur) + len(a.old)

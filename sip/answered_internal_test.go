@@ -12,7 +12,7 @@ import (
 // J and no longer; old entries go with the generation after next.
 func TestAnsweredByes(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAnsweredByes(32*time.Second, func() time.Time { return now })
+	a := newAnswered(32*time.Second, func() time.Time { return now })
 	bye := func(callID, branch string, cseq int) *sip.Request {
 		t.Helper()
 		m, err := sip.ParseMessage([]byte(fmt.Sprintf("BYE sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=%s\r\n"+
