@@ -56,6 +56,7 @@ type Dialog struct {
 	authUser  string // the mailbox the caller digest-authenticated as (auth.go)
 	answered  atomic.Bool
 	confirmed atomic.Bool
+	cancelled atomic.Bool // the INVITE's transaction took a CANCEL (and sent 487)
 
 	interval  atomic.Int64  // RFC 4028 session interval (ns); 0 = no session timer
 	weRefresh atomic.Bool   // refresher=uas: we send the refreshes (refresh.go)
@@ -381,6 +382,9 @@ func (d *Dialog) establish() (result string) {
 	d.sess = sess
 	d.mu.Unlock()
 
+	// sipgo's transaction answers a CANCEL with 487 itself; the answer
+	// must know whether it did (answer).
+	d.tx.OnCancel(func(*sip.Request) { d.cancelled.Store(true) })
 	if s.cfg.AnswerDelay > 0 {
 		_ = respond(d.tx, d.invite, 180, "Ringing", nil, d.localTag)
 		select {
@@ -397,6 +401,10 @@ func (d *Dialog) establish() (result string) {
 	default:
 	}
 	if !d.answer() {
+		if d.cancelled.Load() {
+			d.log.Info("call cancelled before answer")
+			return "cancelled"
+		}
 		return "no_ack"
 	}
 	return "completed"
@@ -481,14 +489,24 @@ func (d *Dialog) answer() bool {
 		}
 	}
 	d.ackWant.Store(d.invite.CSeq().SeqNo)
-	// Known before it is sent: a copy of the INVITE crossing our 200 is
-	// absorbed, not taken for a merged request.
+	// The 2xx does not go through the transaction (send2xx), so the
+	// transaction is ended first: from then on it sends nothing, and a
+	// CANCEL finds s.invites instead (200, no effect; onCancel). A CANCEL
+	// it took before has had its 487: no 200 after that. Known before the
+	// 200 is sent: a copy of the INVITE crossing it is absorbed, not taken
+	// for a merged request.
+	if d.cancelled.Load() {
+		return false // the transaction still retransmits its 487
+	}
 	d.s.invites.add(d.invite)
-	err := d.send2xx(res)
-	// The transaction has done its part (it matched copies and a CANCEL
-	// while we answered); s.invites does the rest, and the dialog the 2xx
-	// retransmissions, as before.
 	d.tx.Terminate()
+	if d.cancelled.Load() {
+		return false
+	}
+	// (A CANCEL the transaction layer matched just before Terminate and
+	// hands on after this check still draws a 487 beside our 200: the
+	// caller ACKs the 200, or the call ends with a BYE at 64×T1 below.)
+	err := d.send2xx(res)
 	if err != nil {
 		d.log.Warn("sending 200 failed", "err", err)
 		return false

@@ -588,3 +588,35 @@ func TestCancelAfterAnswer(t *testing.T) {
 	p.send("BYE", 2, "")
 	p.expect("SIP/2.0 200", 5*time.Second)
 }
+
+// TestCancelDuringAnswerDelay: a CANCEL while the server rings gets 200,
+// the INVITE 487 and never a 200 after it, and the call is over.
+func TestCancelDuringAnswerDelay(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *vsip.Config) { c.AnswerDelay = 500 * time.Millisecond })
+	p := newPhone(t, ts.addr)
+	p.branch = fmt.Sprint("ring", time.Now().UnixNano())
+	p.send("INVITE", 1, p.sdp("sendrecv"))
+	p.expect("SIP/2.0 180", 5*time.Second)
+	p.toTag = ""
+	p.send("CANCEL", 1, "")
+	var got []string
+	end := time.Now().Add(1500 * time.Millisecond) // past the answer delay
+	for time.Now().Before(end) {
+		m, ok := p.read(time.Until(end))
+		if !ok {
+			break
+		}
+		got = append(got, strings.SplitN(m, "\r\n", 2)[0]+" / "+header(m, "CSeq", ""))
+		if strings.HasPrefix(m, "SIP/2.0 200") && strings.Contains(m, "CSeq: 1 INVITE") {
+			t.Fatalf("INVITE answered 200 after its CANCEL; got %q", got)
+		}
+	}
+	if len(got) < 2 || !strings.HasPrefix(got[0], "SIP/2.0 200") || !strings.Contains(got[0], "CANCEL") ||
+		!strings.HasPrefix(got[1], "SIP/2.0 487") {
+		t.Fatalf("want 200 to the CANCEL then 487; got %q", got)
+	}
+	if n := ts.srv.ActiveCalls(); n != 0 {
+		t.Fatalf("%d calls after the CANCEL, want 0", n)
+	}
+}
