@@ -18,8 +18,8 @@ var errNoCodec = errors.New("no common codec: offer PCMU (0) or PCMA (8)")
 
 // Offer is what we took from a remote SDP (RFC 3264 offer/answer).
 type Offer struct {
-	desc    *sdp.SessionDescription
-	audio   int // index of the chosen audio m-line
+	lines   []mline // every m-line, for the answer
+	audio   int     // index of the chosen audio m-line
 	Codec   media.Codec
 	CodecPT uint8
 	DTMF    uint8 // telephone-event payload type, 0 = none
@@ -43,6 +43,52 @@ type Offer struct {
 	other *Offer
 }
 
+// mline is what an answer needs of an m-line of the offer: a call keeps
+// its offer for its life, and the parsed description (~1.4 KiB) with the
+// text it points into was a twentieth of a deposit's memory.
+type mline struct {
+	media  string
+	protos []string
+	format string // the first, to reject the line with (RFC 3264 §6)
+}
+
+// sdpToken returns s, as a constant when it is a usual value: what the
+// offer keeps must not point into the message's text.
+func sdpToken(s string) string {
+	switch s {
+	case "audio":
+		return "audio"
+	case "video":
+		return "video"
+	case "RTP":
+		return "RTP"
+	case "AVP":
+		return "AVP"
+	case "SAVP":
+		return "SAVP"
+	case "0":
+		return "0"
+	case "8":
+		return "8"
+	}
+	return strings.Clone(s)
+}
+
+func mlines(d *sdp.SessionDescription) []mline {
+	out := make([]mline, len(d.MediaDescriptions))
+	for i, m := range d.MediaDescriptions {
+		l := mline{media: sdpToken(m.MediaName.Media), format: "0", protos: make([]string, len(m.MediaName.Protos))}
+		if len(m.MediaName.Formats) > 0 {
+			l.format = sdpToken(m.MediaName.Formats[0])
+		}
+		for j, p := range m.MediaName.Protos {
+			l.protos[j] = sdpToken(p)
+		}
+		out[i] = l
+	}
+	return out
+}
+
 // Hold reports whether the remote asked us not to send (RFC 3264 §8.4).
 func (o *Offer) Hold() bool {
 	return o.Direction == "sendonly" || o.Direction == "inactive" || o.Remote == nil || o.Remote.IP.IsUnspecified()
@@ -57,12 +103,16 @@ func ParseOffer(body []byte) (*Offer, error) {
 	}
 	var first *Offer
 	noCrypto := false
+	var lines []mline
 	for i, m := range d.MediaDescriptions {
 		secure := isSAVP(m.MediaName.Protos)
 		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 || (!isRTPAVP(m.MediaName.Protos) && !secure) {
 			continue
 		}
-		o := &Offer{desc: &d, audio: i, Ptime: 20 * time.Millisecond, Direction: direction(d.Attributes, m.Attributes), Secure: secure}
+		if lines == nil {
+			lines = mlines(&d)
+		}
+		o := &Offer{lines: lines, audio: i, Ptime: 20 * time.Millisecond, Direction: direction(d.Attributes, m.Attributes), Secure: secure}
 		if secure {
 			var values []string
 			for _, a := range m.Attributes {
@@ -204,9 +254,15 @@ func direction(session, media []sdp.Attribute) string {
 	dir := "sendrecv"
 	for _, list := range [][]sdp.Attribute{session, media} {
 		for _, a := range list {
-			switch a.Key {
-			case "sendrecv", "sendonly", "recvonly", "inactive":
-				dir = a.Key
+			switch a.Key { // the constants, not a.Key: see mline
+			case "sendrecv":
+				dir = "sendrecv"
+			case "sendonly":
+				dir = "sendonly"
+			case "recvonly":
+				dir = "recvonly"
+			case "inactive":
+				dir = "inactive"
 			}
 		}
 	}
@@ -247,20 +303,16 @@ type Local struct {
 // other stream rejected with port 0 and one format (RFC 3264 §6).
 func Answer(o *Offer, l Local) []byte {
 	d := baseSession(l)
-	for i, m := range o.desc.MediaDescriptions {
+	for i, m := range o.lines {
 		if i != o.audio {
-			f := "0"
-			if len(m.MediaName.Formats) > 0 {
-				f = m.MediaName.Formats[0]
-			}
 			d.MediaDescriptions = append(d.MediaDescriptions, &sdp.MediaDescription{
-				MediaName: sdp.MediaName{Media: m.MediaName.Media, Port: sdp.RangedPort{Value: 0}, Protos: m.MediaName.Protos, Formats: []string{f}},
+				MediaName: sdp.MediaName{Media: m.media, Port: sdp.RangedPort{Value: 0}, Protos: m.protos, Formats: []string{m.format}},
 			})
 			continue
 		}
 		d.MediaDescriptions = append(d.MediaDescriptions, audioMedia(l, audioParams{
 			pt: o.CodecPT, codec: o.Codec, dtmf: o.DTMF, cn: o.CN, mux: o.RTCPMux,
-			ptime: o.Ptime, dir: answerDirection(o.Direction), protos: m.MediaName.Protos,
+			ptime: o.Ptime, dir: answerDirection(o.Direction), protos: m.protos,
 			crypto: l.Crypto,
 		}))
 	}

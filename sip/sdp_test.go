@@ -2,6 +2,7 @@ package sip
 
 import (
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +185,35 @@ func TestOfferSSRC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOfferMemory: a call keeps its offer for its life; the offer must
+// keep what the answer needs, not the parsed description and the text it
+// points into (1.4 KiB for this offer; 0.3 KiB kept now). Not parallel:
+// it reads the heap.
+func TestOfferMemory(t *testing.T) {
+	body := []byte("v=0\r\no=linphone 1234 5678 IN IP4 192.168.1.20\r\ns=Talk\r\nc=IN IP4 192.168.1.20\r\nt=0 0\r\n" +
+		"a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics\r\n" +
+		"m=audio 7078 RTP/AVP 0 8 101 13\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp:7079\r\n" +
+		"a=rtcp-fb:* trr-int 1000\r\na=ptime:20\r\na=sendrecv\r\nm=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n")
+	const n = 2000
+	keep := make([]*Offer, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range keep {
+		o, err := ParseOffer(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep[i] = o
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	t.Logf("%d bytes kept per offer", per)
+	if per > 700 {
+		t.Errorf("%d bytes kept per offer, want at most 700", per)
+	}
+	runtime.KeepAlive(keep)
 }
