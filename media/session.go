@@ -153,8 +153,7 @@ type Session struct {
 	dtmfPT       uint8
 	cnPT         uint8
 	dtmf         DTMFDetector
-	inbandOn     bool
-	inband       InbandDetector
+	inband       *InbandDetector // without telephone-event only: most calls do without its 352 bytes
 	rec          FrameSink
 	gate         sourceGate
 	sdpAddr      netip.AddrPort // the RTP address of the last SDP; invalid = none
@@ -230,7 +229,7 @@ type sessionSink struct{ s *Session }
 
 func (k sessionSink) WriteFrame(pcm []int16) {
 	s := k.s
-	if s.inbandOn {
+	if s.inband != nil {
 		if d, ok := s.inband.Feed(pcm); ok {
 			s.pushEvent(Event{Kind: EventDigit, Digit: d})
 		}
@@ -253,7 +252,6 @@ func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionCon
 		rxCodec:  cfg.Codec,
 		dtmfPT:   cfg.DTMFPayload,
 		cnPT:     cfg.CNPayload,
-		inbandOn: cfg.DTMFPayload == 0,
 		txCodec:  cfg.Codec,
 		pk:       newPacketizer(),
 		spp:      samplesFor(cfg.Ptime),
@@ -273,6 +271,9 @@ func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionCon
 	s.sdpAddr, s.txSDP, s.remote = remote, remote, remote
 	s.rtcpSDP = sendAddr(cfg.RTCPRemote)
 	s.txRTCPSDP = s.rtcpSDP
+	if cfg.DTMFPayload == 0 {
+		s.inband = new(InbandDetector)
+	}
 	s.gate = sourceGate{n: cfg.StrictRTPPackets}
 	s.gate.reset(remote, now)
 	s.lastHeard.Store(int64(now.Sub(s.epoch)))
@@ -363,10 +364,12 @@ func (s *Session) Update(cfg SessionConfig) error {
 	s.rx.SetCodec(cfg.Codec)
 	if cfg.DTMFPayload != s.dtmfPT {
 		s.dtmf.Reset()
-		s.inband.Reset()
+		s.inband = nil
 	}
 	s.dtmfPT = cfg.DTMFPayload
-	s.inbandOn = cfg.DTMFPayload == 0
+	if cfg.DTMFPayload == 0 && s.inband == nil {
+		s.inband = new(InbandDetector)
+	}
 	s.cnPT = cfg.CNPayload
 	changed := a.IsValid() && a != s.sdpAddr
 	if changed {
