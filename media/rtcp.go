@@ -242,7 +242,7 @@ func (s *Session) sendReport(now time.Time, bye bool) {
 	}
 	b, err := s.rtcp.build(s.ssrc, s.cname, q, s.sent.Load(), s.octets.Load(), ts, now, bye)
 	if err != nil {
-		s.log.Warn("rtcp report not built", "err", err)
+		s.log.Warn("rtcp report not built", "rtp_port", s.port, "err", err)
 		return
 	}
 	b, ok := s.encryptRTCP(b)

@@ -135,9 +135,9 @@ type Session struct {
 	conn     *net.UDPConn
 	rtcpConn *net.UDPConn
 	port     int
-	log      *slog.Logger
-	epoch    time.Time // the engine clock's start: arrival times and lastHeard count from it
-	ssrc     uint32    // ours
+	log      *slog.Logger // the call's; every line adds rtp_port itself (a With per call kept 311 bytes)
+	epoch    time.Time    // the engine clock's start: arrival times and lastHeard count from it
+	ssrc     uint32       // ours
 	cname    string
 
 	evMu   sync.Mutex // serialises pushEvent's drop-oldest
@@ -246,7 +246,7 @@ func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionCon
 		conn:     conn,
 		rtcpConn: rtcpConn,
 		port:     port,
-		log:      cfg.Logger.With("rtp_port", port),
+		log:      cfg.Logger,
 		epoch:    e.clock.start,
 		events:   make(chan Event, eventQueue),
 		rxCodec:  cfg.Codec,
@@ -600,7 +600,7 @@ func (s *Session) checkInactive(idx uint64) {
 	}
 	if int64(idx)*int64(clockTick)-s.lastHeard.Load() > s.timeout {
 		s.inactiveOnce.Do(func() {
-			s.log.Info("no RTP or RTCP from the caller", "timeout", time.Duration(s.timeout))
+			s.log.Info("no RTP or RTCP from the caller", "rtp_port", s.port, "timeout", time.Duration(s.timeout))
 			s.setInactive()
 		})
 	}

@@ -310,7 +310,7 @@ func (s *Session) reject(from netip.AddrPort, ssrc uint32) {
 	s.rejected.Add(1)
 	if !s.rejectLogged {
 		s.rejectLogged = true
-		s.log.Warn("strict RTP: packet from a source that is not accepted dropped",
+		s.log.Warn("strict RTP: packet from a source that is not accepted dropped", "rtp_port", s.port,
 			"from", from.String(), "ssrc", ssrc, "accepted", s.gate.acc.String())
 	}
 }
@@ -326,5 +326,5 @@ func (s *Session) learnt(from netip.AddrPort, ssrc uint32) {
 		s.remote = from
 	}
 	s.txMu.Unlock()
-	s.log.Info("rtp source learnt", "remote", from.String(), "ssrc", ssrc)
+	s.log.Info("rtp source learnt", "rtp_port", s.port, "remote", from.String(), "ssrc", ssrc)
 }

@@ -154,7 +154,7 @@ func (s *Session) decryptRTCP(b []byte, viaRTP bool) ([]byte, bool) {
 // injector, a replay) and logs the first per call, without any key.
 func (s *Session) srtpFailed() {
 	if s.srtpFails.Add(1) == 1 {
-		s.log.Warn("srtp: packet failed authentication or replay check; dropped")
+		s.log.Warn("srtp: packet failed authentication or replay check; dropped", "rtp_port", s.port)
 	}
 }
 
@@ -183,7 +183,7 @@ func (s *Session) encryptRTCP(b []byte) ([]byte, bool) {
 	defer st.rtcpMu.Unlock()
 	out, err := st.txRTCP.EncryptRTCP(nil, b, nil)
 	if err != nil {
-		s.log.Warn("srtcp: report not encrypted", "err", err)
+		s.log.Warn("srtcp: report not encrypted", "rtp_port", s.port, "err", err)
 		return nil, false
 	}
 	return out, true
