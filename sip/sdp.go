@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/pion/sdp/v3"
 
@@ -52,27 +53,10 @@ type mline struct {
 	format string // the first, to reject the line with (RFC 3264 §6)
 }
 
-// sdpToken returns s, as a constant when it is a usual value: what the
-// offer keeps must not point into the message's text.
-func sdpToken(s string) string {
-	switch s {
-	case "audio":
-		return "audio"
-	case "video":
-		return "video"
-	case "RTP":
-		return "RTP"
-	case "AVP":
-		return "AVP"
-	case "SAVP":
-		return "SAVP"
-	case "0":
-		return "0"
-	case "8":
-		return "8"
-	}
-	return strings.Clone(s)
-}
+// sdpToken returns s interned: what the offer keeps must not point into
+// the message's text, and the usual values (audio, RTP, AVP, 0…) are
+// then shared by every call.
+func sdpToken(s string) string { return unique.Make(s).Value() }
 
 func mlines(d *sdp.SessionDescription) []mline {
 	out := make([]mline, len(d.MediaDescriptions))
@@ -254,15 +238,9 @@ func direction(session, media []sdp.Attribute) string {
 	dir := "sendrecv"
 	for _, list := range [][]sdp.Attribute{session, media} {
 		for _, a := range list {
-			switch a.Key { // the constants, not a.Key: see mline
-			case "sendrecv":
-				dir = "sendrecv"
-			case "sendonly":
-				dir = "sendonly"
-			case "recvonly":
-				dir = "recvonly"
-			case "inactive":
-				dir = "inactive"
+			switch a.Key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				dir = sdpToken(a.Key) // not a.Key: see mline
 			}
 		}
 	}
