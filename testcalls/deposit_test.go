@@ -250,6 +250,18 @@ func TestCancelBeforeAnswer(t *testing.T) {
 	assertNothingStored(t, s, "1001")
 }
 
+// TestCancelAndCopyAfterAnswer: the INVITE's transaction ends at our 200
+// (docs/sip.md); a CANCEL crossing the answer still gets 200 and no 487, a
+// late copy of the INVITE neither a 482 nor a second call, and the call
+// goes on to the caller's BYE (sipp fails on any unexpected answer).
+func TestCancelAndCopyAfterAnswer(t *testing.T) {
+	t.Parallel()
+	requireSipp(t)
+	s := startServer(t, "")
+	runSipp(t, s, "uac_cancel_after_answer.xml", "1001")
+	assertNothingStored(t, s, "1001") // hung up during the greeting
+}
+
 // (e): BYE during the greeting: nothing stored.
 func TestByeDuringGreeting(t *testing.T) {
 	t.Parallel()
