@@ -155,6 +155,7 @@ func (c *depositCall) startRecording(a ivr.StartRecording) error {
 		return err
 	}
 	early.handOver(rec)
+	c.sess.Record(rec) // from now on without the hand-off's lock and indirection
 	c.rec = rec
 	c.log.Info("recording", "message_id", meta.ID)
 	return nil

@@ -29,6 +29,15 @@ func (h *handoffSink) WriteFrame(pcm []int16) {
 	h.buf = append(h.buf, pcm...)
 }
 
+// WriteG711 passes the codes on once the recorder is there and takes
+// them; before, the frame is buffered decoded (WriteFrame).
+func (h *handoffSink) WriteG711(c media.Codec, codes []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.target.(media.G711Sink)
+	return ok && g.WriteG711(c, codes)
+}
+
 // handOver writes what was buffered to t, frame by frame as it came (the
 // recorder's limits count frames), and sends every later frame to t.
 func (h *handoffSink) handOver(t media.FrameSink) {

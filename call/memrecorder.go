@@ -32,7 +32,7 @@ func (r *memRecorder) WriteFrame(pcm []int16) {
 	if r.stopped {
 		return
 	}
-	pcm = r.clip(pcm, int64(len(r.pcm)))
+	pcm = pcm[:r.fits(len(pcm), int64(len(r.pcm)))]
 	r.pcm = append(r.pcm, pcm...)
 	r.check(pcm, int64(len(r.pcm)))
 }

@@ -40,61 +40,68 @@ type partMeta struct {
 // for the limits that end a recording. WriteFrame runs on the media receive
 // goroutine, the rest on the call goroutine.
 type recorder struct {
+	// What every frame touches first, together (see media.Session).
+	mu sync.Mutex
+	limits
+	wav        *media.WAVWriter
+	err        error
+	noSpace    bool // the disk filled up: finish kept what reached the file
+	durationMS int64
+
 	meta  partMeta
 	blobs store.Blobs
 	log   *slog.Logger
 	file  *store.BlobFile
-	wav   *media.WAVWriter
-
-	mu sync.Mutex
-	limits
-	err        error
-	noSpace    bool // the disk filled up: finish kept what reached the file
-	durationMS int64
 }
 
 // limits ends a recording at its maximum length or after enough silence;
 // both recorders (to a file, in memory) embed it and call it under their
 // lock.
 type limits struct {
-	sil          *media.SilenceDetector
-	silenceLimit int64          // samples; 0 = off
-	maxSamples   int64          // 0 = off
-	tail         int64          // samples of trailing silence kept (recording.tail_ms)
-	ended        chan recordEnd // buffered 1: silence or max reached
-	stopped      bool           // no more frames
+	sil          media.SilenceDetector // a value: a pointer was one more cache line per frame
+	silenceLimit int64                 // samples; 0 = off
+	maxSamples   int64                 // 0 = off
+	tail         int64                 // samples of trailing silence kept (recording.tail_ms)
+	ended        chan recordEnd        // buffered 1: silence or max reached
+	stopped      bool                  // no more frames
 }
 
 func newLimits(maxSeconds, silenceSeconds, tailMS int) limits {
 	return limits{
 		tail:         int64(max(tailMS, 0)) * media.SampleRate / 1000,
-		sil:          media.NewSilenceDetector(media.DefaultSilenceThreshold),
+		sil:          *media.NewSilenceDetector(media.DefaultSilenceThreshold),
 		silenceLimit: int64(silenceSeconds) * media.SampleRate,
 		maxSamples:   int64(maxSeconds) * media.SampleRate,
 		ended:        make(chan recordEnd, 1),
 	}
 }
 
-// clip cuts pcm to the room left after have samples.
-func (l *limits) clip(pcm []int16, have int64) []int16 {
+// fits is how many of n new samples fit after have (all when unlimited).
+func (l *limits) fits(n int, have int64) int {
 	if l.maxSamples > 0 {
-		if room := l.maxSamples - have; int64(len(pcm)) > room {
-			pcm = pcm[:max(room, 0)]
-		}
+		return int(min(int64(n), max(l.maxSamples-have, 0)))
 	}
-	return pcm
+	return n
 }
 
 // check feeds the new samples to the silence detector and signals the end
 // when total samples reach the maximum or the silence lasts long enough.
 func (l *limits) check(pcm []int16, total int64) {
-	run := l.sil.Feed(pcm)
+	l.decide(l.sil.Feed(pcm), total)
+}
+
+func (l *limits) decide(run, total int64) {
 	switch {
 	case l.maxSamples > 0 && total >= l.maxSamples:
 		l.signal(endMax)
 	case l.silenceLimit > 0 && run >= l.silenceLimit:
 		l.signal(endSilence)
 	}
+}
+
+// checkG711 is check for a frame of G.711 codes.
+func (l *limits) checkG711(c media.Codec, codes []byte, total int64) {
+	l.decide(l.sil.FeedG711(c, codes), total)
 }
 
 // trailingTrim is how many samples of the total to cut at the end: the
@@ -157,7 +164,7 @@ func (r *recorder) WriteFrame(pcm []int16) {
 	if r.err != nil || r.stopped {
 		return
 	}
-	pcm = r.clip(pcm, r.wav.Samples())
+	pcm = pcm[:r.fits(len(pcm), r.wav.Samples())]
 	if err := r.wav.Write(pcm); err != nil {
 		r.err = err
 		if diskspace.IsNoSpace(err) {
@@ -166,6 +173,30 @@ func (r *recorder) WriteFrame(pcm []int16) {
 		return
 	}
 	r.check(pcm, r.wav.Samples())
+}
+
+// WriteG711 implements media.G711Sink: the codes go to the WAV writer
+// as they are when it keeps them so (media.WAVWriter.WriteG711).
+func (r *recorder) WriteG711(c media.Codec, codes []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil || r.stopped {
+		return true
+	}
+	codes = codes[:r.fits(len(codes), r.wav.Samples())]
+	ok, err := r.wav.WriteG711(c, codes)
+	if !ok {
+		return false
+	}
+	if err != nil {
+		r.err = err
+		if diskspace.IsNoSpace(err) {
+			r.signal(endNoSpace)
+		}
+		return true
+	}
+	r.checkG711(c, codes, r.wav.Samples())
+	return true
 }
 
 // finish closes the WAV with trailing silence beyond the tail trimmed and returns its

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -94,5 +95,88 @@ func TestRecorderNoSpaceKeepsAudio(t *testing.T) {
 	}
 	if parts, _ := blobs.Parts(); len(parts) != 0 {
 		t.Errorf("parts left: %v", parts)
+	}
+}
+
+// TestRecorderG711: a recording given its frames as G.711 codes (as the
+// receiver does on the way to a PCM16 file) ends at the same point, for
+// the same reason, with the same file, as one given them decoded.
+func TestRecorderG711(t *testing.T) {
+	loud := make([]byte, 3*media.SampleRate)
+	for i := range loud {
+		loud[i] = byte(i % 0x70) // large samples, both signs
+	}
+	quiet := bytes.Repeat([]byte{0xFF}, 3*media.SampleRate)
+	for _, tc := range []struct {
+		name            string
+		codes           []byte
+		max, silenceSec int
+		end             recordEnd
+	}{
+		{"silence ends it", append(slices.Clone(loud), quiet...), 60, 2, endSilence},
+		{"maximum ends it", append(slices.Clone(loud), quiet...), 2, 0, endMax},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var files [2][]byte
+			var durs [2]int64
+			for i, codes := range []bool{false, true} {
+				blobs, err := store.NewFSBlobs(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				meta := partMeta{Tenant: "default", Mailbox: "1001", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC(), Format: "pcm16"}
+				rec, err := newRecorder(blobs, meta, media.FormatPCM16, tc.max, tc.silenceSec, 500)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := &handoffSink{}
+				if codes && h.WriteG711(media.PCMU, tc.codes[:160]) {
+					t.Fatal("the hand-off took codes before the recorder was there")
+				}
+				h.handOver(rec)
+				pcm := make([]int16, 160)
+				for f := tc.codes; len(f) > 0; f = f[160:] {
+					if codes {
+						if !h.WriteG711(media.PCMU, f[:160]) {
+							t.Fatal("codes refused")
+						}
+						continue
+					}
+					media.PCMU.Decode(pcm, f[:160])
+					h.WriteFrame(pcm)
+				}
+				select {
+				case e := <-rec.ended:
+					if e != tc.end {
+						t.Fatalf("ended %v, want %v", e, tc.end)
+					}
+				default:
+					t.Fatal("the recording did not end")
+				}
+				if durs[i], err = rec.finish(); err != nil {
+					t.Fatal(err)
+				}
+				var got createdMessages
+				m, err := rec.commit(context.Background(), &got, durs[i], false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f, err := blobs.Open(m.MediaKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				files[i], err = io.ReadAll(f)
+				f.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if durs[0] != durs[1] || !bytes.Equal(files[0], files[1]) {
+				t.Fatalf("codes: %d ms, %d bytes; decoded: %d ms, %d bytes", durs[1], len(files[1]), durs[0], len(files[0]))
+			}
+			if durs[0] < 2000 || durs[0] > 3500 {
+				t.Fatalf("duration %d ms", durs[0])
+			}
+		})
 	}
 }

@@ -126,6 +126,30 @@ func BenchmarkWAVWrite(b *testing.B) {
 			}
 		})
 	}
+	// The codes themselves, as the receiver gives them (WriteG711).
+	for _, f := range []Format{FormatPCM16, FormatULaw} {
+		b.Run(f.String()+"-codes", func(b *testing.B) {
+			fh, err := os.Create(filepath.Join(b.TempDir(), "b.wav"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer fh.Close()
+			w, err := NewWAVWriter(fh, f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			codes := codesOp(PCMU, 0, 160).codes
+			b.ReportAllocs()
+			for b.Loop() {
+				if ok, err := w.WriteG711(PCMU, codes); !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 }
 
 func BenchmarkInbandDetector(b *testing.B) {
@@ -143,6 +167,16 @@ func BenchmarkSilenceDetector(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		d.Feed(frame)
+	}
+}
+
+func BenchmarkSilenceDetectorG711(b *testing.B) {
+	d := NewSilenceDetector(0)
+	frame := make([]byte, FrameSamples)
+	PCMU.Encode(frame, Tone(440, 20*time.Millisecond, 0.3))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.FeedG711(PCMU, frame)
 	}
 }
 

@@ -201,7 +201,7 @@ func (m *mux) lookup(from netip.AddrPort, ssrc uint32, rtcpPort bool) *Session {
 	}
 	// Many sessions at one address: the SSRC's owner, if it is one of
 	// them, without walking the list (a relay may carry hundreds).
-	if s := m.bySSRC[ssrc]; s != nil && s.muxSSRC == ssrc && slices.Contains(s.muxAddrs, at) {
+	if s := m.bySSRC[ssrc]; s != nil && s.muxSSRC == ssrc && slices.Contains(s.muxAddrs[:s.muxN], at) {
 		return s
 	}
 	for _, s := range list {
@@ -215,15 +215,16 @@ func (m *mux) lookup(from netip.AddrPort, ssrc uint32, rtcpPort bool) *Session {
 // track sets the addresses a session receives from (its SDP address
 // and its accepted source; invalid ones are skipped). Called with the
 // session's rxMu.
-func (m *mux) track(s *Session, addrs ...netip.AddrPort) {
+func (m *mux) track(s *Session, sdp, source netip.AddrPort) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.untrackLocked(s)
-	for _, a := range addrs {
-		if !a.IsValid() || (len(s.muxAddrs) > 0 && s.muxAddrs[0] == a) {
+	for _, a := range [2]netip.AddrPort{sdp, source} {
+		if !a.IsValid() || slices.Contains(s.muxAddrs[:s.muxN], a) {
 			continue
 		}
-		s.muxAddrs = append(s.muxAddrs, a)
+		s.muxAddrs[s.muxN] = a
+		s.muxN++
 		m.byAddr[a] = append(m.byAddr[a], s)
 	}
 }
@@ -254,7 +255,7 @@ func (m *mux) remove(s *Session) {
 }
 
 func (m *mux) untrackLocked(s *Session) {
-	for _, a := range s.muxAddrs {
+	for _, a := range s.muxAddrs[:s.muxN] {
 		list := m.byAddr[a]
 		for i, t := range list {
 			if t == s {
@@ -268,7 +269,7 @@ func (m *mux) untrackLocked(s *Session) {
 			m.byAddr[a] = list
 		}
 	}
-	s.muxAddrs = s.muxAddrs[:0]
+	s.muxN = 0
 }
 
 // queue copies one outgoing RTP packet into the tick's batch. Called by
@@ -276,16 +277,35 @@ func (m *mux) untrackLocked(s *Session) {
 func (m *mux) queue(b []byte, to netip.AddrPort) {
 	m.qmu.Lock()
 	defer m.qmu.Unlock()
+	m.push(to, b[:copy(m.slot(len(b)), b)])
+}
+
+// queueFrame builds one G.711 RTP packet (packetizer.build) straight
+// into the tick's batch: no copy, and no packet buffer kept per call.
+func (m *mux) queueFrame(p *packetizer, c Codec, pcm []int16, samples int, marker bool, to netip.AddrPort) {
+	m.qmu.Lock()
+	defer m.qmu.Unlock()
+	samples = min(samples, MaxPayload)
+	m.push(to, p.buildInto(m.slot(rtpHeaderLen+samples), c, pcm, samples, marker))
+}
+
+// slot is the buffer of the next queued packet, at least n bytes. Called
+// with qmu.
+func (m *mux) slot(n int) []byte {
 	if m.nOut == len(m.out) {
 		m.out = append(m.out, udpbatch.Message{})
 		m.bufs = append(m.bufs, make([]byte, 256))
 	}
-	i := m.nOut
-	if len(b) > len(m.bufs[i]) {
-		m.bufs[i] = make([]byte, len(b))
+	if n > len(m.bufs[m.nOut]) {
+		m.bufs[m.nOut] = make([]byte, n)
 	}
-	m.out[i].Buf = m.bufs[i][:copy(m.bufs[i], b)]
-	m.out[i].Addr = to
+	return m.bufs[m.nOut][:n]
+}
+
+// push queues the packet built in slot's buffer. Called with qmu.
+func (m *mux) push(to netip.AddrPort, b []byte) {
+	m.out[m.nOut].Buf = b
+	m.out[m.nOut].Addr = to
 	m.nOut++
 }
 

@@ -1,7 +1,9 @@
 package media
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net"
 	"net/netip"
@@ -248,14 +250,22 @@ func TestMuxPerPacketNoAlloc(t *testing.T) {
 	from := p.addr().AddrPort()
 	var seq uint16
 	now := time.Now()
-	if n := testing.AllocsPerRun(200, func() {
-		seq++
-		pkt[2], pkt[3] = byte(seq>>8), byte(seq)
-		e.mux.dispatch(pkt, from, now, false)
-	}); n != 0 {
-		t.Errorf("receive: allocs = %v", n)
+	for _, sink := range []FrameSink{discard{}, discardCodes{}} {
+		s.Record(sink)
+		if n := testing.AllocsPerRun(200, func() {
+			seq++
+			pkt[2], pkt[3] = byte(seq>>8), byte(seq)
+			e.mux.dispatch(pkt, from, now, false)
+		}); n != 0 {
+			t.Errorf("receive to %T: allocs = %v", sink, n)
+		}
 	}
 }
+
+// discardCodes takes frames as codes and drops them.
+type discardCodes struct{ discard }
+
+func (discardCodes) WriteG711(Codec, []byte) bool { return true }
 
 // blockingSink holds the shared reader in WriteFrame until released.
 type blockingSink struct {
@@ -319,7 +329,7 @@ func TestMuxSharedAddressChanges(t *testing.T) {
 	b := netip.MustParseAddrPort("192.0.2.2:4000")
 	s1, s2, s3 := &Session{}, &Session{}, &Session{}
 	for _, s := range []*Session{s1, s2, s3} {
-		m.track(s, a)
+		m.track(s, a, netip.AddrPort{})
 	}
 	m.bindSSRC(s1, 100)
 	m.bindSSRC(s2, 200)
@@ -338,12 +348,65 @@ func TestMuxSharedAddressChanges(t *testing.T) {
 	m.bindSSRC(s2, 300)
 	want("s2 changed its SSRC", a, 300, s2)
 	want("s2 changed its SSRC", a, 200, nil)
-	m.track(s2, b)
+	m.track(s2, b, netip.AddrPort{})
 	want("s2 moved", b, 300, s2)
 	want("s2 moved: alone at the old address", a, 300, s3)
 	m.remove(s3)
 	m.remove(s2)
 	if len(m.byAddr)+len(m.bySSRC) != 0 {
 		t.Errorf("after every call ended: %d addresses, %d SSRCs left", len(m.byAddr), len(m.bySSRC))
+	}
+}
+
+// TestSendContent: what a caller hears, on the shared port (packets built
+// in the send batch) and on a port pair of its own (the packetizer's
+// buffer): the playback's frames whole and in order, one talkspurt
+// marker, then G.711 silence as keep-alive, sequence and timestamp
+// running on throughout.
+func TestSendContent(t *testing.T) {
+	for _, mux := range []bool{true, false} {
+		t.Run(fmt.Sprintf("mux=%v", mux), func(t *testing.T) {
+			e, err := NewEngine(EngineConfig{IP: net.IPv4(127, 0, 0, 1), PortMin: 32000, PortMax: 32999, Mux: mux})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			s, p := newCall(t, e, SessionConfig{Codec: PCMU})
+			tone := Tone(600, 200*time.Millisecond, 0.3)
+			want := make([]byte, len(tone))
+			PCMU.Encode(want, tone)
+			s.Play(tone)
+			var got []byte
+			var last *rtp.Packet
+			markers, silent := 0, 0
+			for silent < 3 {
+				pkt, _ := p.read(2 * time.Second)
+				if pkt == nil {
+					t.Fatalf("no packet after %d bytes of the tone", len(got))
+				}
+				if last != nil && (pkt.SequenceNumber != last.SequenceNumber+1 || pkt.Timestamp != last.Timestamp+160) {
+					t.Fatalf("seq %d ts %d after seq %d ts %d", pkt.SequenceNumber, pkt.Timestamp, last.SequenceNumber, last.Timestamp)
+				}
+				last = pkt
+				if pkt.PayloadType != uint8(PCMU) || len(pkt.Payload) != 160 {
+					t.Fatalf("packet PT %d, %d bytes", pkt.PayloadType, len(pkt.Payload))
+				}
+				if pkt.Marker {
+					markers++
+				}
+				switch {
+				case pkt.Marker || (len(got) > 0 && len(got) < len(want)):
+					got = append(got, pkt.Payload...)
+				case len(got) >= len(want):
+					if !bytes.Equal(pkt.Payload, bytes.Repeat([]byte{0xFF}, 160)) {
+						t.Fatalf("keep-alive after the tone is not silence: % x", pkt.Payload[:8])
+					}
+					silent++
+				}
+			}
+			if !bytes.Equal(got, want) || markers != 1 {
+				t.Fatalf("tone: %d bytes (equal %v), %d markers", len(got), bytes.Equal(got, want), markers)
+			}
+		})
 	}
 }

@@ -5,8 +5,23 @@ import "sync/atomic"
 // FrameSink receives decoded, in-order, gap-filled PCM. It is called on
 // the session's receive goroutine (and by StopRecord/Flush on the caller's
 // goroutine, never concurrently) and must not block long. The slice is
-// reused after WriteFrame returns: copy what you keep.
+// reused after WriteFrame returns and may be shared: read it, copy what
+// you keep, never write to it.
 type FrameSink interface{ WriteFrame(pcm []int16) }
+
+// A G711Sink can also take a frame as the G.711 codes it arrived in, so
+// that a recording which keeps G.711 codes (WAVWriter) neither decodes
+// nor re-encodes them. WriteG711 returns false, having done nothing, when
+// it cannot take the codes; the receiver then decodes them and calls
+// WriteFrame. codes is reused after it returns.
+type G711Sink interface {
+	FrameSink
+	WriteG711(c Codec, codes []byte) bool
+}
+
+// silentFrame fills gaps. Sinks only read what they are given, so one
+// frame serves every receiver (it was 320 bytes of each call).
+var silentFrame [FrameSamples]int16
 
 // Receive limits.
 const (
@@ -66,6 +81,7 @@ type rxSlot struct {
 type Receiver struct {
 	codec  Codec
 	sink   FrameSink
+	g711   G711Sink // sink, when it takes G.711 codes
 	depth  int64
 	maxGap uint32
 
@@ -83,8 +99,7 @@ type Receiver struct {
 	haveTS   bool
 	nextTS   uint32 // timestamp right after the last played packet
 
-	pcm  []int16
-	zero [FrameSamples]int16
+	pcm []int16
 
 	received, lost, late, dup, dropped, ssrcChanges atomic.Uint64
 }
@@ -100,11 +115,11 @@ func NewReceiver(cfg ReceiverConfig, sink FrameSink) *Receiver {
 	}
 	r := &Receiver{
 		codec:  cfg.Codec,
-		sink:   sink,
 		depth:  int64(cfg.Depth),
 		maxGap: uint32(cfg.MaxGap),
 		slots:  make([]rxSlot, cfg.Depth),
 	}
+	r.SetSink(sink)
 	// The slots' buffers and pcm grow to the packets' size on first use:
 	// sized for the largest datagram up front they were 9 KiB per call,
 	// a fifth of a deposit's heap, for 160-byte G.711 packets.
@@ -112,7 +127,10 @@ func NewReceiver(cfg ReceiverConfig, sink FrameSink) *Receiver {
 }
 
 // SetSink changes where frames go (nil discards them).
-func (r *Receiver) SetSink(s FrameSink) { r.sink = s }
+func (r *Receiver) SetSink(s FrameSink) {
+	r.sink = s
+	r.g711, _ = s.(G711Sink)
+}
 
 // SetCodec changes the codec used to decode the following packets.
 func (r *Receiver) SetCodec(c Codec) { r.codec = c }
@@ -156,6 +174,14 @@ func (r *Receiver) Push(ssrc uint32, seq uint16, timestamp uint32, payload []byt
 		} else {
 			r.late.Add(1)
 		}
+		return
+	}
+	if ext == r.next && r.buffered == 0 {
+		// In order with nothing waiting, as almost every packet is:
+		// played out from the datagram, without touching a slot.
+		r.next++
+		r.hist = r.hist<<1 | 1
+		r.playOut(timestamp, payload)
 		return
 	}
 	if ext-r.next >= r.depth {
@@ -277,29 +303,34 @@ func (r *Receiver) advanceTo(target int64) {
 	}
 }
 
-// play decodes one buffered packet into the sink, after the silence its
-// timestamp says is missing.
+// play plays out one buffered packet.
 func (r *Receiver) play(s *rxSlot) {
 	s.used = false
 	r.buffered--
 	r.hist = r.hist<<1 | 1
-	if s.skip {
-		return
+	if !s.skip {
+		r.playOut(s.ts, s.buf[:s.n])
 	}
+}
+
+// playOut gives one packet's audio to the sink, after the silence its
+// timestamp says is missing: as its codes if the sink takes them, else
+// decoded.
+func (r *Receiver) playOut(ts uint32, payload []byte) {
 	if r.haveTS {
-		if gap := s.ts - r.nextTS; int32(gap) > 0 && gap <= r.maxGap {
+		if gap := ts - r.nextTS; int32(gap) > 0 && gap <= r.maxGap {
 			r.silence(int(gap))
 		}
 	}
-	r.haveTS, r.nextTS = true, s.ts+uint32(s.n)
-	if r.sink == nil {
+	r.haveTS, r.nextTS = true, ts+uint32(len(payload))
+	if r.sink == nil || (r.g711 != nil && r.g711.WriteG711(r.codec, payload)) {
 		return
 	}
-	if len(r.pcm) < s.n {
-		r.pcm = make([]int16, s.n)
+	if len(r.pcm) < len(payload) {
+		r.pcm = make([]int16, len(payload))
 	}
-	r.codec.Decode(r.pcm, s.buf[:s.n])
-	r.sink.WriteFrame(r.pcm[:s.n])
+	r.codec.Decode(r.pcm, payload)
+	r.sink.WriteFrame(r.pcm[:len(payload)])
 }
 
 func (r *Receiver) silence(n int) {
@@ -307,8 +338,8 @@ func (r *Receiver) silence(n int) {
 		return
 	}
 	for n > 0 {
-		c := min(n, len(r.zero))
-		r.sink.WriteFrame(r.zero[:c])
+		c := min(n, len(silentFrame))
+		r.sink.WriteFrame(silentFrame[:c])
 		n -= c
 	}
 }

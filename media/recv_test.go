@@ -11,6 +11,25 @@ type recorder struct{ pcm []int16 }
 
 func (r *recorder) WriteFrame(p []int16) { r.pcm = append(r.pcm, p...) }
 
+// codesRecorder is a G711Sink that keeps everything, taking every other
+// frame as codes and refusing the others (they come decoded).
+type codesRecorder struct {
+	recorder
+	calls, codes int
+}
+
+func (r *codesRecorder) WriteG711(c Codec, b []byte) bool {
+	r.calls++
+	if r.calls%2 == 0 {
+		return false
+	}
+	r.codes++
+	pcm := make([]int16, len(b))
+	c.Decode(pcm, b)
+	r.pcm = append(r.pcm, pcm...)
+	return true
+}
+
 // idCode maps a packet id (1..100) to a µ-law byte with a unique, non-zero
 // decoded value, so the output shows which packet each sample came from.
 func idCode(id int) byte { return byte(id) } // codes 1..100 decode to large negative values
@@ -108,33 +127,43 @@ func TestReceiver(t *testing.T) {
 		{"timestamp discontinuity", tsJump, false, "1x160 2x160", ReceiverStats{Received: 2}},
 		{"empty payload", []rtpIn{{0xA, 1, 0, 1, -1}}, false, "", ReceiverStats{Received: 1, Dropped: 1}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var out recorder
-			r := NewReceiver(ReceiverConfig{Codec: PCMU}, &out)
-			var payload [MaxPayload]byte
-			for _, p := range tc.in {
-				n := p.n
-				if n == 0 {
-					n = 160
+		// The same with a sink that takes codes: the same audio.
+		for _, codes := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/codes=%v", tc.name, codes), func(t *testing.T) {
+				var out codesRecorder
+				var sink FrameSink = &out.recorder
+				if codes {
+					sink = &out
 				}
-				if n < 0 {
-					n = 0
+				r := NewReceiver(ReceiverConfig{Codec: PCMU}, sink)
+				var payload [MaxPayload]byte
+				for _, p := range tc.in {
+					n := p.n
+					if n == 0 {
+						n = 160
+					}
+					if n < 0 {
+						n = 0
+					}
+					for i := range n {
+						payload[i] = idCode(p.id)
+					}
+					r.Push(p.ssrc, p.seq, p.ts, payload[:n])
 				}
-				for i := range n {
-					payload[i] = idCode(p.id)
+				if tc.flush {
+					r.Flush()
 				}
-				r.Push(p.ssrc, p.seq, p.ts, payload[:n])
-			}
-			if tc.flush {
-				r.Flush()
-			}
-			if got := runs(out.pcm); got != tc.want {
-				t.Errorf("output\n got %s\nwant %s", got, tc.want)
-			}
-			if got := r.Stats(); got != tc.stats {
-				t.Errorf("stats %+v, want %+v", got, tc.stats)
-			}
-		})
+				if got := runs(out.pcm); got != tc.want {
+					t.Errorf("output\n got %s\nwant %s", got, tc.want)
+				}
+				if got := r.Stats(); got != tc.stats {
+					t.Errorf("stats %+v, want %+v", got, tc.stats)
+				}
+				if codes && out.calls > 0 && out.codes == 0 {
+					t.Errorf("no frame went as codes")
+				}
+			})
+		}
 	}
 }
 

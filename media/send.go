@@ -41,9 +41,14 @@ func newPacketizer() *packetizer {
 // call. It does not advance the sequence number or timestamp.
 func (p *packetizer) build(c Codec, pcm []int16, samples int, marker bool) []byte {
 	samples = min(samples, MaxPayload)
+	return p.buildInto(p.buf(rtpHeaderLen+samples), c, pcm, samples, marker)
+}
+
+// buildInto is build into b, which holds at least the header and samples
+// (at most MaxPayload).
+func (p *packetizer) buildInto(b []byte, c Codec, pcm []int16, samples int, marker bool) []byte {
 	p.hdr.PayloadType = uint8(c)
 	p.hdr.Marker = marker
-	b := p.buf(rtpHeaderLen + samples)
 	n, err := p.hdr.MarshalTo(b)
 	if err != nil { // cannot happen: the buffer always fits a 12-byte header
 		panic(err)

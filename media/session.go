@@ -131,39 +131,59 @@ type Stats struct {
 // player paced by the engine's shared clock that also sends keep-alive
 // packets and RTCP reports.
 type Session struct {
-	eng      *Engine
-	conn     *net.UDPConn
-	rtcpConn *net.UDPConn
-	port     int
-	log      *slog.Logger // the call's; every line adds rtp_port itself (a With per call kept 311 bytes)
-	epoch    time.Time    // the engine clock's start: arrival times and lastHeard count from it
-	ssrc     uint32       // ours
-	cname    string
-
-	evMu   sync.Mutex // serialises pushEvent's drop-oldest
-	events chan Event
+	// What every received packet touches comes first, together: with
+	// thousands of calls a packet finds its call's memory out of the
+	// cache, and each cache line it touches costs a wait for memory.
 
 	// Receive side, guarded by rxMu (the receive goroutine holds it per packet).
-	rxMu         sync.Mutex
-	rx           *Receiver
-	rxPkt        rtp.Packet // owned by the RTP receive goroutine
-	replayPkt    rtp.Packet
-	cands        candRun
-	rxCodec      Codec
-	dtmfPT       uint8
-	cnPT         uint8
-	dtmf         DTMFDetector
-	inband       *InbandDetector // without telephone-event only: most calls do without its 352 bytes
-	rec          FrameSink
-	gate         sourceGate
-	sdpAddr      netip.AddrPort // the RTP address of the last SDP; invalid = none
-	rtcpSDP      netip.AddrPort // from SessionConfig.RTCPRemote
-	rejectLogged bool
+	rxMu       sync.Mutex
+	closedFlag atomic.Bool
+	rxCodec    Codec
+	dtmfPT     uint8
+	cnPT       uint8
+	rx         *Receiver
+	rec        FrameSink
+	inband     *InbandDetector           // without telephone-event only: most calls do without its 352 bytes
+	srtp       atomic.Pointer[srtpState] // nil = plain RTP (srtp.go)
+	epoch      time.Time                 // the engine clock's start: arrival times and lastHeard count from it
+	lastHeard  atomic.Int64              // ns since epoch of the last accepted RTP or RTCP
+	gate       sourceGate
+
+	// The shared port (Engine Mux): nil with a port pair of our own.
+	// muxAddrs, muxN, muxSSRC and muxHaveSSRC are guarded by mux.mu;
+	// muxBound by rxMu.
+	mux         *mux
+	muxSSRC     uint32
+	muxHaveSSRC bool
+	muxBoundOK  bool
+	muxN        uint8
+	muxBound    uint32
+	muxAddrs    [2]netip.AddrPort // the SDP address and the accepted source (mux.track)
 
 	// qMu guards q, apart from rxMu: the clock goroutine reads q for RTCP
 	// and must never wait for a recording sink that holds rxMu.
 	qMu sync.Mutex
 	q   rxQuality
+
+	rxPkt        rtp.Packet // owned by the RTP receive goroutine
+	replayPkt    rtp.Packet
+	cands        candRun
+	dtmf         DTMFDetector
+	sdpAddr      netip.AddrPort // the RTP address of the last SDP; invalid = none
+	rtcpSDP      netip.AddrPort // from SessionConfig.RTCPRemote
+	rejectLogged bool
+	srtpFails    atomic.Uint64
+
+	eng      *Engine
+	conn     *net.UDPConn
+	rtcpConn *net.UDPConn
+	port     int
+	log      *slog.Logger // the call's; every line adds rtp_port itself (a With per call kept 311 bytes)
+	ssrc     uint32       // ours
+	cname    string
+
+	evMu   sync.Mutex // serialises pushEvent's drop-oldest
+	events chan Event
 
 	// Send side, guarded by txMu (the clock goroutine holds it per tick).
 	txMu        sync.Mutex
@@ -193,7 +213,6 @@ type Session struct {
 	rtcp rtcpState // guarded by its own mutex
 
 	timeout      int64           // RTPTimeout in ns; 0 = off
-	lastHeard    atomic.Int64    // ns since epoch of the last accepted RTP or RTCP
 	inactive     context.Context // done when the caller went silent (checkInactive)
 	setInactive  context.CancelFunc
 	inactiveOnce sync.Once
@@ -203,24 +222,10 @@ type Session struct {
 	cnCount                       atomic.Uint64
 	rtcpSent, rtcpRecv, rtcpDrops atomic.Uint64
 
-	srtp      atomic.Pointer[srtpState] // nil = plain RTP (srtp.go)
-	srtpFails atomic.Uint64
-
-	// The shared port (Engine Mux): nil with a port pair of our own.
-	// muxAddrs, muxSSRC and muxHaveSSRC are guarded by mux.mu; muxBound
-	// by rxMu.
-	mux         *mux
-	muxAddrs    []netip.AddrPort
-	muxSSRC     uint32
-	muxHaveSSRC bool
-	muxBound    uint32
-	muxBoundOK  bool
-
-	closeOnce  sync.Once
-	closeErr   error
-	done       chan struct{}
-	rtcpDone   chan struct{}
-	closedFlag atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{}
+	rtcpDone  chan struct{}
 }
 
 // sessionSink receives the Receiver's frames: in-band DTMF first, then
@@ -237,6 +242,20 @@ func (k sessionSink) WriteFrame(pcm []int16) {
 	if s.rec != nil {
 		s.rec.WriteFrame(pcm)
 	}
+}
+
+// WriteG711 passes the codes on when nothing here needs them decoded: no
+// in-band DTMF detector, and a recording that takes codes (or none).
+func (k sessionSink) WriteG711(c Codec, codes []byte) bool {
+	s := k.s
+	if s.inband != nil {
+		return false
+	}
+	if s.rec == nil {
+		return true
+	}
+	g, ok := s.rec.(G711Sink)
+	return ok && g.WriteG711(c, codes)
 }
 
 func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionConfig, st *srtpState) *Session {

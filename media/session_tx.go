@@ -78,7 +78,7 @@ func (s *Session) sendFrame() {
 			frame := s.play[s.pos:end]
 			s.pos = end
 			if s.remote.IsValid() {
-				s.send(s.pk.build(s.txCodec, frame, s.spp, s.marker))
+				s.sendG711(frame, s.marker)
 				s.marker = false // RFC 3551 §4.1: marker on the first packet of a talkspurt
 			}
 		}
@@ -95,27 +95,46 @@ func (s *Session) sendFrame() {
 // keepAlive sends comfort noise (RFC 3389) every cnInterval when it was
 // negotiated, else a G.711 silence frame every ptime. Called with txMu.
 func (s *Session) keepAlive() {
-	var b []byte
+	var ok bool
 	if s.txCN != 0 {
 		if s.cnWait > 0 {
 			s.cnWait--
 			return
 		}
 		s.cnWait = s.cnEvery - 1
-		b = s.pk.buildCN(s.txCN, cnLevel)
+		ok = s.send(s.pk.buildCN(s.txCN, cnLevel))
 	} else {
-		b = s.pk.build(s.txCodec, nil, s.spp, false)
+		ok = s.sendG711(nil, false)
 	}
-	if s.send(b) {
+	if ok {
 		s.keepalive.Add(1)
 	}
+}
+
+// sendG711 sends one frame of pcm, padded with silence to a packet. On
+// the shared port without SRTP the packet is built in the send batch
+// itself. Called with txMu.
+func (s *Session) sendG711(pcm []int16, marker bool) bool {
+	if s.mux == nil || s.srtp.Load() != nil {
+		return s.send(s.pk.build(s.txCodec, pcm, s.spp, marker))
+	}
+	s.mux.queueFrame(s.pk, s.txCodec, pcm, s.spp, marker, s.remote)
+	s.pk.hdr.SequenceNumber++
+	s.counted(min(s.spp, MaxPayload))
+	return true
+}
+
+// counted counts one packet sent with its payload octets.
+func (s *Session) counted(octets int) {
+	s.sent.Add(1)
+	s.octets.Add(uint64(octets))
 }
 
 // send writes one RTP packet to the remote and advances the sequence
 // number. Called with txMu.
 func (s *Session) send(b []byte) bool {
 	s.pk.hdr.SequenceNumber++
-	octets := uint64(len(b) - rtpHeaderLen)
+	octets := len(b) - rtpHeaderLen
 	b, ok := s.encryptRTP(b)
 	if !ok {
 		return false
@@ -125,8 +144,7 @@ func (s *Session) send(b []byte) bool {
 	} else if _, err := s.conn.WriteToUDPAddrPort(b, s.remote); err != nil {
 		return false
 	}
-	s.sent.Add(1)
-	s.octets.Add(octets)
+	s.counted(octets)
 	return true
 }
 

@@ -45,6 +45,45 @@ func (d *SilenceDetector) Feed(frame []int16) (silentRun int64) {
 	return d.run
 }
 
+// FeedG711 is Feed of the frame the G.711 codes decode to, without
+// decoding it.
+func (d *SilenceDetector) FeedG711(c Codec, codes []byte) (silentRun int64) {
+	if len(codes) == 0 {
+		return d.run
+	}
+	t := &ulawAbsTable
+	if c == PCMA {
+		t = &alawAbsTable
+	}
+	var sum int64
+	for _, b := range codes {
+		sum += int64(t[b])
+	}
+	if sum < d.threshold*int64(len(codes)) {
+		d.run += int64(len(codes))
+	} else {
+		d.run = 0
+	}
+	return d.run
+}
+
+// The absolute value of what each G.711 code decodes to.
+var (
+	ulawAbsTable = absTable(&ulawDecTable)
+	alawAbsTable = absTable(&alawDecTable)
+)
+
+func absTable(dec *[256]int16) (t [256]uint16) {
+	for i, v := range dec {
+		if v < 0 {
+			t[i] = uint16(-int32(v))
+		} else {
+			t[i] = uint16(v)
+		}
+	}
+	return t
+}
+
 // SilentRun returns the current run of trailing silent samples.
 func (d *SilenceDetector) SilentRun() int64 { return d.run }
 

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -55,5 +56,30 @@ func TestSilenceDetectorThreshold(t *testing.T) {
 	d := NewSilenceDetector(0)
 	if n := testing.AllocsPerRun(100, func() { d.Feed(frame) }); n != 0 {
 		t.Errorf("allocs = %v", n)
+	}
+}
+
+// TestSilenceDetectorG711: FeedG711 of codes decides as Feed of the
+// samples they decode to, for every code of both laws and at the
+// threshold's edge.
+func TestSilenceDetectorG711(t *testing.T) {
+	for _, c := range []Codec{PCMU, PCMA} {
+		frames := [][]byte{}
+		for code := range 256 {
+			frames = append(frames, bytes.Repeat([]byte{byte(code)}, 160))
+		}
+		mixed := make([]byte, 160)
+		for i := range mixed {
+			mixed[i] = byte(i * 37)
+		}
+		frames = append(frames, mixed, nil)
+		a, b := NewSilenceDetector(0), NewSilenceDetector(0)
+		for i, f := range frames {
+			pcm := make([]int16, len(f))
+			c.Decode(pcm, f)
+			if got, want := a.FeedG711(c, f), b.Feed(pcm); got != want {
+				t.Fatalf("%v frame %d: run %d, want %d", c, i, got, want)
+			}
+		}
 	}
 }

@@ -86,16 +86,18 @@ const (
 // file is the same. The first sample that is not (a tone, audio from
 // elsewhere) turns the buffer into PCM bytes for the rest of the file.
 type WAVWriter struct {
-	ws      io.WriteSeeker
-	format  Format
-	hdrLen  int64
-	samples int64
+	// A frame's fields first, in one cache line.
 	buf     []byte // not yet written: file bytes, or packed codes
-	packed  bool   // buf holds pack's codes for a PCM16 file
+	samples int64
+	err     error
+	format  Format
+	packed  bool // buf holds pack's codes for a PCM16 file
 	pack    Codec
 	hdrDone bool // the header has reached ws
 	closed  bool
-	err     error
+
+	ws     io.WriteSeeker
+	hdrLen int64
 }
 
 // wavBufSamples is what a WAVWriter holds before writing: 0.512 s.
@@ -199,6 +201,40 @@ func (w *WAVWriter) Write(pcm []int16) error {
 		pcm = pcm[n:]
 	}
 	return nil
+}
+
+// WriteG711 appends samples given as the G.711 codes of codec c without
+// decoding them, if the writer keeps them as such: a G.711 file of that
+// law, or a PCM16 file still buffering codes (of c, or re-coded to c while
+// nothing has been written). Otherwise it returns false and writes
+// nothing: Write the decoded samples instead.
+func (w *WAVWriter) WriteG711(c Codec, codes []byte) (bool, error) {
+	if w.err != nil {
+		return true, w.err
+	}
+	if w.closed {
+		return true, errors.New("media: write to closed WAVWriter")
+	}
+	switch {
+	case w.packed:
+		if c != w.pack && (w.hdrDone || !w.repack(c)) {
+			return false, nil
+		}
+	case w.format == FormatPCM16 || c != w.codec():
+		return false, nil
+	}
+	for len(codes) > 0 {
+		if len(w.buf) == cap(w.buf) {
+			if w.err = w.flush(); w.err != nil {
+				return true, w.err
+			}
+		}
+		n := copy(w.buf[len(w.buf):cap(w.buf)], codes)
+		w.buf = w.buf[:len(w.buf)+n]
+		w.samples += int64(n)
+		codes = codes[n:]
+	}
+	return true, nil
 }
 
 // packSamples appends the codes of the leading samples of pcm that decode

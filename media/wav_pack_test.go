@@ -22,7 +22,29 @@ func decoded(c Codec, start, n int) []int16 {
 // writeOp is one step of a WAVWriter's life in the tests below.
 type writeOp struct {
 	pcm      []int16
+	codes    []byte // written with WriteG711 in law (Write of pcm when refused)
+	law      Codec
 	truncate int64
+}
+
+// write gives the op's audio to w as a receiver would: its codes if w
+// takes them, else its samples.
+func (op writeOp) write(w *WAVWriter) error {
+	if op.codes != nil {
+		if ok, err := w.WriteG711(op.law, op.codes); ok {
+			return err
+		}
+	}
+	return w.Write(op.pcm)
+}
+
+// codesOp is an op of n codes of c, every one in turn from start.
+func codesOp(c Codec, start, n int) writeOp {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(start + i)
+	}
+	return writeOp{codes: b, law: c, pcm: decoded(c, start, n)}
 }
 
 // expectedWAV is what a writer given ops must leave in the file: the
@@ -49,7 +71,7 @@ func runWriter(t *testing.T, f Format, ops []writeOp) []byte {
 		t.Fatal(err)
 	}
 	for _, op := range ops {
-		if err := w.Write(op.pcm); err != nil {
+		if err := op.write(w); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Truncate(op.truncate); err != nil {
@@ -96,6 +118,16 @@ func TestWAVWriterPacked(t *testing.T) {
 			{pcm: decoded(PCMU, 0, 5000)}, {truncate: 1200}, {pcm: decoded(PCMU, 40, 900)}, {truncate: 1},
 		}, true, PCMU},
 		{"tone truncated whole", []writeOp{{pcm: tone, truncate: 1 << 20}, {pcm: decoded(PCMU, 0, 10)}}, false, PCMU},
+		{"ulaw codes", codesFrames(PCMU, 0, 3*wavBufSamples+17), true, PCMU},
+		{"alaw codes", codesFrames(PCMA, 5, 2*wavBufSamples+1), true, PCMA},
+		{"ulaw samples then codes", append(frames(decoded(PCMU, 0, 1000), 160), codesFrames(PCMU, 7, 5000)...), true, PCMU},
+		{"ulaw codes then alaw codes", append(codesFrames(PCMU, 0, 800), codesFrames(PCMA, 7, 5000)...), false, PCMU},
+		{"ulaw codes then alaw codes before the first write", append(codesFrames(PCMU, 0, 1), codesFrames(PCMA, 7, 5000)...), false, PCMU},
+		{"ulaw codes then tone then codes", append(append(codesFrames(PCMU, 0, 800), frames(tone, 160)...), codesFrames(PCMU, 3, 900)...), false, PCMU},
+		{"silence then alaw codes", append(frames(make([]int16, 320), 160), codesFrames(PCMA, 0, 800)...), false, PCMU},
+		{"alaw codes truncated and written on", []writeOp{
+			codesOp(PCMA, 0, 5000), {truncate: 1200}, codesOp(PCMA, 40, 900), {truncate: 1},
+		}, true, PCMA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := runWriter(t, FormatPCM16, tc.ops)
@@ -104,7 +136,7 @@ func TestWAVWriterPacked(t *testing.T) {
 			}
 			w, _ := NewWAVWriter(nopSeeker{}, FormatPCM16)
 			for _, op := range tc.ops {
-				w.Write(op.pcm)
+				op.write(w)
 			}
 			if w.packed != tc.packed || (tc.packed && w.pack != tc.pack) {
 				t.Errorf("packed = %v (%v), want %v (%v)", w.packed, w.pack, tc.packed, tc.pack)
@@ -113,10 +145,40 @@ func TestWAVWriterPacked(t *testing.T) {
 	}
 	for _, f := range []Format{FormatULaw, FormatALaw} {
 		ops := frames(append(decoded(PCMU, 0, wavBufSamples+3), tone...), 160)
-		if got, want := runWriter(t, f, ops), expectedWAV(t, f, ops); !bytes.Equal(got, want) {
+		ops = append(ops, codesFrames(PCMU, 0, wavBufSamples)...)
+		ops = append(ops, codesFrames(PCMA, 9, 900)...)
+		if got, want := runWriter(t, f, ops), expectedWAV(t, f, ops); !sameWAV(t, f, got, want) {
 			t.Errorf("%v: file differs: %d bytes, want %d", f, len(got), len(want))
 		}
 	}
+}
+
+// sameWAV compares two files of format f: byte for byte for PCM16; by
+// the samples they decode to for G.711, where codes written as received
+// may be the other code of a sample with two (µ-law 0x7F and 0xFF are 0).
+func sameWAV(t *testing.T, f Format, got, want []byte) bool {
+	t.Helper()
+	if f == FormatPCM16 || len(got) != len(want) {
+		return bytes.Equal(got, want)
+	}
+	g, err := ReadWAV(bytes.NewReader(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := ReadWAV(bytes.NewReader(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Equal(g, w) && bytes.Equal(got[:g711HeaderLen], want[:g711HeaderLen])
+}
+
+// codesFrames is n codes of c from start, as 160-code frames.
+func codesFrames(c Codec, start, n int) []writeOp {
+	var ops []writeOp
+	for i := 0; i < n; i += 160 {
+		ops = append(ops, codesOp(c, start+i, min(160, n-i)))
+	}
+	return ops
 }
 
 // nopSeeker takes writes and seeks and keeps nothing.
@@ -144,12 +206,22 @@ func TestWAVWriterNoAllocs(t *testing.T) {
 			t.Errorf("%s: %v allocations per frame", tc.name, n)
 		}
 	}
+	for _, f := range []Format{FormatPCM16, FormatULaw} {
+		w, _ := NewWAVWriter(nopSeeker{}, f)
+		op := codesOp(PCMU, 0, 160)
+		if ok, _ := w.WriteG711(PCMU, op.codes); !ok {
+			t.Fatalf("%v: codes refused", f)
+		}
+		if n := testing.AllocsPerRun(500, func() { w.WriteG711(PCMU, op.codes) }); n != 0 {
+			t.Errorf("%v codes: %v allocations per frame", f, n)
+		}
+	}
 }
 
 // FuzzWAVWriter writes arbitrary audio in arbitrary pieces: the file is
 // always the whole audio encoded at once. Each byte pair is a sample (a
-// µ-law code, an A-law code or a raw value) or the end of a Write, or a
-// truncation.
+// µ-law code, an A-law code or a raw value), the end of a Write, a
+// truncation, or a frame of µ-law or A-law codes (WriteG711).
 func FuzzWAVWriter(f *testing.F) {
 	f.Add(byte(0), []byte{0, 1, 0, 2, 3, 0, 1, 5, 2, 200, 4, 3})
 	f.Add(byte(1), []byte{1, 1, 1, 2, 3, 0, 0, 0, 0, 9})
@@ -160,7 +232,7 @@ func FuzzWAVWriter(f *testing.F) {
 		var cur []int16
 		for i := 0; i+1 < len(b); i += 2 {
 			v := b[i+1]
-			switch b[i] % 5 {
+			switch b[i] % 7 {
 			case 0:
 				cur = append(cur, ulawDecTable[v])
 			case 1:
@@ -173,6 +245,10 @@ func FuzzWAVWriter(f *testing.F) {
 			case 4:
 				ops = append(ops, writeOp{pcm: cur, truncate: int64(v)})
 				cur = nil
+			case 5, 6:
+				// a frame of codes, as the receiver gives them
+				ops = append(ops, writeOp{pcm: cur}, codesOp(Codec(b[i]%7-5)*PCMA, int(v), int(v)+1))
+				cur = nil
 			}
 			if len(cur) > 0 && i%64 == 0 {
 				// long runs of one sample cross buffer boundaries cheaply
@@ -180,7 +256,7 @@ func FuzzWAVWriter(f *testing.F) {
 			}
 		}
 		ops = append(ops, writeOp{pcm: cur})
-		if got, want := runWriter(t, fm, ops), expectedWAV(t, fm, ops); !bytes.Equal(got, want) {
+		if got, want := runWriter(t, fm, ops), expectedWAV(t, fm, ops); !sameWAV(t, fm, got, want) {
 			t.Fatalf("file differs: %d bytes, want %d", len(got), len(want))
 		}
 	})
