@@ -107,23 +107,37 @@ type Receiver struct {
 // NewReceiver returns a Receiver that writes to sink (which may be nil and
 // set later).
 func NewReceiver(cfg ReceiverConfig, sink FrameSink) *Receiver {
+	r := &Receiver{}
+	r.init(cfg, sink)
+	return r
+}
+
+// init makes r a new receiver (a Session embeds its receiver, so that a
+// packet finds the call's state in adjacent memory).
+func (r *Receiver) init(cfg ReceiverConfig, sink FrameSink) {
 	if cfg.Depth <= 0 {
 		cfg.Depth = DefaultReorderDepth
 	}
 	if cfg.MaxGap <= 0 {
 		cfg.MaxGap = DefaultMaxGap
 	}
-	r := &Receiver{
-		codec:  cfg.Codec,
-		depth:  int64(cfg.Depth),
-		maxGap: uint32(cfg.MaxGap),
-		slots:  make([]rxSlot, cfg.Depth),
-	}
+	r.codec = cfg.Codec
+	r.depth = int64(cfg.Depth)
+	r.maxGap = uint32(cfg.MaxGap)
 	r.SetSink(sink)
-	// The slots' buffers and pcm grow to the packets' size on first use:
-	// sized for the largest datagram up front they were 9 KiB per call,
-	// a fifth of a deposit's heap, for 160-byte G.711 packets.
-	return r
+	// The slots and their buffers are made when a packet first has to
+	// wait for one before it (an in-order stream never needs them), and
+	// the buffers and pcm grow to the packets' size: sized for the
+	// largest datagram up front they were 9 KiB per call, a fifth of a
+	// deposit's heap, for 160-byte G.711 packets.
+}
+
+// slot is the reorder slot of extended sequence number ext.
+func (r *Receiver) slot(ext int64) *rxSlot {
+	if r.slots == nil {
+		r.slots = make([]rxSlot, r.depth)
+	}
+	return &r.slots[ext%r.depth]
 }
 
 // SetSink changes where frames go (nil discards them).
@@ -188,7 +202,7 @@ func (r *Receiver) Push(ssrc uint32, seq uint16, timestamp uint32, payload []byt
 		// The window is full: stop waiting for the oldest holes.
 		r.advanceTo(ext - r.depth + 1)
 	}
-	s := &r.slots[ext%r.depth]
+	s := r.slot(ext)
 	if s.used {
 		r.dup.Add(1) // the window holds one packet per sequence number
 		return
@@ -215,7 +229,7 @@ func (r *Receiver) Skip(ssrc uint32, seq uint16) {
 	if ext-r.next >= r.depth {
 		r.advanceTo(ext - r.depth + 1)
 	}
-	s := &r.slots[ext%r.depth]
+	s := r.slot(ext)
 	if s.used {
 		return
 	}
@@ -227,7 +241,7 @@ func (r *Receiver) Skip(ssrc uint32, seq uint16) {
 // drain plays out the packets that are now in order.
 func (r *Receiver) drain() {
 	for r.buffered > 0 {
-		s := &r.slots[r.next%r.depth]
+		s := r.slot(r.next)
 		if !s.used || s.ext != r.next {
 			break
 		}
@@ -293,7 +307,7 @@ func (r *Receiver) advanceTo(target int64) {
 			r.next = target
 			return
 		}
-		if s := &r.slots[r.next%r.depth]; s.used && s.ext == r.next {
+		if s := r.slot(r.next); s.used && s.ext == r.next {
 			r.play(s)
 		} else {
 			r.lost.Add(1)

@@ -141,7 +141,7 @@ type Session struct {
 	rxCodec    Codec
 	dtmfPT     uint8
 	cnPT       uint8
-	rx         *Receiver
+	rx         Receiver
 	rec        FrameSink
 	inband     *InbandDetector           // without telephone-event only: most calls do without its 352 bytes
 	srtp       atomic.Pointer[srtpState] // nil = plain RTP (srtp.go)
@@ -296,7 +296,7 @@ func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionCon
 	s.gate = sourceGate{n: cfg.StrictRTPPackets}
 	s.gate.reset(remote, now)
 	s.lastHeard.Store(int64(now.Sub(s.epoch)))
-	s.rx = NewReceiver(ReceiverConfig{Codec: cfg.Codec}, sessionSink{s})
+	s.rx.init(ReceiverConfig{Codec: cfg.Codec}, sessionSink{s})
 	if st != nil {
 		s.srtp.Store(st)
 	}
