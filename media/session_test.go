@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,14 +226,47 @@ func TestSessionDigits(t *testing.T) {
 	}
 }
 
+// syncCodesSink is a syncSink that also takes codes (a G711Sink), and
+// counts the frames it took so.
+type syncCodesSink struct {
+	syncSink
+	codes int
+}
+
+func (s *syncCodesSink) WriteG711(c Codec, b []byte) bool {
+	pcm := make([]int16, len(b))
+	c.Decode(pcm, b)
+	s.mu.Lock()
+	s.pcm = append(s.pcm, pcm...)
+	s.codes++
+	s.mu.Unlock()
+	return true
+}
+
+// TestSessionInbandDigits: without telephone-event the digits are found
+// in the audio, which therefore reaches a recording that takes codes
+// decoded (the detector needs samples), and whole.
 func TestSessionInbandDigits(t *testing.T) {
 	checkGoroutines(t)
 	e := newTestEngine(t)
 	s, p := newCall(t, e, SessionConfig{Codec: PCMA}) // no telephone-event
+	var rec syncCodesSink
+	s.Record(&rec)
 	audio := concat(Silence(40*time.Millisecond), DTMFTone('4', 100*time.Millisecond), Silence(60*time.Millisecond),
 		DTMFTone('2', 100*time.Millisecond), Silence(40*time.Millisecond))
 	enc := make([]byte, len(audio))
 	PCMA.Encode(enc, audio)
+	defer func() {
+		waitFor(t, "packets", func() bool { return s.Stats().PacketsReceived >= uint64(len(enc)/160) })
+		s.StopRecord()
+		want := make([]int16, len(enc))
+		PCMA.Decode(want, enc)
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if !slices.Equal(rec.pcm, want) || rec.codes != 0 {
+			t.Errorf("recorded %d samples (equal %v), %d frames as codes", len(rec.pcm), slices.Equal(rec.pcm, want), rec.codes)
+		}
+	}()
 	for i := 0; i*160 < len(enc); i++ {
 		p.send(8, uint16(i), uint32(i*160), enc[i*160:(i+1)*160])
 		p.send(101, uint16(i), uint32(i*160), ev(9, false, 160)) // not negotiated: dropped
