@@ -143,6 +143,7 @@ type Session struct {
 	cnPT       uint8
 	rx         Receiver
 	rec        FrameSink
+	recCodes   G711Sink                  // rec, if it takes G.711 codes
 	inband     *InbandDetector           // without telephone-event only: most calls do without its 352 bytes
 	srtp       atomic.Pointer[srtpState] // nil = plain RTP (srtp.go)
 	epoch      time.Time                 // the engine clock's start: arrival times and lastHeard count from it
@@ -254,8 +255,7 @@ func (k sessionSink) WriteG711(c Codec, codes []byte) bool {
 	if s.rec == nil {
 		return true
 	}
-	g, ok := s.rec.(G711Sink)
-	return ok && g.WriteG711(c, codes)
+	return s.recCodes != nil && s.recCodes.WriteG711(c, codes)
 }
 
 func newSession(e *Engine, conn, rtcpConn *net.UDPConn, port int, cfg SessionConfig, st *srtpState) *Session {
@@ -499,6 +499,7 @@ func (s *Session) Playing() bool {
 func (s *Session) Record(sink FrameSink) {
 	s.rxMu.Lock()
 	s.rec = sink
+	s.recCodes, _ = sink.(G711Sink)
 	s.rxMu.Unlock()
 }
 
@@ -520,7 +521,7 @@ func (s *Session) StopRecord() {
 		return
 	}
 	s.rx.Flush()
-	s.rec = nil
+	s.rec, s.recCodes = nil, nil
 }
 
 // Stats returns the packet counters and the call's quality so far.
