@@ -2,6 +2,7 @@ package media
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -234,4 +235,47 @@ func TestReceiverSkip(t *testing.T) {
 	if got, want := r.Stats(), (ReceiverStats{Received: 4, Lost: 1}); got != want {
 		t.Errorf("stats %+v, want %+v", got, want)
 	}
+}
+
+// FuzzReceiverSinks pushes arbitrary packets (each 5 input bytes: SSRC
+// choice, sequence and timestamp steps, size, Skip or Push) to two
+// receivers, one with a sink of samples and one with a sink that takes
+// every other frame as codes: the audio and the counters are the same.
+func FuzzReceiverSinks(f *testing.F) {
+	f.Add([]byte{0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 3, 1, 0, 0, 0, 255, 1, 1, 0})
+	f.Add([]byte{1, 200, 9, 2, 1, 0, 1, 1, 3, 0, 0, 2, 2, 0, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var plain recorder
+		var codes codesRecorder
+		rs := [2]*Receiver{
+			NewReceiver(ReceiverConfig{Codec: PCMA}, &plain),
+			NewReceiver(ReceiverConfig{Codec: PCMA}, &codes),
+		}
+		var seq uint16
+		var ts uint32
+		payload := make([]byte, 480)
+		for i := range payload {
+			payload[i] = byte(i*13 + 1)
+		}
+		for ; len(in) >= 5; in = in[5:] {
+			ssrc := uint32(in[0] % 2)
+			seq += uint16(int8(in[1]))
+			ts += uint32(in[2]) * 40
+			n := int(in[3]) % 4 * 160
+			for _, r := range rs {
+				if in[4]%5 == 0 {
+					r.Skip(ssrc, seq)
+				} else {
+					r.Push(ssrc, seq, ts, payload[:n])
+				}
+			}
+		}
+		for _, r := range rs {
+			r.Flush()
+		}
+		if !slices.Equal(plain.pcm, codes.pcm) || rs[0].Stats() != rs[1].Stats() {
+			t.Fatalf("samples %d and %d (equal %v), stats %+v and %+v",
+				len(plain.pcm), len(codes.pcm), slices.Equal(plain.pcm, codes.pcm), rs[0].Stats(), rs[1].Stats())
+		}
+	})
 }
