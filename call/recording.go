@@ -165,14 +165,9 @@ func (r *recorder) WriteFrame(pcm []int16) {
 		return
 	}
 	pcm = pcm[:r.fits(len(pcm), r.wav.Samples())]
-	if err := r.wav.Write(pcm); err != nil {
-		r.err = err
-		if diskspace.IsNoSpace(err) {
-			r.signal(endNoSpace) // the call goroutine keeps what was written
-		}
-		return
+	if r.wrote(r.wav.Write(pcm)) {
+		r.check(pcm, r.wav.Samples())
 	}
-	r.check(pcm, r.wav.Samples())
 }
 
 // WriteG711 implements media.G711Sink: the codes go to the WAV writer
@@ -185,18 +180,23 @@ func (r *recorder) WriteG711(c media.Codec, codes []byte) bool {
 	}
 	codes = codes[:r.fits(len(codes), r.wav.Samples())]
 	ok, err := r.wav.WriteG711(c, codes)
-	if !ok {
-		return false
+	if ok && r.wrote(err) {
+		r.checkG711(c, codes, r.wav.Samples())
 	}
-	if err != nil {
-		r.err = err
-		if diskspace.IsNoSpace(err) {
-			r.signal(endNoSpace)
-		}
+	return ok
+}
+
+// wrote keeps a write's error and reports whether there was none. A full
+// disk ends the recording; the call goroutine keeps what was written.
+func (r *recorder) wrote(err error) bool {
+	if err == nil {
 		return true
 	}
-	r.checkG711(c, codes, r.wav.Samples())
-	return true
+	r.err = err
+	if diskspace.IsNoSpace(err) {
+		r.signal(endNoSpace)
+	}
+	return false
 }
 
 // finish closes the WAV with trailing silence beyond the tail trimmed and returns its

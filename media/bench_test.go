@@ -92,57 +92,36 @@ func BenchmarkEncodePCMA(b *testing.B) {
 	}
 }
 
-// BenchmarkWAVWrite writes one 20 ms frame per op to a file: a tone, and
-// (g711) the frames a call delivers, decoded from µ-law.
+// BenchmarkWAVWrite writes one 20 ms frame per op to a file: a tone, the
+// frames a call delivers decoded from µ-law (g711), and those frames as
+// the receiver gives them, the codes themselves (codes, WriteG711).
 func BenchmarkWAVWrite(b *testing.B) {
+	tone := writeOp{pcm: Tone(440, 20*time.Millisecond, 0.3)}
 	for _, tc := range []struct {
 		name  string
 		f     Format
-		frame []int16
+		frame writeOp
 	}{
-		{"pcm16", FormatPCM16, Tone(440, 20*time.Millisecond, 0.3)},
-		{"pcm16-g711", FormatPCM16, decoded(PCMU, 0, 160)},
-		{"ulaw", FormatULaw, Tone(440, 20*time.Millisecond, 0.3)},
+		{"pcm16", FormatPCM16, tone},
+		{"pcm16-g711", FormatPCM16, writeOp{pcm: decoded(PCMU, 0, 160)}},
+		{"pcm16-codes", FormatPCM16, codesOp(PCMU, 0, 160)},
+		{"ulaw", FormatULaw, tone},
+		{"ulaw-codes", FormatULaw, codesOp(PCMU, 0, 160)},
 	} {
-		f, frame := tc.f, tc.frame
 		b.Run(tc.name, func(b *testing.B) {
 			fh, err := os.Create(filepath.Join(b.TempDir(), "b.wav"))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer fh.Close()
-			w, err := NewWAVWriter(fh, f)
+			w, err := NewWAVWriter(fh, tc.f)
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := w.Write(frame); err != nil {
+				if err := tc.frame.write(w); err != nil {
 					b.Fatal(err)
-				}
-			}
-			if err := w.Close(); err != nil {
-				b.Fatal(err)
-			}
-		})
-	}
-	// The codes themselves, as the receiver gives them (WriteG711).
-	for _, f := range []Format{FormatPCM16, FormatULaw} {
-		b.Run(f.String()+"-codes", func(b *testing.B) {
-			fh, err := os.Create(filepath.Join(b.TempDir(), "b.wav"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer fh.Close()
-			w, err := NewWAVWriter(fh, f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			codes := codesOp(PCMU, 0, 160).codes
-			b.ReportAllocs()
-			for b.Loop() {
-				if ok, err := w.WriteG711(PCMU, codes); !ok || err != nil {
-					b.Fatal(ok, err)
 				}
 			}
 			if err := w.Close(); err != nil {

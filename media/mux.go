@@ -280,12 +280,12 @@ func (m *mux) queue(b []byte, to netip.AddrPort) {
 	m.push(to, b[:copy(m.slot(len(b)), b)])
 }
 
-// queueFrame builds one G.711 RTP packet (packetizer.build) straight
-// into the tick's batch: no copy, and no packet buffer kept per call.
+// queueFrame builds one G.711 RTP packet of samples (at most
+// MaxPayload) straight into the tick's batch (packetizer.build): no
+// copy, and no packet buffer kept per call.
 func (m *mux) queueFrame(p *packetizer, c Codec, pcm []int16, samples int, marker bool, to netip.AddrPort) {
 	m.qmu.Lock()
 	defer m.qmu.Unlock()
-	samples = min(samples, MaxPayload)
 	m.push(to, p.buildInto(m.slot(rtpHeaderLen+samples), c, pcm, samples, marker))
 }
 

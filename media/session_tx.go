@@ -118,9 +118,10 @@ func (s *Session) sendG711(pcm []int16, marker bool) bool {
 	if s.mux == nil || s.srtp.Load() != nil {
 		return s.send(s.pk.build(s.txCodec, pcm, s.spp, marker))
 	}
-	s.mux.queueFrame(s.pk, s.txCodec, pcm, s.spp, marker, s.remote)
+	n := min(s.spp, MaxPayload) // as build pads or cuts
+	s.mux.queueFrame(s.pk, s.txCodec, pcm, n, marker, s.remote)
 	s.pk.hdr.SequenceNumber++
-	s.counted(min(s.spp, MaxPayload))
+	s.counted(n)
 	return true
 }
 

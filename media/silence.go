@@ -37,12 +37,7 @@ func (d *SilenceDetector) Feed(frame []int16) (silentRun int64) {
 		}
 		sum += v
 	}
-	if sum < d.threshold*int64(len(frame)) {
-		d.run += int64(len(frame))
-	} else {
-		d.run = 0
-	}
-	return d.run
+	return d.classify(sum, len(frame))
 }
 
 // FeedG711 is Feed of the frame the G.711 codes decode to, without
@@ -59,8 +54,13 @@ func (d *SilenceDetector) FeedG711(c Codec, codes []byte) (silentRun int64) {
 	for _, b := range codes {
 		sum += int64(t[b])
 	}
-	if sum < d.threshold*int64(len(codes)) {
-		d.run += int64(len(codes))
+	return d.classify(sum, len(codes))
+}
+
+// classify counts a frame of n samples whose absolute values sum to sum.
+func (d *SilenceDetector) classify(sum int64, n int) int64 {
+	if sum < d.threshold*int64(n) {
+		d.run += int64(n)
 	} else {
 		d.run = 0
 	}
