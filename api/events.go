@@ -79,12 +79,12 @@ func (s *Server) onChange(c store.Change) {
 // sent.
 func (s *Server) consumeWebhooks(ctx context.Context, log store.ChangeLog, start store.Cursor) {
 	store.ConsumeFrom(ctx, log, "webhooks", s.cfg.WebhookConsumerLease, start, func(ctx context.Context, c store.Change) error {
-		if err := s.events.persist([]event{buildEvent(c)}); err != nil {
+		n, err := s.events.persist([]event{buildEvent(c)})
+		if err != nil {
 			return err
 		}
-		select {
-		case s.events.kick <- struct{}{}:
-		default:
+		if n > 0 {
+			s.events.kickDeliverer()
 		}
 		return nil
 	})
@@ -257,9 +257,11 @@ func (q *eventQueue) flush() {
 		if len(batch) == 0 {
 			return
 		}
+		queued := 0
 		for attempt := 0; ; attempt++ {
-			err := q.persist(batch)
+			n, err := q.persist(batch)
 			if err == nil {
+				queued = n
 				break
 			}
 			q.s.cfg.Logger.Error("webhook queue: cannot persist events", "events", len(batch), "err", err)
@@ -268,19 +270,28 @@ func (q *eventQueue) flush() {
 			}
 			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 		}
-		select {
-		case q.kick <- struct{}{}:
-		default:
+		if queued > 0 {
+			q.kickDeliverer()
 		}
 	}
 }
 
-func (q *eventQueue) persist(batch []event) error {
+// kickDeliverer wakes the deliverer for jobs just queued. Without one it
+// would claim from an empty queue at every message (a store write each).
+func (q *eventQueue) kickDeliverer() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// persist queues a job per matching webhook and returns how many.
+func (q *eventQueue) persist(batch []event) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	hooks, err := q.s.cfg.Store.ListWebhooks(ctx, "")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var jobs []store.WebhookJob
 	for _, ev := range batch {
@@ -290,5 +301,5 @@ func (q *eventQueue) persist(batch []event) error {
 			}
 		}
 	}
-	return q.s.cfg.Store.EnqueueWebhookJobs(ctx, jobs)
+	return len(jobs), q.s.cfg.Store.EnqueueWebhookJobs(ctx, jobs)
 }

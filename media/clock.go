@@ -15,16 +15,28 @@ const clockTick = 10 * time.Millisecond
 // the processor.
 const clockYieldEvery = 256
 
-// ticker is what the clock drives: one call per tick with the tick index
-// (time since the clock started, in ticks, so dropped ticks show up).
-type ticker interface{ tick(idx uint64) }
+// ticker is what the clock drives: one call per tick it asked for, with
+// the tick index (time since the clock started, in ticks, so dropped
+// ticks show up). It returns the next tick it needs (at most idx+1 for
+// every tick); wake brings that forward to the next tick.
+type ticker interface {
+	tick(idx uint64) (next uint64)
+}
 
 // clock is the one pacing goroutine for all players: a single
 // time.Ticker instead of one per call, so a thousand calls cost one timer.
+// A call that has nothing to send until later (a recording, which sends
+// one comfort noise packet in 16 ticks) is not touched in between: its
+// next tick is kept in the clock's own array, so thousands of idle calls
+// cost a scan of that array, not a visit to each call's memory.
 type clock struct {
-	mu    sync.Mutex
-	subs  []ticker
-	snap  []ticker // reused copy, so ticks run without the lock
+	mu               sync.Mutex
+	adds, dels, woke []ticker // changes for the next tick, guarded by mu
+
+	// Owned by the run goroutine.
+	subs  []clockSub
+	index map[ticker]int
+
 	start time.Time
 	stop  chan struct{}
 	done  chan struct{}
@@ -37,8 +49,14 @@ type clock struct {
 	late atomic.Int64
 }
 
+type clockSub struct {
+	t   ticker
+	due uint64 // the tick index t asked for next
+}
+
 func newClock(flush func()) *clock {
-	c := &clock{start: time.Now(), stop: make(chan struct{}), done: make(chan struct{}), flush: flush}
+	c := &clock{start: time.Now(), stop: make(chan struct{}), done: make(chan struct{}), flush: flush,
+		index: map[ticker]int{}}
 	go c.run()
 	return c
 }
@@ -47,6 +65,7 @@ func (c *clock) run() {
 	defer close(c.done)
 	t := time.NewTicker(clockTick)
 	defer t.Stop()
+	var adds, dels, woke []ticker
 	for {
 		select {
 		case <-c.stop:
@@ -54,12 +73,19 @@ func (c *clock) run() {
 		case now := <-t.C:
 			idx := uint64((now.Sub(c.start) + clockTick/2) / clockTick)
 			c.mu.Lock()
-			c.snap = append(c.snap[:0], c.subs...)
+			adds, c.adds = c.adds, adds[:0]
+			dels, c.dels = c.dels, dels[:0]
+			woke, c.woke = c.woke, woke[:0]
 			c.mu.Unlock()
-			for i, s := range c.snap {
-				s.tick(idx)
-				c.snap[i] = nil
-				if i%clockYieldEvery == clockYieldEvery-1 {
+			c.apply(adds, dels, woke)
+			ticked := 0
+			for i := range c.subs {
+				sub := &c.subs[i]
+				if sub.due > idx {
+					continue
+				}
+				sub.due = sub.t.tick(idx)
+				if ticked++; ticked%clockYieldEvery == 0 {
 					// A round over thousands of calls holds the processor
 					// for milliseconds: send what is queued and let
 					// signalling run in between (INVITE→200 under load).
@@ -79,29 +105,58 @@ func (c *clock) run() {
 	}
 }
 
+// apply makes the changes asked since the last tick, in the order they
+// can be asked: a ticker is added, woken, removed. The slices are cleared
+// for reuse (no ticker is kept alive by them).
+func (c *clock) apply(adds, dels, woke []ticker) {
+	for i, t := range adds {
+		c.index[t] = len(c.subs)
+		c.subs = append(c.subs, clockSub{t: t})
+		adds[i] = nil
+	}
+	for i, t := range woke {
+		if j, ok := c.index[t]; ok {
+			c.subs[j].due = 0
+		}
+		woke[i] = nil
+	}
+	for i, t := range dels {
+		if j, ok := c.index[t]; ok {
+			last := len(c.subs) - 1
+			c.subs[j] = c.subs[last]
+			c.index[c.subs[j].t] = j
+			c.subs[last] = clockSub{}
+			c.subs = c.subs[:last]
+			delete(c.index, t)
+		}
+		dels[i] = nil
+	}
+}
+
 // lateness is the moving average of how late ticks finish.
 func (c *clock) lateness() time.Duration { return time.Duration(c.late.Load()) }
 
+// add starts ticking t from the next tick.
 func (c *clock) add(t ticker) {
 	c.mu.Lock()
-	c.subs = append(c.subs, t)
+	c.adds = append(c.adds, t)
 	c.mu.Unlock()
 }
 
-// remove deregisters t. A tick already in progress may still call t once;
-// tickers ignore ticks after they stop.
+// wake has t ticked at the next tick, whatever tick it asked for: its
+// state changed (a playback started) after its last tick.
+func (c *clock) wake(t ticker) {
+	c.mu.Lock()
+	c.woke = append(c.woke, t)
+	c.mu.Unlock()
+}
+
+// remove deregisters t at the next tick. A tick already in progress or the
+// next one may still call t; tickers ignore ticks after they stop.
 func (c *clock) remove(t ticker) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, s := range c.subs {
-		if s == t {
-			last := len(c.subs) - 1
-			c.subs[i] = c.subs[last]
-			c.subs[last] = nil
-			c.subs = c.subs[:last]
-			return
-		}
-	}
+	c.dels = append(c.dels, t)
+	c.mu.Unlock()
 }
 
 func (c *clock) close() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -422,6 +423,7 @@ func (s *Session) Update(cfg SessionConfig) error {
 			s.remote = a
 		}
 	}
+	s.eng.clock.wake(s) // keep-alive may start or stop
 	return nil
 }
 
@@ -477,6 +479,7 @@ func (s *Session) Play(pcm []int16) {
 	}
 	s.play, s.pos, s.playing, s.marker = pcm, 0, true, true
 	s.cnWait = 0 // the next idle period starts with a comfort noise packet
+	s.eng.clock.wake(s)
 }
 
 // StopPlay stops the current playback without an EventPlayDone.
@@ -485,6 +488,7 @@ func (s *Session) StopPlay() {
 	s.play, s.pos, s.playing = nil, 0, false
 	s.cnWait = 0
 	s.txMu.Unlock()
+	s.eng.clock.wake(s)
 }
 
 // Playing reports whether a playback is in progress.
@@ -614,16 +618,21 @@ func (s *Session) heard(now time.Time) { s.lastHeard.Store(int64(now.Sub(s.epoch
 
 // checkInactive closes Inactive once the caller was silent for the
 // timeout; idx is the clock tick (time since epoch in ticks).
-func (s *Session) checkInactive(idx uint64) {
+func (s *Session) checkInactive(idx uint64) (next uint64) {
 	if s.timeout == 0 {
-		return
+		return math.MaxUint64
 	}
-	if int64(idx)*int64(clockTick)-s.lastHeard.Load() > s.timeout {
+	last := s.lastHeard.Load()
+	if int64(idx)*int64(clockTick)-last > s.timeout {
 		s.inactiveOnce.Do(func() {
 			s.log.Info("no RTP or RTCP from the caller", "rtp_port", s.port, "timeout", time.Duration(s.timeout))
 			s.setInactive()
 		})
+		return math.MaxUint64
 	}
+	// The first tick past the timeout, counted from the last packet heard
+	// so far; checked again then.
+	return uint64((last+s.timeout)/int64(clockTick)) + 1
 }
 
 func samplesToDuration(n uint32) time.Duration {

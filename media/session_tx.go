@@ -1,6 +1,7 @@
 package media
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -28,30 +29,36 @@ func rtcpTicks(mean time.Duration) uint64 {
 	return uint64(float64(mean/clockTick) * (0.5 + rand.Float64()))
 }
 
-// tick is called by the engine clock every 10 ms; it sends a frame each
-// time a ptime has elapsed on the clock: playback when there is one, else
-// keep-alive (comfort noise or silence), so the caller's phone never sees
-// a dead stream. It also sends the RTCP reports when due and checks the
-// caller's inactivity.
-func (s *Session) tick(idx uint64) {
+// tick is called by the engine clock at the ticks it asks for (every
+// 10 ms at most); it sends a frame each time a ptime has elapsed on the
+// clock: playback when there is one, else keep-alive (comfort noise or
+// silence), so the caller's phone never sees a dead stream. It also sends
+// the RTCP reports when due and checks the caller's inactivity. It
+// returns the next tick at which any of that is due: a session that sends
+// one comfort noise packet in 8 frames is not visited in between.
+func (s *Session) tick(idx uint64) uint64 {
 	s.txMu.Lock()
 	if s.stopped {
 		s.txMu.Unlock()
-		return
+		return math.MaxUint64
 	}
 	if !s.started {
 		s.started, s.nextTick = true, idx
 		s.rtcpNext = idx + rtcpTicks(s.rtcpMean/2)
 	}
 	report := false
-	if idx >= s.rtcpNext {
-		s.rtcpNext, report = idx+rtcpTicks(s.rtcpMean), true
-	}
 	if idx >= s.nextTick {
+		behind := (idx-s.nextTick)/s.tpp + 1
+		// Frames that send nothing (comfort noise not yet due, or on hold)
+		// only move the timestamp on: passed in one step.
+		if q := min(s.quietFrames(), behind); q > 0 {
+			s.passQuiet(q)
+			behind -= q
+		}
 		// After a stall (the clock lost ticks), send at most 2 frames at
 		// once and let the timestamp jump over the rest.
 		const maxBurst = 2
-		if behind := (idx-s.nextTick)/s.tpp + 1; behind > maxBurst {
+		if behind > maxBurst {
 			skip := behind - maxBurst
 			s.nextTick += skip * s.tpp
 			s.pk.hdr.Timestamp += uint32(skip) * uint32(s.spp)
@@ -61,11 +68,44 @@ func (s *Session) tick(idx uint64) {
 			s.nextTick += s.tpp
 		}
 	}
+	if idx >= s.rtcpNext {
+		s.rtcpNext, report = idx+rtcpTicks(s.rtcpMean), true
+	}
+	next := s.rtcpNext
+	if q := s.quietFrames(); q != math.MaxUint64 {
+		next = min(next, s.nextTick+q*s.tpp)
+	}
 	s.txMu.Unlock()
 	if report {
 		s.sendReport(time.Now(), false)
 	}
-	s.checkInactive(idx)
+	return min(next, s.checkInactive(idx))
+}
+
+// quietFrames is how many of the coming frames send nothing: those before
+// the next comfort noise packet, every one on hold (MaxUint64), none while
+// playing or keeping alive with silence. Called with txMu.
+func (s *Session) quietFrames() uint64 {
+	switch {
+	case s.playing:
+		return 0
+	case !s.remote.IsValid():
+		return math.MaxUint64
+	case s.txCN != 0:
+		return uint64(s.cnWait)
+	}
+	return 0
+}
+
+// passQuiet moves over n quiet frames (quietFrames): the timestamp keeps
+// pace with the clock (RFC 3550 §5.1), the comfort noise count goes down.
+// Called with txMu.
+func (s *Session) passQuiet(n uint64) {
+	s.nextTick += n * s.tpp
+	s.pk.hdr.Timestamp += uint32(n) * uint32(s.spp)
+	if s.remote.IsValid() {
+		s.cnWait -= int(n)
+	}
 }
 
 // sendFrame sends the next frame of the playback, or a keep-alive packet
