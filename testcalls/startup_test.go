@@ -61,6 +61,12 @@ func serveUntilWith(t *testing.T, dir string, want string, wrap, env []string, a
 		case l, ok := <-lines:
 			if !ok {
 				_ = cmd.Wait()
+				// A free port can be taken by another process between our
+				// probe and the server's bind: start again on new ports.
+				if strings.Contains(got.String(), "address already in use") && portRetries.Add(1) <= 20 {
+					t.Logf("serve lost a port race; retrying on new ports")
+					return serveUntilWith(t, dir, want, wrap, env, args...)
+				}
 				t.Fatalf("serve %v exited before printing %q:\n%s", args, want, got.String())
 			}
 			got.WriteString(l + "\n")
