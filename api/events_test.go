@@ -141,3 +141,70 @@ func TestCloseKeepsPendingEvents(t *testing.T) {
 		t.Errorf("%d jobs queued, want 20", len(jobs))
 	}
 }
+
+// claimCounter counts the deliverer's claims of the job queue (a store
+// write each) and how many returned jobs.
+type claimCounter struct {
+	store.Store
+	mu             sync.Mutex
+	claims, filled int
+}
+
+func (c *claimCounter) ClaimWebhookJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.WebhookJob, error) {
+	jobs, err := c.Store.ClaimWebhookJobs(ctx, now, lease, limit)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.claims++
+	if len(jobs) > 0 {
+		c.filled++
+	}
+	return jobs, err
+}
+
+func (c *claimCounter) counts() (claims, filled int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.claims, c.filled
+}
+
+// TestDelivererWokenForJobsOnly: events that match no webhook queue no
+// job and do not wake the deliverer (it would claim from an empty queue
+// at every message); an event that queues a job does.
+func TestDelivererWokenForJobsOnly(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	blobs, _ := store.NewFSBlobs(filepath.Join(dir, "media"))
+	if err := st.CreateTenant(ctx, &store.Tenant{Name: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	changes := store.NewChanges()
+	counted := &claimCounter{Store: store.Notifying(st, changes)}
+	s := New(Config{Store: counted, Changes: changes, Blobs: blobs, AdminToken: token,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WebhookBackoff: time.Hour, BusWebhooks: true})
+	defer s.Close()
+	for range 20 {
+		changes.Publish(store.Change{Kind: store.MailboxUpdated, Tenant: "default", Mailbox: "1001"})
+		_ = changes.Flush(ctx)
+	}
+	if err := st.CreateWebhook(ctx, &store.Webhook{Tenant: "default", URL: "http://127.0.0.1:1/x", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	changes.Publish(store.Change{Kind: store.MailboxUpdated, Tenant: "default", Mailbox: "1001"})
+	_ = changes.Flush(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, filled := counted.counts(); filled == 0; _, filled = counted.counts() {
+		if time.Now().After(deadline) {
+			t.Fatal("the job of the webhook's event was never claimed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// One claim at start-up, one for the job.
+	if claims, _ := counted.counts(); claims != 2 {
+		t.Errorf("%d claims of the job queue for 21 events, one of them with a webhook; want 2", claims)
+	}
+}
