@@ -39,7 +39,7 @@ bench:
 
 # Load runs for BENCHMARKS.md (not part of `make test`): server pinned to
 # core 1, cmd/vmload or sipp to core 0, loopback; ~20 min. See
-# testcalls/load/run.sh (LOAD=churn|sippchurn|crosscheck|deposit|dtmf|plain|setup|sipp|smoke, LEVELS=...).
+# testcalls/load/run.sh (LOAD=churn|plainchurn|sippchurn|crosscheck|deposit|dtmf|plain|setup|sipp|smoke, LEVELS=...).
 load:
 	testcalls/load/run.sh $(LOAD) $(LEVELS)
 

@@ -210,3 +210,21 @@ func TestParseSippRTT(t *testing.T) {
 		})
 	}
 }
+
+// INVITE→200 grouped by the second its INVITE went out, seconds without
+// an INVITE left out.
+func TestBySecond(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	d := func(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }
+	got := bySecond(start,
+		[]time.Time{at(10), at(900), at(999), at(2500), at(-5)},
+		[]time.Duration{d(1), d(3), d(2), d(40), d(7)})
+	want := []secondSetups{
+		{Second: 0, N: 4, P50MS: 2, P99MS: 7, MaxMS: 7},
+		{Second: 2, N: 1, P50MS: 40, P99MS: 40, MaxMS: 40},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("bySecond = %+v, want %+v", got, want)
+	}
+}

@@ -174,6 +174,7 @@ type report struct {
 	SetupP50MS      float64         `json:"invite_200_p50_ms"`
 	SetupP99MS      float64         `json:"invite_200_p99_ms"`
 	SetupMaxMS      float64         `json:"invite_200_max_ms"`
+	SetupBySecond   []secondSetups  `json:"invite_200_by_second,omitempty"`
 	DTMFN           int             `json:"dtmf_probes,omitempty"`
 	DTMFP50MS       float64         `json:"dtmf_to_prompt_p50_ms,omitempty"`
 	DTMFP99MS       float64         `json:"dtmf_to_prompt_p99_ms,omitempty"`
@@ -311,6 +312,7 @@ func cmdRun(args []string) error {
 	r.SetupAvgMS, r.SetupP99MS, r.SetupMaxMS = stats(res.setup)
 	if len(res.setup) > 0 {
 		r.SetupP50MS = pctl(res.setup, 0.50)
+		r.SetupBySecond = bySecond(start, res.setupAt, res.setup)
 	}
 	if len(res.dtmf) > 0 {
 		r.DTMFN = len(res.dtmf)
@@ -472,6 +474,37 @@ func stats(d []time.Duration) (avg, p99, mx float64) {
 		mx = max(mx, ms(x))
 	}
 	return round1(ms(sum) / float64(len(d))), pctl(d, 0.99), round1(mx)
+}
+
+// secondSetups is INVITE→200 of the INVITEs first sent in one second of
+// the run: where in the run the slow answers are (a collection, the end
+// of the ramp, the first hang-ups).
+type secondSetups struct {
+	Second int     `json:"s"`
+	N      int     `json:"n"`
+	P50MS  float64 `json:"p50_ms"`
+	P99MS  float64 `json:"p99_ms"`
+	MaxMS  float64 `json:"max_ms"`
+}
+
+func bySecond(start time.Time, at []time.Time, d []time.Duration) []secondSetups {
+	groups := map[int][]time.Duration{}
+	last := 0
+	for i, t := range at {
+		s := max(0, int(t.Sub(start)/time.Second))
+		groups[s] = append(groups[s], d[i])
+		last = max(last, s)
+	}
+	var out []secondSetups
+	for s := 0; s <= last; s++ {
+		g := groups[s]
+		if len(g) == 0 {
+			continue
+		}
+		_, p99, mx := stats(g)
+		out = append(out, secondSetups{Second: s, N: len(g), P50MS: pctl(g, 0.5), P99MS: p99, MaxMS: mx})
+	}
+	return out
 }
 
 func pctl(d []time.Duration, q float64) float64 {

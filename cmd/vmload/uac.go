@@ -95,6 +95,7 @@ type call struct {
 type results struct {
 	mu          sync.Mutex
 	setup       []time.Duration // INVITE -> 200 (first transmission to first 200)
+	setupAt     []time.Time     // when each of setup's INVITEs was first sent
 	dtmf        []time.Duration // first DTMF packet -> first marked packet of the next prompt
 	ok          int
 	failed      map[string]int
@@ -702,6 +703,7 @@ func (c *call) onResponse(m *siptest.Message, now time.Time) {
 			c.answeredAt = now
 			g.res.mu.Lock()
 			g.res.setup = append(g.res.setup, now.Sub(c.invSent))
+			g.res.setupAt = append(g.res.setupAt, c.invSent)
 			g.res.mu.Unlock()
 			g.rtpMu.Lock()
 			if ssrc, ok := answerSSRC(m.Body); ok {
