@@ -67,11 +67,12 @@ type Runtime struct {
 	prompts   *promptCache       // shared PCM of prompt sequences (promptcache.go)
 	recording prometheus.Counter // seconds of saved messages
 	gate      spaceGate          // last disk-space verdict seen by Admit
+	writers   *writers           // write the recordings' files (writebehind.go)
 }
 
 // New builds the runtime.
 func New(cfg Config, deps Deps) *Runtime {
-	return &Runtime{cfg: cfg, deps: deps, prompts: newPromptCache(),
+	return &Runtime{cfg: cfg, deps: deps, prompts: newPromptCache(), writers: newWriters(),
 		recording: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "voicemail_recording_seconds_total",
 			Help: "Seconds of audio saved as messages.",

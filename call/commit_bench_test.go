@@ -94,7 +94,7 @@ func TestCommitWorkload(t *testing.T) {
 				}
 				meta := partMeta{Tenant: store.DefaultTenant, Mailbox: strconv.Itoa(1000 + int(i)%mailboxes),
 					ID: store.NewMessageID(), CallerID: "+33612345678", ReceivedAt: time.Now().UTC(), Format: "pcm16"}
-				rec, err := newRecorder(blobs, meta, media.FormatPCM16, 120, 0, 500)
+				rec, err := newRecorder(blobs, newWriters(), meta, media.FormatPCM16, 120, 0, 500)
 				if err != nil {
 					errs <- err
 					return

@@ -149,7 +149,7 @@ func (c *depositCall) startRecording(a ivr.StartRecording) error {
 	// longer than a word).
 	early := &handoffSink{}
 	c.record(early, a.MaxSeconds)
-	rec, err := newRecorder(c.r.deps.Blobs, meta, rc.Format, a.MaxSeconds, a.SilenceSeconds, rc.TailMS)
+	rec, err := newRecorder(c.r.deps.Blobs, c.r.writers, meta, rc.Format, a.MaxSeconds, a.SilenceSeconds, rc.TailMS)
 	if err != nil {
 		c.stopRecord()
 		return err

@@ -52,6 +52,7 @@ type recorder struct {
 	blobs store.Blobs
 	log   *slog.Logger
 	file  *store.BlobFile
+	out   *writeBehind // the WAV's way to file
 }
 
 // limits ends a recording at its maximum length or after enough silence;
@@ -129,13 +130,13 @@ const (
 	endNoSpace // a write failed for lack of space (recording stopped, kept)
 )
 
-func newRecorder(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds, tailMS int) (*recorder, error) {
-	return newRecorderTo(blobs, meta, f, maxSeconds, silenceSeconds, tailMS, nil)
+func newRecorder(blobs store.Blobs, ws *writers, meta partMeta, f media.Format, maxSeconds, silenceSeconds, tailMS int) (*recorder, error) {
+	return newRecorderTo(blobs, ws, meta, f, maxSeconds, silenceSeconds, tailMS, nil)
 }
 
 // newRecorderTo is newRecorder with the WAV written through wrap(file)
 // when wrap is set: tests make writes fail at a chosen byte.
-func newRecorderTo(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds, silenceSeconds, tailMS int, wrap func(io.WriteSeeker) io.WriteSeeker) (*recorder, error) {
+func newRecorderTo(blobs store.Blobs, ws *writers, meta partMeta, f media.Format, maxSeconds, silenceSeconds, tailMS int, wrap func(io.WriteSeeker) io.WriteSeeker) (*recorder, error) {
 	key := store.MediaKey(meta.Tenant, meta.Mailbox, meta.ID)
 	file, err := blobs.Create(key)
 	if err != nil {
@@ -145,16 +146,17 @@ func newRecorderTo(blobs store.Blobs, meta partMeta, f media.Format, maxSeconds,
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	var out io.WriteSeeker = file
+	var to io.WriteSeeker = file
 	if wrap != nil {
-		out = wrap(file)
+		to = wrap(file)
 	}
+	out := newWriteBehind(to, ws)
 	w, err := media.NewWAVWriter(out, f)
 	if err != nil {
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	return &recorder{meta: meta, blobs: blobs, file: file, wav: w, limits: newLimits(maxSeconds, silenceSeconds, tailMS)}, nil
+	return &recorder{meta: meta, blobs: blobs, file: file, out: out, wav: w, limits: newLimits(maxSeconds, silenceSeconds, tailMS)}, nil
 }
 
 // WriteFrame implements media.FrameSink.
@@ -223,6 +225,7 @@ func (r *recorder) finish() (durationMS int64, err error) {
 	// length (rewriting a header needs no new blocks); it is never
 	// deleted for lack of space.
 	r.noSpace = true
+	_ = r.out.wait() // the file as the disk took it
 	samples, err := media.FixWAV(r.file.File)
 	if err != nil {
 		return 0, fmt.Errorf("recording %s: out of space, fix WAV: %w", r.meta.ID, err)
@@ -238,7 +241,10 @@ func (r *recorder) audio() ([]int16, error) {
 	return media.ReadWAV(r.file)
 }
 
-func (r *recorder) discard() error { return r.file.Abort() }
+func (r *recorder) discard() error {
+	_ = r.out.wait() // no write after the part is gone
+	return r.file.Abort()
+}
 
 // commit makes the audio durable, then the message row visible.
 func (r *recorder) commit(ctx context.Context, st MessageCreator, durationMS int64, urgent bool) (*store.Message, error) {

@@ -48,7 +48,7 @@ func TestRecorderNoSpaceKeepsAudio(t *testing.T) {
 	const header, kept = 44, 16050      // 2.006 s of PCM16 reach the disk
 	limit := int64(header + 2*kept + 1) // plus half a sample, cut off
 	meta := partMeta{Tenant: "default", Mailbox: "1001", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC(), Format: "pcm16"}
-	rec, err := newRecorderTo(blobs, meta, media.FormatPCM16, 60, 0, 500, func(w io.WriteSeeker) io.WriteSeeker {
+	rec, err := newRecorderTo(blobs, newWriters(), meta, media.FormatPCM16, 60, 0, 500, func(w io.WriteSeeker) io.WriteSeeker {
 		return &fullDisk{WriteSeeker: w, left: limit}
 	})
 	if err != nil {
@@ -58,6 +58,10 @@ func TestRecorderNoSpaceKeepsAudio(t *testing.T) {
 	for f := tone; len(f) > 0; f = f[min(160, len(f)):] {
 		rec.WriteFrame(f[:min(160, len(f))])
 	}
+	// The file is written behind: a failed write is seen by the next
+	// one, at the latest that of the next buffer.
+	_ = rec.out.wait()
+	rec.WriteFrame(make([]int16, 4096))
 	select {
 	case e := <-rec.ended:
 		if e != endNoSpace {
@@ -125,7 +129,7 @@ func TestRecorderG711(t *testing.T) {
 					t.Fatal(err)
 				}
 				meta := partMeta{Tenant: "default", Mailbox: "1001", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC(), Format: "pcm16"}
-				rec, err := newRecorder(blobs, meta, media.FormatPCM16, tc.max, tc.silenceSec, 500)
+				rec, err := newRecorder(blobs, newWriters(), meta, media.FormatPCM16, tc.max, tc.silenceSec, 500)
 				if err != nil {
 					t.Fatal(err)
 				}

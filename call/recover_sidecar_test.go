@@ -26,7 +26,7 @@ func crashedPart(t *testing.T, blobs store.Blobs, seconds int) (partMeta, []int1
 	t.Helper()
 	meta := partMeta{Tenant: store.DefaultTenant, Mailbox: "1001", ID: store.NewMessageID(), CallerID: "+33612345678",
 		CallerName: "Alice", ReceivedAt: time.Now().UTC(), Format: "pcm16"}
-	rec, err := newRecorder(blobs, meta, media.FormatPCM16, 60, 0, 500)
+	rec, err := newRecorder(blobs, newWriters(), meta, media.FormatPCM16, 60, 0, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +34,7 @@ func crashedPart(t *testing.T, blobs store.Blobs, seconds int) (partMeta, []int1
 	for f := tone; len(f) > 0; f = f[min(160, len(f)):] {
 		rec.WriteFrame(f[:min(160, len(f))])
 	}
+	_ = rec.out.wait()    // what the process had handed to the kernel
 	rec.file.File.Close() // the crash: neither commit nor abort
 	return meta, tone
 }
@@ -192,7 +193,7 @@ func TestRecoverDamagedSidecarNotAMessage(t *testing.T) {
 func TestRecoverLeavesLivePartWithEmptySidecar(t *testing.T) {
 	st, blobs := recoverFixture(t)
 	meta := partMeta{Tenant: store.DefaultTenant, Mailbox: "1001", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC()}
-	rec, err := newRecorder(blobs, meta, media.FormatPCM16, 60, 0, 500)
+	rec, err := newRecorder(blobs, newWriters(), meta, media.FormatPCM16, 60, 0, 500)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func committedRecording(t *testing.T, blobs store.Blobs, mailbox string, seconds
 	t.Helper()
 	meta := partMeta{Tenant: store.DefaultTenant, Mailbox: mailbox, ID: store.NewMessageID(), CallerID: "+33612345678",
 		CallerName: "Alice", ReceivedAt: time.Now().UTC().Truncate(time.Millisecond), Format: "pcm16"}
-	rec, err := newRecorder(blobs, meta, media.FormatPCM16, 60, 0, 500)
+	rec, err := newRecorder(blobs, newWriters(), meta, media.FormatPCM16, 60, 0, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestRecoverUnsettledLeftovers(t *testing.T) {
 func TestCommitSettlesSidecar(t *testing.T) {
 	st, blobs := recoverFixture(t)
 	meta := partMeta{Tenant: store.DefaultTenant, Mailbox: "1001", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC()}
-	rec, err := newRecorder(blobs, meta, media.FormatPCM16, 60, 0, 500)
+	rec, err := newRecorder(blobs, newWriters(), meta, media.FormatPCM16, 60, 0, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestRecoverPartOfDeletedMailbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta := partMeta{Tenant: store.DefaultTenant, Mailbox: "1002", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC()}
-	rec, err := newRecorder(blobs, meta, media.FormatPCM16, 60, 0, 500)
+	rec, err := newRecorder(blobs, newWriters(), meta, media.FormatPCM16, 60, 0, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
