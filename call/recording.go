@@ -156,7 +156,20 @@ func newRecorderTo(blobs store.Blobs, ws *writers, meta partMeta, f media.Format
 		_ = file.Abort()
 		return nil, fmt.Errorf("recording %s: %w", key, err)
 	}
-	return &recorder{meta: meta, blobs: blobs, file: file, out: out, wav: w, limits: newLimits(maxSeconds, silenceSeconds, tailMS)}, nil
+	r := &recorder{meta: meta, blobs: blobs, file: file, out: out, wav: w, limits: newLimits(maxSeconds, silenceSeconds, tailMS)}
+	out.failed = r.writeFailed
+	return r, nil
+}
+
+// writeFailed is told by the writer of a failed write of the file: the
+// recording stops now (on a full disk, through the same end as a failed
+// write seen by WriteFrame), not when the next frames would be written.
+func (r *recorder) writeFailed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil && !r.stopped {
+		r.wrote(err)
+	}
 }
 
 // WriteFrame implements media.FrameSink.

@@ -15,11 +15,15 @@ import (
 //
 // Writes keep their order: a file is with at most one writer at a time,
 // and Seek, Truncate and wait first let its queue empty. A failed write is
-// kept and returned by every later call: the recorder sees a full disk
-// one write late, with what reached the file intact.
+// kept and returned by every later call, and passed to failed: the
+// recorder stops on a full disk with what reached the file intact.
 type writeBehind struct {
 	f  io.WriteSeeker
 	ws *writers // nil: every write is made at once, by the caller
+	// failed, when set, hears of the first failed write at once: a
+	// recording must stop on a full disk when it happens, not at its next
+	// write, which may never come.
+	failed func(error)
 
 	mu    sync.Mutex
 	moved sync.Cond // the queue shrank, a write failed, or the queue is done
@@ -84,6 +88,11 @@ func (w *writeBehind) drain() {
 			w.mu.Lock()
 			if err != nil && w.err == nil {
 				w.err = err
+				if w.failed != nil {
+					// On a goroutine of its own: the caller may hold
+					// its lock while it waits here for room in the queue.
+					go w.failed(err)
+				}
 			}
 		}
 		writeBufs.Put(b)
