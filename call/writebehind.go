@@ -36,17 +36,13 @@ type writeBehind struct {
 // recording. Past it the caller waits, as it would without the queue.
 const writeBehindQueue = 8
 
-// writeBufs holds the copies of queued writes, shared by every file: a
-// call keeps none between its writes.
-var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10+64); return &b }}
-
 func newWriteBehind(f io.WriteSeeker, ws *writers) *writeBehind {
 	w := &writeBehind{f: f, ws: ws}
 	w.moved.L = &w.mu
 	return w
 }
 
-// Write queues a copy of p.
+// Write queues a copy of p. Lock order: a file's mu, then its writers'.
 func (w *writeBehind) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -64,7 +60,7 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	b := writeBufs.Get().(*[]byte)
+	b := w.ws.buf()
 	*b = append((*b)[:0], p...)
 	w.queue = append(w.queue, b)
 	if !w.busy {
@@ -95,7 +91,7 @@ func (w *writeBehind) drain() {
 				}
 			}
 		}
-		writeBufs.Put(b)
+		w.ws.release(b)
 	}
 	w.busy = false
 	w.moved.Broadcast()
@@ -141,6 +137,34 @@ type writers struct {
 	head    int
 	running int
 	max     int
+	free    []*[]byte // the copies' buffers, shared by every file: a call keeps none between its writes
+}
+
+// maxFreeBufs bounds the buffers kept for reuse (2 MiB); a burst beyond
+// it leaves its extra buffers to the collector.
+const maxFreeBufs = 256
+
+// buf returns an empty buffer for the copy of one write: a WAV writer's
+// half second of PCM16 and a header fit without growing it.
+func (ws *writers) buf() *[]byte {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if n := len(ws.free); n > 0 {
+		b := ws.free[n-1]
+		ws.free[n-1] = nil
+		ws.free = ws.free[:n-1]
+		return b
+	}
+	b := make([]byte, 0, 8<<10+64)
+	return &b
+}
+
+func (ws *writers) release(b *[]byte) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if len(ws.free) < maxFreeBufs {
+		ws.free = append(ws.free, b)
+	}
 }
 
 // maxWriters: several, so that files keep being written while a few wait

@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmserver/voicemail/media"
+	"github.com/vmserver/voicemail/store"
 )
 
 // slowFile is an in-memory file whose writes take a while and may start
@@ -264,5 +267,48 @@ func TestWritersShared(t *testing.T) {
 			t.Fatalf("%d writers still running with nothing queued", n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A recorded frame allocates nothing, the half seconds handed to the
+// writers included: the copies come from a pool, the queues keep their
+// arrays, and a writer's goroutine is reused by the runtime.
+func TestRecorderFramesNoAlloc(t *testing.T) {
+	blobs, err := store.NewFSBlobs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := partMeta{Tenant: "default", Mailbox: "1001", ID: store.NewMessageID(), ReceivedAt: time.Now().UTC(), Format: "pcm16"}
+	rec, err := newRecorder(blobs, newWriters(), meta, media.FormatPCM16, 0, 0, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.discard()
+	codes := make([]byte, 160)
+	for i := range codes {
+		codes[i] = byte(i*7) | 0x80 // speech-like µ-law, not silence
+	}
+	frame := func() {
+		if !rec.WriteG711(media.PCMU, codes) {
+			t.Fatal("the recorder did not take G.711 codes")
+		}
+	}
+	for range 200 { // warm up: the pools, the queues' arrays, a writer
+		frame()
+	}
+	if err := rec.out.wait(); err != nil {
+		t.Fatal(err)
+	}
+	// AllocsPerRun rounds down: each run is 26 frames, so that it hands
+	// at least one half second (25.6 frames) to the writers.
+	if n := testing.AllocsPerRun(100, func() {
+		for range 26 {
+			frame()
+		}
+	}); n != 0 {
+		t.Errorf("%.0f allocations per 26 recorded frames, want 0", n)
+	}
+	if err := rec.out.wait(); err != nil {
+		t.Fatal(err)
 	}
 }
