@@ -19,7 +19,7 @@ import (
 // recorder stops on a full disk with what reached the file intact.
 type writeBehind struct {
 	f  io.WriteSeeker
-	ws *writers // nil: every write is made at once, by the caller
+	ws *writers
 	// failed, when set, hears of the first failed write at once: a
 	// recording must stop on a full disk when it happens, not at its next
 	// write, which may never come.
@@ -46,14 +46,6 @@ func newWriteBehind(f io.WriteSeeker, ws *writers) *writeBehind {
 func (w *writeBehind) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ws == nil {
-		if w.err != nil {
-			return 0, w.err
-		}
-		n, err := w.f.Write(p)
-		w.err = err
-		return n, err
-	}
 	for w.err == nil && len(w.queue) >= writeBehindQueue {
 		w.moved.Wait()
 	}
@@ -127,8 +119,8 @@ func (w *writeBehind) Truncate(n int64) error {
 	return nil
 }
 
-// writers are the goroutines that write the queued files, at most max at
-// once. They start when a file is queued and none is free, and end when
+// writers are the goroutines that write the queued files, at most
+// maxWriters at once. They start when a file is queued and none is free, and end when
 // nothing is queued: no goroutine per recording, none while idle, and a
 // file stuck on the disk holds one writer, not the others.
 type writers struct {
@@ -136,7 +128,6 @@ type writers struct {
 	ready   []*writeBehind // files waiting for a writer: ready[head:], in order
 	head    int
 	running int
-	max     int
 	free    []*[]byte // the copies' buffers, shared by every file: a call keeps none between its writes
 }
 
@@ -171,13 +162,13 @@ func (ws *writers) release(b *[]byte) {
 // on the journal; few, since each blocked one is an OS thread.
 const maxWriters = 4
 
-func newWriters() *writers { return &writers{max: maxWriters} }
+func newWriters() *writers { return &writers{} }
 
 func (ws *writers) add(w *writeBehind) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	ws.ready = append(ws.ready, w)
-	if ws.running < ws.max {
+	if ws.running < maxWriters {
 		ws.running++
 		go ws.run()
 	}
