@@ -25,9 +25,10 @@ type fixture struct {
 	api   *Server
 }
 
-func newFixture(t *testing.T) *fixture {
+// openStore opens a SQLite store and a media folder in dir, closed at the
+// end of the test, with the given tenants created.
+func openStore(t *testing.T, dir string, tenants ...string) (store.Store, *store.FSBlobs) {
 	t.Helper()
-	dir := t.TempDir()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
 	if err != nil {
@@ -38,11 +39,17 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tn := range []string{"default", "acme"} {
+	for _, tn := range tenants {
 		if err := st.CreateTenant(ctx, &store.Tenant{Name: tn}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return st, blobs
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st, blobs := openStore(t, t.TempDir(), "default", "acme")
 	changes := store.NewChanges()
 	nst := store.Notifying(st, changes)
 	loopback, _ := ParseWebhookAllow([]string{"127.0.0.0/8", "::1"}) // the test receivers listen there

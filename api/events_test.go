@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -111,17 +110,8 @@ func TestWebhookRetryAndSSE(t *testing.T) {
 // TestCloseKeepsPendingEvents: events still in memory at Close are in the
 // durable queue afterwards.
 func TestCloseKeepsPendingEvents(t *testing.T) {
-	dir := t.TempDir()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	blobs, _ := store.NewFSBlobs(filepath.Join(dir, "media"))
-	if err := st.CreateTenant(ctx, &store.Tenant{Name: "default"}); err != nil {
-		t.Fatal(err)
-	}
+	st, blobs := openStore(t, t.TempDir(), "default")
 	if err := st.CreateWebhook(ctx, &store.Webhook{Tenant: "default", URL: "http://127.0.0.1:1/x", Secret: "s"}); err != nil {
 		t.Fatal(err)
 	}
@@ -171,17 +161,8 @@ func (c *claimCounter) counts() (claims, filled int) {
 // job and do not wake the deliverer (it would claim from an empty queue
 // at every message); an event that queues a job does.
 func TestDelivererWokenForJobsOnly(t *testing.T) {
-	dir := t.TempDir()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	blobs, _ := store.NewFSBlobs(filepath.Join(dir, "media"))
-	if err := st.CreateTenant(ctx, &store.Tenant{Name: "default"}); err != nil {
-		t.Fatal(err)
-	}
+	st, blobs := openStore(t, t.TempDir(), "default")
 	changes := store.NewChanges()
 	counted := &claimCounter{Store: store.Notifying(st, changes)}
 	s := New(Config{Store: counted, Changes: changes, Blobs: blobs, AdminToken: token,

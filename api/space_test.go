@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/vmserver/voicemail/diskspace"
 	"github.com/vmserver/voicemail/media"
-	"github.com/vmserver/voicemail/store"
 )
 
 // smallFS mounts a tmpfs of size bytes (root only) and returns its path and
@@ -91,19 +89,7 @@ func greetingWAV(seconds int, level int16) []byte {
 // is a 507 too and leaves the earlier greeting intact.
 func TestDiskFull(t *testing.T) {
 	dir, real := smallFS(t, "24m")
-	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	blobs, err := store.NewFSBlobs(filepath.Join(dir, "media"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateTenant(ctx, &store.Tenant{Name: "default"}); err != nil {
-		t.Fatal(err)
-	}
+	st, blobs := openStore(t, dir, "default")
 	simFree := uint64(20 << 20)
 	cfg := diskspace.Config{Paths: map[string]string{"media": filepath.Join(dir, "media"), "database": dir},
 		Min: diskspace.Threshold{Bytes: 8 << 20}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}

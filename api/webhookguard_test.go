@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -40,20 +39,7 @@ func TestBlockedKind(t *testing.T) {
 // test can write to directly.
 func ssrfFixture(t *testing.T, allow ...string) (*Server, store.Store, *httptest.Server) {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "vm.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	blobs, err := store.NewFSBlobs(filepath.Join(dir, "media"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateTenant(ctx, &store.Tenant{Name: "default"}); err != nil {
-		t.Fatal(err)
-	}
+	st, blobs := openStore(t, t.TempDir(), "default")
 	pol, err := ParseWebhookAllow(allow)
 	if err != nil {
 		t.Fatal(err)
