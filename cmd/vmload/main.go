@@ -13,6 +13,7 @@
 //	vmload table     results.jsonl          # the runs as a Markdown table
 //	vmload metrics   -url URL               # the server's RTP and allocation counters (JSON)
 //	vmload window    -level N -calls 2N -rate R -call 30s  # steady window of a churn run
+//	perf script -i perf.data | vmload perfbudget   # the server's samples by task, kernel's share
 //
 // Modes: deposit (listen to greeting and beep, then speak -seconds of audio,
 // hang up), plain (the same against a server whose prompts are silent),
@@ -99,6 +100,8 @@ func main() {
 		err = cmdMetrics(os.Args[2:])
 	case "window":
 		err = cmdWindow(os.Args[2:])
+	case "perfbudget":
+		err = cmdPerfBudget(os.Args[2:])
 	default:
 		usage()
 	}
@@ -109,7 +112,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vmload run|mkaudio|mkprompts|verify|sample|table|sippreport|metrics|window [flags] (-h for each)")
+	fmt.Fprintln(os.Stderr, "usage: vmload run|mkaudio|mkprompts|verify|sample|table|sippreport|metrics|window|perfbudget [flags] (-h for each)")
 	os.Exit(2)
 }
 

@@ -12,6 +12,7 @@
 #   VOICEMAIL_BIN=path testcalls/load/run.sh  # a prebuilt server instead of go build
 #   testcalls/load/run.sh crosscheck 100 200 400  # churn mix: vmload, then sipp, per level
 #   PERF_SECONDS=29 testcalls/load/run.sh churn 400  # + perf record of the server ($OUT/perf-churn-400.data)
+#   PERF_DELAY=26 PERF_SECONDS=8 testcalls/load/run.sh plainchurn 3000  # the same from 26 s on (the replacement wave)
 #   CHURN_SECONDS=120 testcalls/load/run.sh churn 200  # arrivals for 120 s instead of 20 (N/10 × 120 calls)
 #   SERVER_FLAGS="--db sqlite:///tmp/big/voicemail.db --retention-days 30" …  # a seeded database, the sweep on
 #   SERVER_ENV="GOGC=50" testcalls/load/run.sh churn 2000  # the server's environment only (Go runtime settings)
@@ -205,21 +206,30 @@ churn_limit() {
 	[ "$MAX_CALLS" -ge $(($1 * 3 / 2)) ] || MAX_CALLS=$(($1 * 3 / 2))
 }
 
+# perf_start LABEL: with PERF_SECONDS, a perf record of the server from
+# PERF_DELAY s after its start (default 11: inside the steady window; 29 s
+# covers greetings, recordings and commits) to $OUT/perf-LABEL.data;
+# prints the recorder's pid to wait for. `perf script -i … | vmload
+# perfbudget` sums it up. perf_wait waits for the recording to end.
+PERF_PID=
+perf_start() {
+	PERF_PID=
+	[ -n "${PERF_SECONDS:-}" ] || return 0
+	(sleep "${PERF_DELAY:-11}" && perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf-$1.data" -- sleep "$PERF_SECONDS") \
+		>"$OUT/perf-$1.log" 2>&1 &
+	PERF_PID=$!
+}
+perf_wait() { [ -z "$PERF_PID" ] || wait "$PERF_PID" || true; }
+
 suite_churn() {
 	local LOG_FLAG=${LOG_LEVEL:+--log-level $LOG_LEVEL}
 	for n in "$@"; do
 		churn_limit "$n"
 		start_server "churn-$n"
-		local pp=
-		if [ -n "${PERF_SECONDS:-}" ]; then
-			# A profile of the server inside the steady window (from 11 s on; 29 s covers greetings, recordings and commits).
-			(sleep 11 && perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf-churn-$n.data" -- sleep "$PERF_SECONDS") \
-				>"$OUT/perf-churn-$n.log" 2>&1 &
-			pp=$!
-		fi
+		perf_start "churn-$n"
 		gen -label "churn-$n" -mode churn -concurrent "$n" -calls "$((n * ${CHURN_SECONDS:-20} / 10))" -rate "$(awk "BEGIN{print $n/10}")" \
 			-data "${MEDIA_DIR:-$DATA/media}"
-		[ -z "$pp" ] || wait "$pp" || true
+		perf_wait
 		stop_server
 	done
 }
@@ -232,8 +242,10 @@ suite_plainchurn() {
 	for n in "$@"; do
 		churn_limit "$n"
 		start_server "plainchurn-$n" --prompts-dir "$WORK/silent-prompts"
+		perf_start "plainchurn-$n"
 		gen -label "plainchurn-$n" -mode churn -concurrent "$n" -calls "$((n * ${CHURN_SECONDS:-20} / 10))" -rate "$(awk "BEGIN{print $n/10}")" \
 			-data "${MEDIA_DIR:-$DATA/media}"
+		perf_wait
 		stop_server
 	done
 }
