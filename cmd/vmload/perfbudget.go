@@ -89,7 +89,7 @@ var budgetRows = []budgetRow{
 	{"commit: fsync of the WAV", []string{"do_fsync"}},
 	{"commit: the rest (header, rename, rows)", []string{"call.(*recorder).commit", "store.(*groupCommitter).run", "call.(*depositCall).endRecording"}},
 	{"starting a recording (files)", []string{"call.(*depositCall).startRecording"}},
-	{"SIP signalling (sipgo, dialogs)", []string{"emiago/sipgo", "voicemail/sip."}},
+	{"SIP and the calls' own goroutines (sipgo, dialogs, the deposit machine)", []string{"emiago/sipgo", "voicemail/sip."}},
 	{"change feed: webhooks, followers", []string{"api.(*Server).consumeWebhooks", "store.Follow", "store.(*Changes)", "store.(*subscriber)"}},
 	{"Go: garbage collector", []string{"runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge"}},
 	{"Go: sysmon", []string{"runtime.sysmon"}},
