@@ -191,12 +191,6 @@ suite_sipp() {
 	done
 }
 
-# The churn mix (issue 18): N calls held, N/10 new calls per second, 2N in
-# all (sipp -l N -r N/10 -m 2N); each call hears the greeting and beep,
-# speaks 20 s and hangs up, and ended calls are replaced at once. Server
-# CPU over the steady window (the level full → the last call launched) and
-# as CPU seconds per completed call over the whole run; every recording
-# compared frame by frame; the server's RTP counters before/after.
 # churn_limit N: the server's call limit for a churn level. A call counts
 # until its message is committed, and vmload replaces it at the BYE's
 # 200: a limit of exactly N refuses replacements with 503 (at 5,000 with
@@ -208,9 +202,9 @@ churn_limit() {
 
 # perf_start LABEL: with PERF_SECONDS, a perf record of the server from
 # PERF_DELAY s after its start (default 11: inside the steady window; 29 s
-# covers greetings, recordings and commits) to $OUT/perf-LABEL.data;
-# prints the recorder's pid to wait for. `perf script -i … | vmload
-# perfbudget` sums it up. perf_wait waits for the recording to end.
+# covers greetings, recordings and commits) to $OUT/perf-LABEL.data, its
+# pid in PERF_PID; perf_wait waits for it. `perf script -i … | vmload
+# perfbudget` sums it up.
 PERF_PID=
 perf_start() {
 	PERF_PID=
@@ -221,32 +215,38 @@ perf_start() {
 }
 perf_wait() { [ -z "$PERF_PID" ] || wait "$PERF_PID" || true; }
 
+# churn_run LABEL N [server flags…]: one level of the churn mix (issue
+# 18): N calls held, N/10 new calls per second, 2N in all (sipp -l N -r
+# N/10 -m 2N); each call hears the greeting and beep, speaks 20 s and
+# hangs up, and ended calls are replaced at once. Server CPU over the
+# steady window (the level full → the last call launched) and as CPU
+# seconds per completed call over the whole run; every recording compared
+# frame by frame; the server's RTP counters before/after.
+churn_run() {
+	local label=$1 n=$2
+	shift 2
+	churn_limit "$n"
+	start_server "$label" "$@"
+	perf_start "$label"
+	gen -label "$label" -mode churn -concurrent "$n" -calls "$((n * ${CHURN_SECONDS:-20} / 10))" -rate "$(awk "BEGIN{print $n/10}")" \
+		-data "${MEDIA_DIR:-$DATA/media}"
+	perf_wait
+	stop_server
+}
+
 suite_churn() {
 	local LOG_FLAG=${LOG_LEVEL:+--log-level $LOG_LEVEL}
 	for n in "$@"; do
-		churn_limit "$n"
-		start_server "churn-$n"
-		perf_start "churn-$n"
-		gen -label "churn-$n" -mode churn -concurrent "$n" -calls "$((n * ${CHURN_SECONDS:-20} / 10))" -rate "$(awk "BEGIN{print $n/10}")" \
-			-data "${MEDIA_DIR:-$DATA/media}"
-		perf_wait
-		stop_server
+		churn_run "churn-$n" "$n"
 	done
 }
 
 # plainchurn: the churn mix against silent prompts (the calls beep and
-# record at once): the method of the plain-recording target of issue 18,
-# N held, N/10 new calls per second, 2N in all.
+# record at once): the method of the plain-recording target of issue 18.
 suite_plainchurn() {
 	local LOG_FLAG=${LOG_LEVEL:+--log-level $LOG_LEVEL}
 	for n in "$@"; do
-		churn_limit "$n"
-		start_server "plainchurn-$n" --prompts-dir "$WORK/silent-prompts"
-		perf_start "plainchurn-$n"
-		gen -label "plainchurn-$n" -mode churn -concurrent "$n" -calls "$((n * ${CHURN_SECONDS:-20} / 10))" -rate "$(awk "BEGIN{print $n/10}")" \
-			-data "${MEDIA_DIR:-$DATA/media}"
-		perf_wait
-		stop_server
+		churn_run "plainchurn-$n" "$n" --prompts-dir "$WORK/silent-prompts"
 	done
 }
 
